@@ -1,0 +1,5 @@
+import sys
+
+from brushwork.cli.main import main
+
+sys.exit(main())

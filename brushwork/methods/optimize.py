@@ -1,0 +1,325 @@
+"""Image optimization (Gatys et al. 2016): the output pixels are optimized directly.
+
+The output's VGG-19 features are pulled towards the content image's (content loss) and its Gram
+matrices towards the style images' (style loss), plus total variation. Runs coarse to fine: the
+image is optimized at a low resolution, upsampled, and refined at each larger scale, which reaches
+a given loss far sooner than optimizing at full size from the start. Style targets are computed
+once per scale, never per step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+
+import torch
+import torch.nn.functional as F
+
+from brushwork.errors import BrushworkError
+from brushwork.features import check_layer_names, load_vgg19
+from brushwork.imaging import load_image, match_color_statistics, resize, transfer_luminance
+from brushwork.imaging.resize import fit_long_side
+from brushwork.losses import (
+    content_loss,
+    gram_matrix,
+    gram_style_loss,
+    masked_gram_matrix,
+    total_variation_loss,
+)
+from brushwork.progress import Progress, ProgressCallback, now
+from brushwork.runtime import resolve_runtime
+
+COLOR_MODES = ("none", "luminance", "histogram")
+OPTIMIZERS = ("lbfgs", "adam")
+
+
+def _opt(default, help: str, **meta):
+    """A dataclass field carrying its CLI help text (the CLI builds its flags from these)."""
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **meta})
+    return field(default=default, metadata={"help": help, **meta})
+
+
+@dataclass
+class OptimizeOptions:
+    size: int = _opt(512, "long side of the output in pixels")
+    steps: int = _opt(60, "optimizer steps at the final scale (earlier scales take more, see --scales)")
+    scales: int = _opt(3, "coarse-to-fine scales: optimize at size/2**(N-1) first, then upsample and refine")
+    optimizer: str = _opt("lbfgs", "optimizer", choices=OPTIMIZERS)
+    learning_rate: float | None = _opt(None, "step size (default: 1.0 for lbfgs, 0.02 for adam)")
+    seed: int = _opt(0, "random seed (noise init and any randomness)")
+    content_weight: float = _opt(1.0, "weight of the content loss")
+    style_weight: float = _opt(1000.0, "weight of the style loss")
+    tv_weight: float = _opt(0.0, "weight of the total-variation loss (smoothness)")
+    content_layers: dict = _opt({"relu4_2": 1.0}, "content layers with weights, e.g. relu4_2:1,relu3_1:0.5")
+    style_layers: dict = _opt(
+        {"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0, "relu4_1": 1.0, "relu5_1": 1.0},
+        "style layers with weights, e.g. relu1_1:1,relu2_1:1",
+    )
+    init: str = _opt("content", "initial image: content, noise, or an image file")
+    style_blend: list | None = _opt(None, "blend weights for several style images, e.g. 0.7,0.3 (default: equal)")
+    style_scale: float = _opt(1.0, "style image size relative to the output size")
+    preserve_color: str = _opt("none", "keep the content's colours: luminance or histogram", choices=COLOR_MODES)
+    mask: object | None = _opt(None, "mask image: style applies where it is white, content stays where black")
+    pooling: str = _opt("max", "VGG-19 pooling", choices=("max", "avg"))
+    vgg_weights: str | None = _opt(None, "a VGG-19 weights file (torchvision layout) instead of the bundled one")
+    device: str = _opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    precision: str = _opt("auto", "auto, fp32 or bf16 (autocast + channels_last; auto picks bf16 where it is fast)")
+
+    def validate(self, num_styles: int = 1) -> None:
+        def bad(msg):
+            raise BrushworkError(msg)
+
+        if not 16 <= self.size <= 16384:
+            bad(f"size must be between 16 and 16384 pixels, got {self.size}")
+        if self.steps < 0:
+            bad(f"steps must be zero or more, got {self.steps}")
+        if not 1 <= self.scales <= 8:
+            bad(f"scales must be between 1 and 8, got {self.scales}")
+        if self.size / 2 ** (self.scales - 1) < 16:
+            bad(f"{self.scales} scales of a {self.size} px image would start below 16 px: use fewer scales")
+        if self.optimizer not in OPTIMIZERS:
+            bad(f"unknown optimizer {self.optimizer!r}: expected lbfgs or adam")
+        if self.learning_rate is not None and not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            bad(f"learning rate must be a positive number, got {self.learning_rate}")
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                bad(f"{name.replace('_', ' ')} must be zero or more, got {value}")
+        if not self.content_layers:
+            bad("at least one content layer is needed")
+        if not self.style_layers:
+            bad("at least one style layer is needed")
+        check_layer_names(self.content_layers)
+        check_layer_names(self.style_layers)
+        for w in [*self.content_layers.values(), *self.style_layers.values()]:
+            if not (w >= 0 and math.isfinite(w)):
+                bad(f"layer weights must be zero or more, got {w}")
+        if not 0.05 <= self.style_scale <= 8:
+            bad(f"style scale must be between 0.05 and 8, got {self.style_scale}")
+        if self.preserve_color not in COLOR_MODES:
+            bad(f"unknown colour preservation {self.preserve_color!r}: expected none, luminance or histogram")
+        if self.style_blend is not None:
+            if len(self.style_blend) != num_styles:
+                bad(f"{len(self.style_blend)} blend weights given for {num_styles} style images")
+            if any(not (w >= 0 and math.isfinite(w)) for w in self.style_blend) or sum(self.style_blend) <= 0:
+                bad("style blend weights must be zero or more and not all zero")
+
+    def steps_per_scale(self) -> list[int]:
+        """Coarse scales are cheap (a quarter of the pixels per halving), so they get more steps."""
+        return [self.steps * 2 ** (self.scales - 1 - i) for i in range(self.scales)]
+
+
+@dataclass
+class OptimizeResult:
+    image: torch.Tensor  # 1 x 3 x H x W in [0, 1]
+    alpha: torch.Tensor | None  # the content's alpha, at the output size
+    losses: dict[str, float]
+    steps: int
+    interrupted: bool = False
+
+
+class _Objective:
+    """Content, style and TV losses against targets computed once for one scale."""
+
+    def __init__(self, vgg, rt, opts: OptimizeOptions, content, styles, blend, mask):
+        self.vgg, self.rt, self.opts = vgg, rt, opts
+        self.style_layers = {k: v for k, v in opts.style_layers.items() if v > 0}
+        self.content_layers = {k: v for k, v in opts.content_layers.items() if v > 0}
+        self.layers = set(self.style_layers) | set(self.content_layers)
+        self.mask = mask
+        with torch.no_grad():
+            self.content_targets = {k: v.detach() for k, v in self._features(content, self.content_layers).items()}
+            # One blended Gram target per layer: minimizing sum_i w_i |G - G_i|^2 with sum w_i = 1
+            # has the same gradient as |G - sum_i w_i G_i|^2, and costs one comparison per step.
+            self.style_targets = {}
+            for style, w in zip(styles, blend):
+                feats = self._features(style, self.style_layers)
+                for k, f in feats.items():
+                    g = gram_matrix(f) * w
+                    self.style_targets[k] = self.style_targets.get(k, 0) + g
+
+    def _features(self, image, layers):
+        with self.rt.autocast():
+            return self.vgg(self.rt.prepare_input(image), layers)
+
+    def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        feats = self._features(image, self.layers)
+        c = sum(w * content_loss(feats[k], self.content_targets[k]) for k, w in self.content_layers.items())
+        s = 0.0
+        for k, w in self.style_layers.items():
+            g = gram_matrix(feats[k]) if self.mask is None else masked_gram_matrix(feats[k], self.mask)
+            s = s + w * gram_style_loss(g, self.style_targets[k])
+        total = self.opts.content_weight * c + self.opts.style_weight * s
+        tv = None
+        if self.opts.tv_weight > 0:
+            tv = total_variation_loss(image)
+            total = total + self.opts.tv_weight * tv
+        losses = {"content": float(c.detach()), "style": float(s.detach())}
+        if tv is not None:
+            losses["tv"] = float(tv.detach())
+        losses["total"] = float(total.detach())
+        return total, losses
+
+
+def _scale_sizes(height: int, width: int, opts: OptimizeOptions) -> list[tuple[int, int]]:
+    final = fit_long_side(height, width, opts.size)
+    return [fit_long_side(*final, max(16, round(opts.size / 2 ** (opts.scales - 1 - i)))) for i in range(opts.scales)]
+
+
+def run_optimization(
+    content,
+    styles,
+    options: OptimizeOptions | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    vgg=None,
+) -> OptimizeResult:
+    """Optimize an image; `content` and each style may be a path, PIL image, array or tensor.
+
+    Returns the result with the lowest total loss seen. A KeyboardInterrupt (Ctrl-C, or raised by
+    the progress callback to cancel) stops early and returns that best image with `interrupted` set.
+    """
+    opts = options or OptimizeOptions()
+    if not isinstance(styles, (list, tuple)):
+        styles = [styles]
+    if not styles:
+        raise BrushworkError("at least one style image is needed")
+    opts.validate(num_styles=len(styles))
+    rt = resolve_runtime(opts.device, opts.precision)
+    torch.manual_seed(opts.seed)
+
+    content_full, content_alpha = load_image(content)
+    style_images = [load_image(s)[0] for s in styles]
+    blend = opts.style_blend or [1.0] * len(styles)
+    blend = [w / sum(blend) for w in blend]
+    mask_full = None
+    if opts.mask is not None:
+        mask_rgb, _ = load_image(opts.mask)
+        mask_full = mask_rgb.mean(dim=1, keepdim=True)  # luminance-ish, white = style
+    if opts.preserve_color == "histogram":
+        style_images = [match_color_statistics(s, content_full) for s in style_images]
+
+    if vgg is None:
+        vgg = load_vgg19(opts.vgg_weights, pooling=opts.pooling)
+    vgg = rt.prepare_module(vgg)
+
+    sizes = _scale_sizes(content_full.shape[2], content_full.shape[3], opts)
+    steps_plan = opts.steps_per_scale()
+    total_steps = sum(steps_plan)
+    step_done = 0
+    started = now()
+    image = None
+    best_loss, best_image, last_losses = math.inf, None, {}
+    interrupted = False
+
+    try:
+        for scale_index, ((h, w), n_steps) in enumerate(zip(sizes, steps_plan)):
+            content_s = resize(content_full, (h, w)).to(rt.device)
+            style_long = max(16, round(max(h, w) * opts.style_scale))
+            styles_s = [
+                resize(s, fit_long_side(s.shape[2], s.shape[3], style_long)).to(rt.device) for s in style_images
+            ]
+            mask_s = resize(mask_full, (h, w)).to(rt.device) if mask_full is not None else None
+            objective = _Objective(vgg, rt, opts, content_s, styles_s, blend, mask_s)
+
+            if image is None:
+                image = _initial_image(opts.init, content_s)
+            else:
+                image = F.interpolate(image.detach(), size=(h, w), mode="bicubic", align_corners=False)
+                best_loss, best_image = math.inf, None  # losses at different scales do not compare
+            image = image.detach().clamp(0, 1).requires_grad_(True)
+
+            if opts.optimizer == "lbfgs":
+                # One iteration per step() without line search, as in the classic implementations:
+                # each step costs one forward/backward and the step count is the evaluation count.
+                optimizer = torch.optim.LBFGS(
+                    [image], lr=opts.learning_rate or 1.0, max_iter=1, history_size=50, tolerance_grad=0, tolerance_change=0
+                )
+            else:
+                optimizer = torch.optim.Adam([image], lr=opts.learning_rate or 0.02)
+
+            for _ in range(n_steps):
+                record = {}
+
+                def closure():
+                    optimizer.zero_grad(set_to_none=True)
+                    loss, losses = objective(image)
+                    loss.backward()
+                    if not record:  # the first evaluation is the loss of the image before this step
+                        record["losses"], record["image"] = losses, image.detach().clone()
+                    return loss
+
+                optimizer.step(closure)
+                if opts.optimizer == "adam":
+                    with torch.no_grad():
+                        image.clamp_(0, 1)
+                last_losses = record["losses"]
+                if last_losses["total"] < best_loss and math.isfinite(last_losses["total"]):
+                    best_loss, best_image = last_losses["total"], record["image"]
+                step_done += 1
+                if progress is not None:
+                    current = image
+                    progress(
+                        Progress(
+                            step=step_done,
+                            total=total_steps,
+                            losses=last_losses,
+                            scale=scale_index + 1,
+                            scales=len(sizes),
+                            size=(h, w),
+                            elapsed=now() - started,
+                            image=lambda current=current: current.detach().clamp(0, 1).float().cpu(),
+                        )
+                    )
+            # Measure the final iterate too, so the best-of comparison includes it.
+            with torch.no_grad():
+                _, final_losses = objective(image)
+            if final_losses["total"] <= best_loss or best_image is None:
+                best_loss, best_image, last_losses = final_losses["total"], image.detach().clone(), final_losses
+            image = best_image
+    except KeyboardInterrupt:
+        interrupted = True
+        if best_image is None:
+            best_image = (image if image is not None else _initial_image(opts.init, content_full.to(rt.device))).detach()
+
+    result = best_image.detach().clamp(0, 1).float().cpu()
+    out_h, out_w = result.shape[2], result.shape[3]
+    content_out = resize(content_full, (out_h, out_w))
+    if mask_full is not None:
+        m = resize(mask_full, (out_h, out_w)).clamp(0, 1)
+        result = m * result + (1 - m) * content_out
+    if opts.preserve_color == "luminance":
+        result = transfer_luminance(result, content_out)
+    alpha = resize(content_alpha, (out_h, out_w)).clamp(0, 1) if content_alpha is not None else None
+    return OptimizeResult(image=result, alpha=alpha, losses=last_losses, steps=step_done, interrupted=interrupted)
+
+
+def _initial_image(init: str, content: torch.Tensor) -> torch.Tensor:
+    if init == "content":
+        return content.clone()
+    if init == "noise":
+        # Mid-grey plus noise: a start that carries no content, as in the original paper.
+        gen = torch.Generator().manual_seed(torch.initial_seed())
+        return (0.5 + 0.25 * torch.randn(content.shape, generator=gen)).clamp(0, 1).to(content.device)
+    image, _ = load_image(init)
+    return resize(image, tuple(content.shape[2:])).to(content.device)
+
+
+def optimize(content, style, *, progress: ProgressCallback | None = None, **options):
+    """Stylize `content` with one style image or a list of them; returns a PIL image.
+
+    Options are the fields of `OptimizeOptions` (e.g. `size=512, steps=60, preserve_color="luminance"`).
+    If interrupted (Ctrl-C), returns the best image so far with `image.info["interrupted"] = True`.
+    """
+    from brushwork.imaging import tensor_to_image
+
+    known = {f.name for f in fields(OptimizeOptions)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise BrushworkError(f"unknown option {unknown[0]!r} for optimize")
+    result = run_optimization(content, style, OptimizeOptions(**options), progress=progress)
+    image = tensor_to_image(result.image, result.alpha)
+    image.info["interrupted"] = result.interrupted
+    image.info["losses"] = result.losses
+    return image

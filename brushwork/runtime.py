@@ -1,0 +1,77 @@
+"""Device and precision, chosen once per run and passed down (never re-decided inside a loop)."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+from brushwork.errors import BrushworkError
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    precision: str  # "fp32" | "bf16"
+
+    @property
+    def channels_last(self) -> bool:
+        # channels_last pays off together with bf16 (oneDNN / tensor cores); in fp32 on the CPU it does not.
+        return self.precision == "bf16"
+
+    def autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def prepare_module(self, module: torch.nn.Module) -> torch.nn.Module:
+        module = module.to(self.device)
+        if self.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        return module
+
+    def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+
+def _cpu_has_fast_bf16() -> bool:
+    """True where oneDNN runs bf16 convolutions natively (AVX-512 BF16 / AMX); elsewhere bf16 is emulated and slow."""
+    try:
+        caps = torch.backends.cpu.get_cpu_capability()
+    except Exception:
+        return False
+    if caps not in ("AVX512",):
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_runtime(device: str = "auto", precision: str = "auto") -> Runtime:
+    """Pick the device (`auto`: CUDA when present) and precision (`auto`: bf16 where it is fast)."""
+    if device not in DEVICES and not str(device).startswith("cuda:"):
+        raise BrushworkError(f"unknown device {device!r}: expected auto, cpu, cuda or cuda:N")
+    if precision not in PRECISIONS:
+        raise BrushworkError(f"unknown precision {precision!r}: expected auto, fp32 or bf16")
+    if device == "auto":
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise BrushworkError("device 'cuda' requested but no CUDA GPU is available (use --device cpu)")
+    if precision == "auto":
+        if dev.type == "cuda":
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        else:
+            precision = "bf16" if _cpu_has_fast_bf16() else "fp32"
+    return Runtime(device=dev, precision=precision)
