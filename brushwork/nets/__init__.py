@@ -1,0 +1,10 @@
+"""Network definitions only: no training code, no I/O."""
+
+from brushwork.nets.transformer import (
+    InstanceNorm,
+    StyleTransferNet,
+    TransformerConfig,
+    split_norm_params,
+)
+
+__all__ = ["StyleTransferNet", "TransformerConfig", "InstanceNorm", "split_norm_params"]

@@ -1,0 +1,133 @@
+"""Model files and the registry of shipped models.
+
+A model is one safetensors file: the tensors, plus in its metadata header the network `kind`, its
+`config` (JSON) and a model `card` (JSON: name, style credit, training data, recipe, steps, size,
+final losses, hardware, wall time). Shipped models live in `brushwork/models/weights/NAME.safetensors`
+and are found by name. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from brushwork.errors import BrushworkError
+
+FORMAT_VERSION = "1"
+
+
+@dataclass
+class ModelFile:
+    kind: str  # "feedforward", "multi", "arbitrary", "adain", "wct" ...
+    config: dict
+    card: dict
+    tensors: dict[str, torch.Tensor] = field(repr=False)
+    path: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.card.get("name") or (self.path.stem if self.path else "model")
+
+
+def weights_dir() -> Path:
+    return Path(str(resources.files("brushwork.models") / "weights"))
+
+
+def save_model(path: str | os.PathLike, kind: str, state: dict[str, torch.Tensor], config: dict, card: dict,
+               dtype: torch.dtype | None = None) -> Path:
+    """Write a model atomically. `dtype=torch.float16` halves the size of shipped models."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise BrushworkError(f"model files end in .safetensors, got {str(path)!r}")
+    tensors = {}
+    for k, v in state.items():
+        v = v.detach().cpu()
+        if dtype is not None and v.is_floating_point():
+            v = v.to(dtype)
+        tensors[k] = v.contiguous()
+    meta = {"format": "brushwork", "version": FORMAT_VERSION, "kind": kind,
+            "config": json.dumps(config), "card": json.dumps(card)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        save_file(tensors, str(tmp), metadata=meta)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise BrushworkError(f"cannot write model {str(path)!r}: {exc.strerror or exc}") from None
+    return path
+
+
+def read_model(path: str | os.PathLike) -> ModelFile:
+    """Read a model file, with one-line errors for missing, truncated or foreign files."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise BrushworkError(f"model file not found: {str(path)!r}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise BrushworkError(f"{str(path)!r} is not a readable safetensors model file ({reason})") from None
+    if meta.get("format") != "brushwork" or "kind" not in meta:
+        raise BrushworkError(f"{str(path)!r} is a safetensors file but not a brushwork model (no brushwork metadata)")
+    try:
+        config = json.loads(meta.get("config", "{}"))
+        card = json.loads(meta.get("card", "{}"))
+    except json.JSONDecodeError:
+        raise BrushworkError(f"{str(path)!r} has corrupt model metadata") from None
+    return ModelFile(kind=meta["kind"], config=config, card=card, tensors=tensors, path=path)
+
+
+def load_state_strict(module: torch.nn.Module, model: ModelFile) -> None:
+    """Load tensors into a module, turning shape/key mismatches into one clear line."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(model.tensors))
+    unexpected = sorted(set(model.tensors) - set(expected))
+    if missing or unexpected:
+        what = f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}"
+        raise BrushworkError(f"model {str(model.path)!r} does not fit a {model.kind} network: {what}")
+    for k, v in expected.items():
+        if tuple(model.tensors[k].shape) != tuple(v.shape):
+            raise BrushworkError(
+                f"model {str(model.path)!r} does not fit its network: {k} has shape "
+                f"{tuple(model.tensors[k].shape)}, expected {tuple(v.shape)}"
+            )
+    module.load_state_dict({k: t.to(expected[k].dtype) for k, t in model.tensors.items()})
+
+
+def shipped_models() -> list[ModelFile]:
+    """Every model shipped in the package, sorted by name."""
+    d = weights_dir()
+    if not d.is_dir():
+        return []
+    return sorted((read_model(p) for p in d.glob("*.safetensors")), key=lambda m: m.name)
+
+
+def find_model(name_or_path: str | os.PathLike, kinds: tuple[str, ...] | None = None) -> ModelFile:
+    """A model file path, or the name of a shipped model (optionally of the given kinds)."""
+    p = Path(name_or_path)
+    if p.suffix == ".safetensors" or p.exists():
+        model = read_model(p)
+    else:
+        candidate = weights_dir() / f"{str(name_or_path).lower().replace('_', '-')}.safetensors"
+        if not candidate.is_file():
+            names = [m.stem for m in weights_dir().glob("*.safetensors")] if weights_dir().is_dir() else []
+            close = difflib.get_close_matches(str(name_or_path), names, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else " (see `brushwork models`)"
+            raise BrushworkError(f"no model named {str(name_or_path)!r}{hint}")
+        model = read_model(candidate)
+    if kinds is not None and model.kind not in kinds:
+        raise BrushworkError(f"model {model.name!r} is a {model.kind} model; expected {' or '.join(kinds)}")
+    return model
