@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	mkdir -p out
-	$(BIN)/brushwork optimize brushwork/assets/examples/astronaut.png starry-night -o out/demo.png
+	$(BIN)/brushwork optimize brushwork/assets/examples/astronaut.jpg starry-night -o out/demo.png
 	@echo "wrote out/demo.png"
 
 test: setup

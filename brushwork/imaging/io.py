@@ -58,26 +58,42 @@ def open_image(source: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> I
     in [0, 1], C in 1/3/4). EXIF orientation is applied and animated files give their first frame.
     Images over `max_pixels` (None: no limit) are refused from the header, before decoding.
     """
-    if isinstance(source, (str, os.PathLike)):
-        return _open_path(source, max_pixels)
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return _open_stream(io.BytesIO(bytes(source)), "<bytes>", max_pixels)
-    if hasattr(source, "read"):
-        return _open_stream(source, str(getattr(source, "name", "<stream>")), max_pixels)
-    if isinstance(source, Image.Image):
-        _check_size(source.size, "<image>", max_pixels)
-        return _normalize_mode(source, "<image>")
-    if isinstance(source, torch.Tensor):
-        return _from_array(_tensor_to_hwc(source), "<tensor>", max_pixels)
-    if isinstance(source, np.ndarray):
-        return _from_array(source, "<array>", max_pixels)
+    with _quiet_pil():
+        if isinstance(source, (str, os.PathLike)):
+            return _open_path(source, max_pixels)
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            return _open_stream(io.BytesIO(bytes(source)), "<bytes>", max_pixels)
+        if hasattr(source, "read"):
+            return _open_stream(source, str(getattr(source, "name", "<stream>")), max_pixels)
+        if isinstance(source, Image.Image):
+            _check_size(source.size, "<image>", max_pixels)
+            try:
+                source.load()  # a lazily opened image may still hold a damaged body
+            except _DECODE_ERRORS as e:
+                raise BrushworkError(f"cannot read image '<image>': {_decode_reason(e)}") from None
+            return _normalize_mode(source, "<image>")
+        if isinstance(source, torch.Tensor):
+            return _from_array(_tensor_to_hwc(source), "<tensor>", max_pixels)
+        if isinstance(source, np.ndarray):
+            return _from_array(source, "<array>", max_pixels)
     raise TypeError(f"cannot open an image from a {type(source).__name__}")
+
+
+@contextlib.contextmanager
+def _quiet_pil() -> Iterator[None]:
+    # PIL warns about oddities it has worked around (damaged metadata tags, palette transparency,
+    # sizes between its bomb warning and error thresholds). The image either decodes, or fails
+    # with an error we report on one line; the warnings would only clutter that. Our max_pixels
+    # is the one size limit applied.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def _open_path(path: str | os.PathLike, max_pixels: int | None) -> Image.Image:
     name = os.fspath(path)
     try:
-        fp = open(name, "rb")  # noqa: SIM115 - closed below, after a full decode
+        fp = open(name, "rb")  # closed by the with-block below
     except FileNotFoundError:
         raise BrushworkError(f"cannot read image '{name}': no such file") from None
     except IsADirectoryError:
@@ -110,35 +126,31 @@ def _open_stream(fp: BinaryIO, name: str, max_pixels: int | None) -> Image.Image
 
 
 def _decode(fp: BinaryIO, name: str, max_pixels: int | None) -> Image.Image:
-    # PIL's warning fires between its limit and twice that; the caller's max_pixels is the one
-    # limit we apply, so the warning would only be noise (or an error under -W error).
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            im = Image.open(fp)
-        except Image.UnidentifiedImageError:
-            raise BrushworkError(
-                f"cannot read image '{name}': not an image, or a format that cannot be read"
-            ) from None
-        except Image.DecompressionBombError:
-            raise
-        except _DECODE_ERRORS as e:
-            raise BrushworkError(f"cannot read image '{name}': {_decode_reason(e)}") from None
+    try:
+        im = Image.open(fp)
+    except Image.UnidentifiedImageError:
+        raise BrushworkError(
+            f"cannot read image '{name}': not an image, or a format that cannot be read"
+        ) from None
+    except Image.DecompressionBombError:
+        raise
+    except _DECODE_ERRORS as e:
+        raise BrushworkError(f"cannot read image '{name}': {_decode_reason(e)}") from None
 
-        _check_size(im.size, name, max_pixels)
-        try:
-            # The header parsed, but PIL decodes lazily: force it here so a truncated or corrupt
-            # body fails now, with the file's name, rather than deep inside a model.
-            im.load()
-        except Image.DecompressionBombError:
-            raise
-        except _DECODE_ERRORS as e:
-            raise BrushworkError(f"cannot read image '{name}': {_decode_reason(e)}") from None
-        except MemoryError:
-            raise BrushworkError(
-                f"cannot read image '{name}': not enough memory to decode "
-                f"{im.size[0]}x{im.size[1]} pixels"
-            ) from None
+    _check_size(im.size, name, max_pixels)
+    try:
+        # The header parsed, but PIL decodes lazily: force it here so a truncated or corrupt
+        # body fails now, with the file's name, rather than deep inside a model.
+        im.load()
+    except Image.DecompressionBombError:
+        raise
+    except _DECODE_ERRORS as e:
+        raise BrushworkError(f"cannot read image '{name}': {_decode_reason(e)}") from None
+    except MemoryError:
+        raise BrushworkError(
+            f"cannot read image '{name}': not enough memory to decode "
+            f"{im.size[0]}x{im.size[1]} pixels"
+        ) from None
 
     out = _normalize_mode(_exif_transpose(im), name)
     # Detach from the file: the caller may close or delete it as soon as we return.
@@ -184,7 +196,7 @@ def _decode_reason(e: BaseException) -> str:
 def _exif_transpose(im: Image.Image) -> Image.Image:
     try:
         return ImageOps.exif_transpose(im)
-    except Exception:  # noqa: BLE001
+    except Exception:
         # EXIF is metadata written by any number of buggy tools; a broken tag must not make a
         # perfectly decodable image unreadable, so fall back to the stored orientation.
         return im
@@ -280,7 +292,8 @@ def _from_array(a: np.ndarray, name: str, max_pixels: int | None) -> Image.Image
 
 def image_to_tensor(img: Image.Image) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(1 x 3 x H x W float32 in [0, 1], 1 x 1 x H x W alpha or None when fully opaque)."""
-    img = _normalize_mode(img, "<image>")
+    with _quiet_pil():
+        img = _normalize_mode(img, "<image>")
     data = np.array(img, dtype=np.uint8)  # a copy: PIL's buffer is read-only
     t = torch.from_numpy(data).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
     if img.mode == "RGBA":
@@ -374,7 +387,9 @@ def save_image(
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise BrushworkError(f"cannot save image '{path}': cannot create directory '{parent}': {_os_reason(e)}") from None
+        raise BrushworkError(
+            f"cannot save image '{path}': cannot create directory '{parent}': {_os_reason(e)}"
+        ) from None
 
     try:
         fd, tmp_name = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -408,7 +423,8 @@ def _to_savable(image: Image.Image | torch.Tensor, alpha: torch.Tensor | None) -
         return tensor_to_image(image, alpha)
     if not isinstance(image, Image.Image):
         raise TypeError(f"cannot save a {type(image).__name__} as an image")
-    img = _normalize_mode(image, "<image>")
+    with _quiet_pil():
+        img = _normalize_mode(image, "<image>")
     if alpha is not None:
         rgb, _ = image_to_tensor(img.convert("RGB"))
         return tensor_to_image(rgb, alpha)

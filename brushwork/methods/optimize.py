@@ -30,6 +30,7 @@ from brushwork.progress import Progress, ProgressCallback, now
 from brushwork.runtime import resolve_runtime
 
 COLOR_MODES = ("none", "luminance", "histogram")
+PIXEL_SCALE = 255.0
 OPTIMIZERS = ("lbfgs", "adam")
 
 
@@ -46,7 +47,7 @@ class OptimizeOptions:
     steps: int = _opt(60, "optimizer steps at the final scale (earlier scales take more, see --scales)")
     scales: int = _opt(3, "coarse-to-fine scales: optimize at size/2**(N-1) first, then upsample and refine")
     optimizer: str = _opt("lbfgs", "optimizer", choices=OPTIMIZERS)
-    learning_rate: float | None = _opt(None, "step size (default: 1.0 for lbfgs, 0.02 for adam)")
+    learning_rate: float | None = _opt(None, "step size in 0-255 pixel units (default: 1 for lbfgs, 5 for adam)")
     seed: int = _opt(0, "random seed (noise init and any randomness)")
     content_weight: float = _opt(1.0, "weight of the content loss")
     style_weight: float = _opt(1000.0, "weight of the style loss")
@@ -228,38 +229,41 @@ def run_optimization(
             else:
                 image = F.interpolate(image.detach(), size=(h, w), mode="bicubic", align_corners=False)
                 best_loss, best_image = math.inf, None  # losses at different scales do not compare
-            image = image.detach().clamp(0, 1).requires_grad_(True)
+            # The variable is in 0-255 units: L-BFGS's first step (lr * g / |g|_1) is not scale
+            # invariant, and in [0, 1] units it is 255x larger and can throw the curvature estimate
+            # (and the run) off on small images.
+            pixels = (image.detach().clamp(0, 1) * PIXEL_SCALE).contiguous().requires_grad_(True)
 
             if opts.optimizer == "lbfgs":
                 # One iteration per step() without line search, as in the classic implementations:
                 # each step costs one forward/backward and the step count is the evaluation count.
                 optimizer = torch.optim.LBFGS(
-                    [image], lr=opts.learning_rate or 1.0, max_iter=1, history_size=50, tolerance_grad=0, tolerance_change=0
+                    [pixels], lr=opts.learning_rate or 1.0, max_iter=1, history_size=50, tolerance_grad=0, tolerance_change=0
                 )
             else:
-                optimizer = torch.optim.Adam([image], lr=opts.learning_rate or 0.02)
+                optimizer = torch.optim.Adam([pixels], lr=opts.learning_rate or 5.0)
 
             for _ in range(n_steps):
                 record = {}
 
                 def closure():
                     optimizer.zero_grad(set_to_none=True)
-                    loss, losses = objective(image)
+                    loss, losses = objective(pixels / PIXEL_SCALE)
                     loss.backward()
                     if not record:  # the first evaluation is the loss of the image before this step
-                        record["losses"], record["image"] = losses, image.detach().clone()
+                        record["losses"], record["image"] = losses, pixels.detach() / PIXEL_SCALE
                     return loss
 
                 optimizer.step(closure)
                 if opts.optimizer == "adam":
                     with torch.no_grad():
-                        image.clamp_(0, 1)
+                        pixels.clamp_(0, PIXEL_SCALE)
                 last_losses = record["losses"]
                 if last_losses["total"] < best_loss and math.isfinite(last_losses["total"]):
                     best_loss, best_image = last_losses["total"], record["image"]
                 step_done += 1
                 if progress is not None:
-                    current = image
+                    current = pixels
                     progress(
                         Progress(
                             step=step_done,
@@ -269,14 +273,15 @@ def run_optimization(
                             scales=len(sizes),
                             size=(h, w),
                             elapsed=now() - started,
-                            image=lambda current=current: current.detach().clamp(0, 1).float().cpu(),
+                            image=lambda current=current: (current.detach() / PIXEL_SCALE).clamp(0, 1).float().cpu(),
                         )
                     )
             # Measure the final iterate too, so the best-of comparison includes it.
+            image = pixels.detach() / PIXEL_SCALE
             with torch.no_grad():
                 _, final_losses = objective(image)
             if final_losses["total"] <= best_loss or best_image is None:
-                best_loss, best_image, last_losses = final_losses["total"], image.detach().clone(), final_losses
+                best_loss, best_image, last_losses = final_losses["total"], image, final_losses
             image = best_image
     except KeyboardInterrupt:
         interrupted = True

@@ -28,10 +28,6 @@ from brushwork.imaging import io as bio
 RED = (255, 0, 0)
 
 
-def _pixel(im, xy=(0, 0)):
-    return im.getpixel(xy)
-
-
 def _close(a, b, tol):
     return all(abs(int(x) - int(y)) <= tol for x, y in zip(a, b))
 
@@ -159,6 +155,15 @@ def test_open_image_rejects_bad_arrays():
         open_image(42)
 
 
+def test_lazily_opened_pil_image_with_damaged_body(tmp_path):
+    rng = np.random.default_rng(0)
+    full = _saved(tmp_path, Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)), "a.png")
+    full.write_bytes(full.read_bytes()[:600])
+    with Image.open(full) as lazy:
+        with pytest.raises(BrushworkError, match="truncated"):
+            open_image(lazy)
+
+
 def test_open_image_from_tensors_and_bytes():
     t = torch.arange(3 * 4 * 5, dtype=torch.float32).reshape(3, 4, 5) / 255.0
     for source in (t, t.unsqueeze(0)):
@@ -213,15 +218,17 @@ def test_not_an_image(tmp_path, content):
     assert "notes.png" in _one_line(err) and "not an image" in str(err.value)
 
 
-@pytest.mark.parametrize("ext", ["png", "jpg"])
+@pytest.mark.parametrize("ext", ["png", "jpg", "tif", "gif"])
 def test_truncated_file_is_caught_on_open(tmp_path, ext):
     rng = np.random.default_rng(0)
     noise = Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
     full = _saved(tmp_path, noise, f"full.{ext}")
     path = tmp_path / f"cut.{ext}"
     path.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
-    with pytest.raises(BrushworkError) as err:
-        open_image(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the error is the whole report: no PIL warnings beside it
+        with pytest.raises(BrushworkError) as err:
+            open_image(path)
     assert _one_line(err).startswith(f"cannot read image '{path}': file is")
     assert "truncated" in str(err.value) or "corrupt" in str(err.value)
 

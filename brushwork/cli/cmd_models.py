@@ -1,0 +1,89 @@
+"""`brushwork models [--json]`: the shipped models and style presets."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def register(sub) -> None:
+    from brushwork.cli.common import add_common_flags
+
+    p = sub.add_parser(
+        "models",
+        help="list the shipped models and style presets",
+        description="List the trained models shipped with brushwork (use their names with --style) and the "
+        "style presets (painting images usable by name wherever a style image is expected).",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON for machines instead of tables")
+    add_common_flags(p)
+    p.set_defaults(run=run)
+
+
+def _credit(card: dict) -> str:
+    style = card.get("style") or {}
+    if not isinstance(style, dict):
+        return str(style)
+    title, artist = style.get("title"), style.get("artist")
+    if title and artist:
+        return f"{title} ({artist})"
+    return title or artist or style.get("file") or ""
+
+
+def model_rows() -> list[dict]:
+    from brushwork.models.registry import shipped_models
+
+    rows = []
+    for m in shipped_models():
+        card = m.card
+        rows.append({
+            "name": m.name,
+            "kind": m.kind,
+            "style": _credit(card),
+            "steps": card.get("steps"),
+            "image_size": card.get("image_size"),
+            "recipe": card.get("recipe"),
+            "hardware": card.get("hardware"),
+            "wall_time_s": card.get("wall_time_s"),
+            "file": str(m.path) if m.path else None,
+            "card": card,
+        })
+    return rows
+
+
+def preset_rows() -> list[dict]:
+    from brushwork.presets import list_style_presets
+
+    return [{"name": p.name, "artist": p.artist, "title": p.title, "year": p.year, "file": str(p.path)}
+            for p in list_style_presets()]
+
+
+def format_table(headers: list[str], rows: list[list]) -> str:
+    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    models, presets = model_rows(), preset_rows()
+    if args.json:
+        json.dump({"models": models, "styles": presets}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    out = sys.stdout
+    out.write("Models (use with --style NAME)\n")
+    if models:
+        out.write(format_table(
+            ["name", "kind", "style", "steps", "size", "recipe"],
+            [[m["name"], m["kind"], m["style"], m["steps"], m["image_size"], m["recipe"]] for m in models],
+        ) + "\n")
+    else:
+        out.write("  (none shipped yet)\n")
+    out.write("\nStyle presets (painting images, usable wherever a style image is expected)\n")
+    out.write(format_table(
+        ["name", "artist", "title", "year"],
+        [[p["name"], p["artist"], p["title"], p["year"]] for p in presets],
+    ) + "\n")
+    return 0

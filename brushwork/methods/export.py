@@ -1,0 +1,453 @@
+"""The feed-forward network as it is deployed: an inference rewrite in PyTorch, ONNX and TorchScript.
+
+`InferenceNet` computes exactly what `brushwork.nets.transformer.StyleTransferNet` computes (up to
+float rounding; checked in tests) with three exact rewrites that make it faster on the CPU:
+
+* the style's norm parameters are baked in, and each norm's scale and shift are folded into the
+  instance-norm call itself (one fused pass instead of norm, multiply, add);
+* the last layer (a 9x9 convolution with only 3 output channels, which CPU convolution kernels run
+  at a fraction of their speed: about a quarter of the whole network's time) is computed in
+  space-to-depth form: the image is folded 4x4 into channels, the 9x9 kernel becomes a 3x3 kernel
+  with 16 * 32 inputs and 16 * 3 outputs, and the result is unfolded. More multiply-adds, but in a
+  shape the kernels run at full speed; the sum is the same;
+* any image size works: the input is reflection-padded to a multiple of 4 and the output cropped,
+  instead of the plain network's resize for sizes that are not multiples of 4.
+
+It can also freeze the instance-norm statistics (`norm_affine` then `forward(x, affine)`), which is
+what tiling needs: see `brushwork.methods.feedforward`.
+
+`build_onnx` writes the same graph node by node with the `onnx` helper (no dependency on
+torch's ONNX exporter, whose TorchScript-based form is deprecated and whose new form needs
+onnxscript): dynamic batch, height and width, opset 17. `export_onnx` / `export_torchscript` write
+files; `OnnxRunner` runs a model in onnxruntime on the CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from brushwork.errors import BrushworkError
+from brushwork.models.registry import ModelFile, find_model, load_state_strict
+from brushwork.nets.transformer import StyleTransferNet, TransformerConfig
+
+FEEDFORWARD_KINDS = ("feedforward",)
+EXPORT_FORMATS = ("onnx", "torchscript")
+ONNX_OPSET = 17
+NORM_EPS = 1e-5  # F.instance_norm's default, which StyleTransferNet uses
+ALIGN = 4  # two stride-2 convolutions: sizes must be multiples of 4
+OUT_FOLD = 4  # space-to-depth factor of the last convolution
+
+
+# --------------------------------------------------------------------------------------------
+# Loading a feed-forward network
+
+
+def load_network(model: str | os.PathLike | ModelFile | StyleTransferNet) -> StyleTransferNet:
+    """A `StyleTransferNet` (eval mode, on the CPU) from a model name, path, `ModelFile` or network."""
+    if isinstance(model, StyleTransferNet):
+        return model.eval()
+    if not isinstance(model, ModelFile):
+        model = find_model(model)
+    if model.kind not in FEEDFORWARD_KINDS:
+        raise BrushworkError(
+            f"model {model.name!r} is a {model.kind!r} model, not a feed-forward style network "
+            f"(expected kind {' or '.join(FEEDFORWARD_KINDS)})"
+        )
+    try:
+        config = TransformerConfig.from_dict(model.config)
+        if config.width < 1 or config.num_residual < 0 or config.num_styles < 1:
+            raise ValueError(f"width {config.width}, {config.num_residual} residual blocks, {config.num_styles} styles")
+    except (TypeError, ValueError, KeyError) as exc:
+        where = str(model.path) if model.path else model.name
+        raise BrushworkError(f"model {where!r} has an invalid network config ({exc})") from None
+    net = StyleTransferNet(config)
+    load_state_strict(net, model)
+    for name, t in net.state_dict().items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            where = str(model.path) if model.path else model.name
+            raise BrushworkError(f"model {where!r} is corrupt: {name} holds NaN or infinite values")
+    return net.eval()
+
+
+def style_norm_params(net: StyleTransferNet, style_blend: Sequence[float] | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per norm layer (in forward order), the (scale, shift) vectors of one style or a blend of styles."""
+    s = net.config.num_styles
+    if style_blend is None:
+        weights = torch.zeros(s)
+        weights[0] = 1.0
+    else:
+        weights = torch.as_tensor([float(w) for w in style_blend], dtype=torch.float32)
+        if weights.numel() != s:
+            raise BrushworkError(f"{weights.numel()} style blend weights given for a model with {s} style(s)")
+        if not torch.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
+            raise BrushworkError("style blend weights must be zero or more and not all zero")
+        weights = weights / weights.sum()
+    out = []
+    with torch.no_grad():
+        for layer in net.norm_layers():
+            out.append(((weights @ layer.scale.float()).clone(), (weights @ layer.shift.float()).clone()))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Space-to-depth form of a convolution
+
+
+def space_to_depth(x: torch.Tensor, r: int) -> torch.Tensor:
+    """ONNX SpaceToDepth: N x C x H x W -> N x (r*r*C) x H/r x W/r, channel (a*r + b)*C + c."""
+    n, c, h, w = x.shape
+    x = x.reshape(n, c, h // r, r, w // r, r).permute(0, 3, 5, 1, 2, 4)
+    return x.reshape(n, r * r * c, h // r, w // r)
+
+
+def folded_conv_weight(weight: torch.Tensor, bias: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weights of a stride-1 k x k convolution rewritten to act on `space_to_depth(x, r)`.
+
+    Output pixel (r*i + a, r*j + b) of channel o reads padded input rows r*i + a + dy for
+    dy < k: folded row i + (a + dy) // r, phase (a + dy) % r. So the folded kernel has
+    ceil((k - 1 + r) / r) taps, output channel o*r*r + a*r + b (what pixel_shuffle / DepthToSpace
+    CRD unfold) and input channel (phase_y*r + phase_x)*C + c (what space_to_depth folds).
+    """
+    cout, cin, k, k2 = weight.shape
+    assert k == k2
+    taps = (k - 1 + r - 1) // r + 1
+    folded = torch.zeros(cout * r * r, r * r * cin, taps, taps, dtype=torch.float64)
+    w64 = weight.detach().double()
+    for a in range(r):
+        for b in range(r):
+            rows = torch.arange(cout) * r * r + a * r + b
+            for dy in range(k):
+                ty, py = divmod(a + dy, r)
+                for dx in range(k):
+                    tx, px = divmod(b + dx, r)
+                    cols = slice((py * r + px) * cin, (py * r + px + 1) * cin)
+                    folded[rows, cols, ty, tx] += w64[:, :, dy, dx]
+    return folded.float(), bias.detach().float().repeat_interleave(r * r)
+
+
+# --------------------------------------------------------------------------------------------
+# The inference network (PyTorch)
+
+
+class _Conv(nn.Module):
+    def __init__(self, conv: nn.Conv2d, upsample: int):
+        super().__init__()
+        self.pad = conv.kernel_size[0] // 2
+        self.stride = conv.stride[0]
+        self.upsample = upsample
+        self.weight = nn.Parameter(conv.weight.detach().clone().float(), requires_grad=False)
+        self.bias = nn.Parameter(conv.bias.detach().clone().float(), requires_grad=False)
+
+    def forward(self, x):
+        if self.upsample > 1:
+            x = F.interpolate(x, scale_factor=float(self.upsample), mode="nearest")
+        x = F.pad(x, (self.pad, self.pad, self.pad, self.pad), mode="reflect")
+        return F.conv2d(x, self.weight, self.bias, stride=self.stride)
+
+
+class InferenceNet(nn.Module):
+    """`StyleTransferNet` for inference, with one style (or blend) baked in. See the module docstring.
+
+    `forward(x)` takes N x 3 x H x W RGB in [0, 1] of any size >= 4 px and returns the unclamped RGB
+    output of the same size. `norm_affine(x)` runs the network once and returns, per norm layer,
+    the per-channel (scale, shift) that its normalization amounted to on `x`; `forward(x, affine)`
+    then applies exactly those instead of normalizing `x` itself (frozen statistics).
+    """
+
+    def __init__(self, net: StyleTransferNet, style_blend: Sequence[float] | None = None):
+        super().__init__()
+        net = net.eval()
+        self.config = net.config
+        up = {id(net.up1), id(net.up2)}
+        convs = [net.conv1, net.conv2, net.conv3]
+        for block in net.residuals:
+            convs += [block.conv1, block.conv2]
+        convs += [net.up1, net.up2]
+        self.convs = nn.ModuleList(_Conv(c.conv, 2 if id(c) in up else 1) for c in convs)
+        params = style_norm_params(net, style_blend)
+        assert len(params) == len(convs)
+        self.norm_scale = nn.ParameterList(nn.Parameter(s, requires_grad=False) for s, _ in params)
+        self.norm_shift = nn.ParameterList(nn.Parameter(b, requires_grad=False) for _, b in params)
+        self.num_residual = len(net.residuals)
+        w, b = folded_conv_weight(net.out.conv.weight, net.out.conv.bias, OUT_FOLD)
+        self.out_weight = nn.Parameter(w, requires_grad=False)
+        self.out_bias = nn.Parameter(b, requires_grad=False)
+        self.out_pad = net.out.conv.kernel_size[0] // 2
+
+    @property
+    def num_norms(self) -> int:
+        return len(self.convs)
+
+    # One norm layer: instance norm with the affine folded in, or frozen statistics, or recording.
+    def _norm(self, i: int, x: torch.Tensor, affine, record: list | None, pool: bool) -> torch.Tensor:
+        scale, shift = self.norm_scale[i], self.norm_shift[i]
+        if affine is not None:
+            a, b = affine[i]
+            return x * a[:, :, None, None].to(x.dtype) + b[:, :, None, None].to(x.dtype)
+        if record is not None:
+            xf = x.float()
+            dims = (0, 2, 3) if pool else (2, 3)
+            mean = xf.mean(dim=dims)
+            var = xf.var(dim=dims, unbiased=False)
+            if pool:
+                mean, var = mean[None], var[None]
+            a = scale[None] * torch.rsqrt(var + NORM_EPS)
+            b = shift[None] - mean * a
+            record.append((a, b))
+            return x * a[:, :, None, None].to(x.dtype) + b[:, :, None, None].to(x.dtype)
+        return F.instance_norm(x, weight=scale.to(x.dtype), bias=shift.to(x.dtype), eps=NORM_EPS)
+
+    def _run(self, x: torch.Tensor, affine=None, record: list | None = None, pool: bool = False) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        x = align(x)
+        convs = self.convs
+        y = F.relu(self._norm(0, convs[0](x), affine, record, pool))
+        y = F.relu(self._norm(1, convs[1](y), affine, record, pool))
+        y = F.relu(self._norm(2, convs[2](y), affine, record, pool))
+        i = 3
+        for _ in range(self.num_residual):
+            z = F.relu(self._norm(i, convs[i](y), affine, record, pool))
+            y = y + self._norm(i + 1, convs[i + 1](z), affine, record, pool)
+            i += 2
+        y = F.relu(self._norm(i, convs[i](y), affine, record, pool))
+        y = F.relu(self._norm(i + 1, convs[i + 1](y), affine, record, pool))
+        p = self.out_pad
+        y = F.pad(y, (p, p, p, p), mode="reflect")
+        y = F.conv2d(space_to_depth(y, OUT_FOLD), self.out_weight.to(y.dtype), self.out_bias.to(y.dtype))
+        y = F.pixel_shuffle(y, OUT_FOLD)
+        return y[:, :, :h, :w]
+
+    def forward(self, x: torch.Tensor, affine: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
+        if affine is not None and len(affine) != self.num_norms:
+            raise ValueError(f"expected {self.num_norms} (scale, shift) pairs, got {len(affine)}")
+        return self._run(x, affine=affine)
+
+    def norm_affine(self, x: torch.Tensor, pool: bool = False) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per norm layer, (scale, shift) of shape N x C (1 x C with `pool`) that normalize `x`.
+
+        With `pool`, the statistics are taken over the whole batch at once: a batch of crops of one
+        image then gives one set of statistics for that image.
+        """
+        record: list = []
+        self._run(x, record=record, pool=pool)
+        return record
+
+
+def align(x: torch.Tensor, multiple: int = ALIGN) -> torch.Tensor:
+    """Pad the bottom and right edges (reflecting) so height and width are multiples of `multiple`."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return x
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+# --------------------------------------------------------------------------------------------
+# ONNX
+
+
+def build_onnx(net: StyleTransferNet | InferenceNet, *, style_blend: Sequence[float] | None = None,
+               frozen_norms: bool = False, opset: int = ONNX_OPSET):
+    """The inference network as an `onnx.ModelProto`: input "image" (N x 3 x H x W, float32, [0, 1]),
+    output "stylized" (same shape, unclamped). Height and width are dynamic, any size >= 4 px.
+
+    With `frozen_norms`, every instance norm is replaced by a per-channel multiply-add whose
+    factors are graph inputs "norm_scale_K" / "norm_shift_K" (N or 1 x C): what `norm_affine`
+    returns. Used for tiles, whose statistics come from the whole image.
+    """
+    try:
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError:
+        raise BrushworkError("ONNX export needs the onnx package: pip install 'brushwork[export]'") from None
+
+    inf = net if isinstance(net, InferenceNet) else InferenceNet(net, style_blend)
+    nodes, inits, inputs = [], [], []
+    counter = [0]
+
+    def name(prefix):
+        counter[0] += 1
+        return f"{prefix}_{counter[0]}"
+
+    def const(value, prefix="c"):
+        arr = value.detach().cpu().numpy() if torch.is_tensor(value) else value
+        n = name(prefix)
+        inits.append(numpy_helper.from_array(arr, n))
+        return n
+
+    def node(op, ins, **attrs):
+        out = name(op.lower())
+        nodes.append(helper.make_node(op, ins, [out], name=out, **attrs))
+        return out
+
+    import numpy as np
+
+    def i64(*v):
+        return np.array(v, dtype=np.int64)
+
+    image = "image"
+    inputs.append(helper.make_tensor_value_info(image, TensorProto.FLOAT, ["batch", 3, "height", "width"]))
+
+    # Pad to a multiple of ALIGN (reflecting), remember the size to crop back to.
+    shape = node("Shape", [image])
+    hw = node("Slice", [shape, const(i64(2)), const(i64(4)), const(i64(0))])
+    m = const(i64(ALIGN))
+    extra = node("Mod", [node("Sub", [m, node("Mod", [hw, m])]), m])
+    pads = node("Concat", [const(i64(0, 0, 0, 0, 0, 0)), extra], axis=0)
+    x = node("Pad", [image, pads], mode="reflect")
+
+    def conv(i, x):
+        c = inf.convs[i]
+        if c.upsample > 1:
+            s = float(c.upsample)
+            x = node("Resize", [x, "", const(np.array([1, 1, s, s], dtype=np.float32))], mode="nearest",
+                     coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+        p = c.pad
+        x = node("Pad", [x, const(i64(0, 0, p, p, 0, 0, p, p))], mode="reflect")
+        k = c.weight.shape[-1]
+        return node("Conv", [x, const(c.weight, "w"), const(c.bias, "b")], kernel_shape=[k, k], strides=[c.stride] * 2)
+
+    def norm(i, x):
+        if frozen_norms:
+            c = inf.norm_scale[i].numel()
+            sa, sb = f"norm_scale_{i}", f"norm_shift_{i}"
+            for n_ in (sa, sb):
+                inputs.append(helper.make_tensor_value_info(n_, TensorProto.FLOAT, ["stats_batch", c]))
+            axes = const(i64(2, 3))
+            return node("Add", [node("Mul", [x, node("Unsqueeze", [sa, axes])]), node("Unsqueeze", [sb, axes])])
+        return node("InstanceNormalization", [x, const(inf.norm_scale[i], "scale"), const(inf.norm_shift[i], "shift")],
+                    epsilon=NORM_EPS)
+
+    y = node("Relu", [norm(0, conv(0, x))])
+    y = node("Relu", [norm(1, conv(1, y))])
+    y = node("Relu", [norm(2, conv(2, y))])
+    i = 3
+    for _ in range(inf.num_residual):
+        z = node("Relu", [norm(i, conv(i, y))])
+        y = node("Add", [y, norm(i + 1, conv(i + 1, z))])
+        i += 2
+    y = node("Relu", [norm(i, conv(i, y))])
+    y = node("Relu", [norm(i + 1, conv(i + 1, y))])
+    p = inf.out_pad
+    y = node("Pad", [y, const(i64(0, 0, p, p, 0, 0, p, p))], mode="reflect")
+    y = node("SpaceToDepth", [y], blocksize=OUT_FOLD)
+    k = inf.out_weight.shape[-1]
+    y = node("Conv", [y, const(inf.out_weight, "w"), const(inf.out_bias, "b")], kernel_shape=[k, k])
+    y = node("DepthToSpace", [y], blocksize=OUT_FOLD, mode="CRD")
+    nodes.append(helper.make_node("Slice", [y, const(i64(0, 0)), hw, const(i64(2, 3))], ["stylized"], name="crop"))
+    output = helper.make_tensor_value_info("stylized", TensorProto.FLOAT, ["batch", 3, "height", "width"])
+
+    graph = helper.make_graph(nodes, "brushwork_feedforward", inputs, [output], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="brushwork")
+    model.ir_version = min(model.ir_version, 8)  # readable by onnxruntime >= 1.14
+    onnx.checker.check_model(model)
+    return model
+
+
+class OnnxRunner:
+    """An onnxruntime CPU session for the inference graph (and, built on first use, its frozen-norm twin)."""
+
+    def __init__(self, inference_net: InferenceNet, threads: int | None = None):
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            raise BrushworkError("the onnxruntime backend needs onnxruntime: pip install 'brushwork[export]'") from None
+        self.net = inference_net
+        self.threads = threads if threads is not None else torch.get_num_threads()
+        self._sessions: dict[bool, object] = {}
+
+    def _session(self, frozen: bool):
+        if frozen not in self._sessions:
+            import onnxruntime as ort
+
+            so = ort.SessionOptions()
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            so.intra_op_num_threads = max(1, self.threads)
+            so.log_severity_level = 3
+            proto = build_onnx(self.net, frozen_norms=frozen)
+            self._sessions[frozen] = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        return self._sessions[frozen]
+
+    def __call__(self, x: torch.Tensor, affine: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
+        feeds = {"image": x.detach().float().cpu().contiguous().numpy()}
+        if affine is not None:
+            for i, (a, b) in enumerate(affine):
+                feeds[f"norm_scale_{i}"] = a.detach().float().cpu().contiguous().numpy()
+                feeds[f"norm_shift_{i}"] = b.detach().float().cpu().contiguous().numpy()
+        (out,) = self._session(affine is not None).run(["stylized"], feeds)
+        return torch.from_numpy(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+
+
+class _TorchScriptModule(nn.Module):
+    """What `export_torchscript` writes: forward(image) -> stylized, any size, frozen."""
+
+    def __init__(self, inference_net: InferenceNet):
+        super().__init__()
+        self.net = inference_net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def export_onnx(model, output: str | os.PathLike, *, style_blend: Sequence[float] | None = None,
+                opset: int = ONNX_OPSET) -> Path:
+    """Write `model` (name, path, `ModelFile` or network) as an ONNX file; returns the path."""
+    import onnx
+
+    if opset < ONNX_OPSET:
+        raise BrushworkError(f"ONNX opset {opset} is too old: {ONNX_OPSET} or newer is needed")
+    proto = build_onnx(load_network(model), style_blend=style_blend, opset=opset)
+    return _write_atomic(Path(output), lambda p: onnx.save(proto, str(p)))
+
+
+def export_torchscript(model, output: str | os.PathLike, *, style_blend: Sequence[float] | None = None) -> Path:
+    """Write `model` as a TorchScript file (scripted, so any input size works); returns the path.
+
+    Load it with `torch.jit.load(path)`; call it on N x 3 x H x W RGB in [0, 1].
+    """
+    module = _TorchScriptModule(InferenceNet(load_network(model), style_blend)).eval()
+    with torch.no_grad():
+        scripted = torch.jit.script(module)
+    return _write_atomic(Path(output), lambda p: torch.jit.save(scripted, str(p)))
+
+
+def export_model(model, output: str | os.PathLike, format: str, *, style_blend: Sequence[float] | None = None) -> Path:
+    if format not in EXPORT_FORMATS:
+        raise BrushworkError(f"unknown export format {format!r}: expected {' or '.join(EXPORT_FORMATS)}")
+    if format == "onnx":
+        return export_onnx(model, output, style_blend=style_blend)
+    return export_torchscript(model, output, style_blend=style_blend)
+
+
+def _write_atomic(path: Path, write) -> Path:
+    if path.is_dir():
+        raise BrushworkError(f"output {str(path)!r} is a directory: give a file name")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise BrushworkError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of two images in [0, 1] (both clamped first)."""
+    mse = float(((a.float().clamp(0, 1) - b.float().clamp(0, 1)) ** 2).mean())
+    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)

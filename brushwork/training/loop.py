@@ -1,0 +1,547 @@
+"""The one training loop, for every kind of network brushwork trains.
+
+A network kind supplies an `Objective` (what to train and the loss); this module supplies
+everything else: Adam, mixed precision (through `Runtime`), the data stream, a progress callback
+with losses and images per second, a JSON-lines log, previews of a fixed photo, atomic checkpoints,
+exact resume and a clean stop on Ctrl-C or SIGTERM.
+
+Checkpoints hold no pickle. Each is a pair of files in `RUN_DIR/checkpoints/`:
+`step-NNNNNNNN.safetensors` with every tensor (model weights `model/<module>/<key>`, optimizer state
+`optim/<param index>/<name>`, torch RNG states `rng/...`) and `step-NNNNNNNN.json` with everything
+else (step, data position, optimizer hyperparameters and scalars, Python and NumPy RNG states, the
+options that must match to resume). The JSON is written last and names the tensor file's size, so a
+checkpoint exists only once both halves are complete; a run killed mid-write resumes from the one
+before.
+
+Resume is exact (bit-for-bit on the CPU): the weights and optimizer moments are restored exactly,
+the data stream restarts at the same batch (its order is a function of the batch number alone, see
+`brushwork.training.data`), and the torch, Python and NumPy RNGs continue from the same state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from brushwork.errors import BrushworkError
+from brushwork.progress import Progress, ProgressCallback
+from brushwork.runtime import Runtime
+from brushwork.training.data import BatchStream, PhotoDataset
+
+CHECKPOINT_FORMAT = "brushwork-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+class Objective:
+    """What one kind of network trains. Subclasses set `kind` and `modules` and implement `loss`.
+
+    - `modules`: the trained networks by name (their state is checkpointed and, through
+      `model_state`, saved as the model); they must already be on the runtime's device.
+    - `parameters()`: what Adam updates (default: every parameter of `modules` that wants a gradient).
+    - `loss(batch, step)`: the batch is N x 3 x S x S photos in [0, 1] on the device; return the
+      scalar to minimize and a dict of float losses to log. Runs inside the runtime's autocast.
+    - `preview(image)`: the network's output for one 1 x 3 x H x W photo, in [0, 1] (no grad).
+    - `model_state()`, `model_config()`, `card()`: the final model file's tensors, config and the
+      kind-specific part of its card.
+    - `identity()`: the settings a checkpoint must agree with to be resumed (JSON-able).
+    """
+
+    kind: str = ""
+    modules: dict[str, nn.Module]
+
+    def parameters(self) -> list[nn.Parameter]:
+        return [p for name in sorted(self.modules) for p in self.modules[name].parameters() if p.requires_grad]
+
+    def loss(self, batch: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    def preview(self, image: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def model_state(self) -> dict[str, torch.Tensor]:
+        if len(self.modules) == 1:
+            return dict(next(iter(self.modules.values())).state_dict())
+        return {f"{name}.{k}": v for name, m in self.modules.items() for k, v in m.state_dict().items()}
+
+    def model_config(self) -> dict:
+        return {}
+
+    def card(self) -> dict:
+        return {}
+
+    def identity(self) -> dict:
+        return {"kind": self.kind}
+
+    def train(self, mode: bool = True) -> None:
+        for m in self.modules.values():
+            m.train(mode)
+
+
+@dataclass
+class LoopOptions:
+    steps: int
+    batch_size: int = 4
+    learning_rate: float = 1e-3
+    seed: int = 0
+    log_every: int = 50  # steps per log record (0: only the last step)
+    preview_every: int = 500  # 0: no previews
+    checkpoint_every: int = 1000  # 0: checkpoints only on interruption and at the end
+    keep_checkpoints: int = 2
+    num_workers: int = 0
+    preview_size: int = 256  # long side of the preview photo
+
+    def validate(self) -> None:
+        if self.steps < 1:
+            raise BrushworkError(f"steps must be at least 1, got {self.steps}")
+        if self.batch_size < 1:
+            raise BrushworkError(f"batch size must be at least 1, got {self.batch_size}")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise BrushworkError(f"learning rate must be a positive number, got {self.learning_rate}")
+        for name in ("log_every", "preview_every", "checkpoint_every", "num_workers"):
+            if getattr(self, name) < 0:
+                raise BrushworkError(f"{name.replace('_', ' ')} must be zero or more, got {getattr(self, name)}")
+        if self.keep_checkpoints < 1:
+            raise BrushworkError("keep at least one checkpoint")
+
+
+@dataclass
+class LoopResult:
+    step: int  # steps done (over all sessions of the run)
+    total: int
+    losses: dict[str, float]  # mean over the last log records (the last ~10% of the run)
+    wall_time: float  # seconds of training over all sessions of the run
+    images: int  # photos seen
+    interrupted: bool
+    run_dir: Path
+    checkpoint: Path | None  # the checkpoint written last, if any
+    records: list[dict] = field(default_factory=list)
+
+
+PreviewCallback = Callable[[int, torch.Tensor], None]
+
+
+# ------------------------------------------------------------------------------------------------
+# Checkpoint files
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _atomic_save_safetensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    from safetensors.torch import save
+
+    data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+    _atomic_write_bytes(path, data)
+
+
+def _optimizer_to_files(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict] = {}
+    for index, state in sd["state"].items():
+        for name, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"optim/{index}/{name}"] = value
+            else:
+                scalars.setdefault(str(index), {})[name] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _optimizer_from_files(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim/"):
+            _, index, name = key.split("/", 2)
+            state.setdefault(int(index), {})[name] = value
+    for index, values in meta.get("scalars", {}).items():
+        state.setdefault(int(index), {}).update(values)
+    groups = meta["param_groups"]
+    for group in groups:
+        if isinstance(group.get("betas"), list):
+            group["betas"] = tuple(group["betas"])
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _rng_to_files() -> tuple[dict[str, torch.Tensor], dict]:
+    tensors = {"rng/torch": torch.get_rng_state()}
+    cuda = 0
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng/cuda/{i}"] = s
+            cuda += 1
+    version, internal, gauss = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    meta = {
+        "python": [version, list(internal), gauss],
+        "numpy": [np_name, [int(k) for k in np_keys], int(np_pos), int(np_has_gauss), float(np_gauss)],
+        "cuda_devices": cuda,
+    }
+    return tensors, meta
+
+
+def _rng_from_files(tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    torch.set_rng_state(tensors["rng/torch"].to(torch.uint8))
+    n = int(meta.get("cuda_devices", 0))
+    if n and torch.cuda.is_available():
+        states = [tensors[f"rng/cuda/{i}"].to(torch.uint8) for i in range(n)]
+        if len(states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(states)
+    version, internal, gauss = meta["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = meta["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+
+@dataclass
+class Checkpoint:
+    step: int
+    json_path: Path
+    tensor_path: Path
+    meta: dict
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[Checkpoint]:
+    """Complete checkpoints in a run folder, newest first."""
+    folder = Path(run_dir) / "checkpoints"
+    out = []
+    if not folder.is_dir():
+        return out
+    for jp in folder.glob("step-*.json"):
+        try:
+            meta = json.loads(jp.read_text())
+            tp = folder / meta["tensor_file"]
+            if meta.get("format") != CHECKPOINT_FORMAT or tp.stat().st_size != meta["tensor_bytes"]:
+                continue
+            out.append(Checkpoint(int(meta["step"]), jp, tp, meta))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a half-written or foreign file: not a checkpoint
+    return sorted(out, key=lambda c: c.step, reverse=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# The loop
+
+
+class Trainer:
+    """Train `objective` on photos from `dataset`; `run()` does the work and returns a `LoopResult`."""
+
+    def __init__(
+        self,
+        objective: Objective,
+        dataset: PhotoDataset,
+        options: LoopOptions,
+        runtime: Runtime,
+        run_dir: str | os.PathLike,
+        *,
+        resume: bool = False,
+        preview_image: torch.Tensor | None = None,
+        progress: ProgressCallback | None = None,
+        on_preview: PreviewCallback | None = None,
+        identity: dict | None = None,
+    ):
+        options.validate()
+        self.objective = objective
+        self.dataset = dataset
+        self.options = options
+        self.rt = runtime
+        self.run_dir = Path(run_dir)
+        self.resume = resume
+        self.preview_image = preview_image
+        self.progress = progress
+        self.on_preview = on_preview
+        self.identity = {**objective.identity(), **(identity or {}), "batch_size": options.batch_size,
+                         "learning_rate": options.learning_rate, "seed": options.seed,
+                         "precision": runtime.precision, "images": len(dataset)}
+        self.params = list(objective.parameters())
+        if not self.params:
+            raise BrushworkError(f"the {objective.kind} objective has nothing to train")
+        self.optimizer = torch.optim.Adam(self.params, lr=options.learning_rate)
+        self.step = 0
+        self.data_position = 0
+        self.elapsed = 0.0
+        self.records: list[dict] = []
+        self.last_checkpoint: Path | None = None
+        self._stop_signal: str | None = None
+
+    # -- paths -------------------------------------------------------------------------------
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / "log.jsonl"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def save_checkpoint(self) -> Path:
+        """Write a checkpoint of the state after `self.step` steps (atomic; see module docstring)."""
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        tensors: dict[str, torch.Tensor] = {}
+        for name, module in self.objective.modules.items():
+            for k, v in module.state_dict().items():
+                tensors[f"model/{name}/{k}"] = v
+        opt_tensors, opt_meta = _optimizer_to_files(self.optimizer)
+        rng_tensors, rng_meta = _rng_to_files()
+        tensors.update(opt_tensors)
+        tensors.update(rng_tensors)
+        stem = f"step-{self.step:08d}"
+        tensor_path = self.checkpoint_dir / f"{stem}.safetensors"
+        _atomic_save_safetensors(tensor_path, tensors)
+        meta = {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "kind": self.objective.kind,
+            "step": self.step,
+            "total_steps": self.options.steps,
+            "data_position": self.data_position,
+            "elapsed": self.elapsed,
+            "identity": self.identity,
+            "optimizer": opt_meta,
+            "rng": rng_meta,
+            "tensor_file": tensor_path.name,
+            "tensor_bytes": tensor_path.stat().st_size,
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        json_path = self.checkpoint_dir / f"{stem}.json"
+        _atomic_write_bytes(json_path, json.dumps(meta).encode())
+        self.last_checkpoint = json_path
+        for old in list_checkpoints(self.run_dir)[self.options.keep_checkpoints:]:
+            if old.step != self.step:
+                old.json_path.unlink(missing_ok=True)  # the JSON first: never a JSON without its tensors
+                old.tensor_path.unlink(missing_ok=True)
+        return json_path
+
+    def load_checkpoint(self, checkpoint: Checkpoint) -> None:
+        from safetensors.torch import load_file
+
+        meta = checkpoint.meta
+        if meta.get("kind") != self.objective.kind:
+            raise BrushworkError(
+                f"the checkpoint in {str(self.run_dir)!r} is from a {meta.get('kind')} run, not {self.objective.kind}"
+            )
+        saved = meta.get("identity", {})
+        for key in sorted(set(saved) | set(self.identity)):
+            if saved.get(key) != self.identity.get(key):
+                raise BrushworkError(
+                    f"cannot resume the run in {str(self.run_dir)!r}: it was started with {key} = "
+                    f"{saved.get(key)!r}, now {self.identity.get(key)!r} (use the same options or another --run-dir)"
+                )
+        try:
+            tensors = load_file(str(checkpoint.tensor_path))
+        except Exception as exc:  # noqa: BLE001
+            raise BrushworkError(f"cannot read checkpoint {str(checkpoint.tensor_path)!r}: {exc}") from None
+        for name, module in self.objective.modules.items():
+            prefix = f"model/{name}/"
+            state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            module.load_state_dict(state, strict=True)
+        _optimizer_from_files(self.optimizer, tensors, meta["optimizer"])
+        _rng_from_files(tensors, meta["rng"])
+        self.step = int(meta["step"])
+        self.data_position = int(meta["data_position"])
+        self.elapsed = float(meta["elapsed"])
+        self.last_checkpoint = checkpoint.json_path
+
+    # -- log -------------------------------------------------------------------------------------
+    def _restore_log(self) -> None:
+        """Keep the log records up to the resumed step (later ones belong to a lost future)."""
+        self.records = []
+        if self.log_path.is_file():
+            for line in self.log_path.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(rec, dict) and rec.get("step", math.inf) <= self.step:
+                    self.records.append(rec)
+        self._rewrite_log()
+
+    def _rewrite_log(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        text = "".join(json.dumps(r) + "\n" for r in self.records)
+        _atomic_write_bytes(self.log_path, text.encode())
+
+    def _append_log(self, record: dict) -> None:
+        self.records.append(record)
+        with open(self.log_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def final_losses(self) -> dict[str, float]:
+        """Mean of each loss over the log records of the last ~10% of steps (at least the last record)."""
+        if not self.records:
+            return {}
+        last_step = self.records[-1]["step"]
+        cutoff = last_step - max(1, round(0.1 * last_step))
+        recent = [r for r in self.records if r["step"] > cutoff] or self.records[-1:]
+        keys = recent[-1]["losses"].keys()
+        return {k: float(np.mean([r["losses"][k] for r in recent if k in r["losses"]])) for k in keys}
+
+    # -- previews --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _preview(self) -> torch.Tensor | None:
+        if self.preview_image is None:
+            return None
+        self.objective.train(False)
+        try:
+            with self.rt.autocast():
+                image = self.objective.preview(self.rt.prepare_input(self.preview_image))
+        finally:
+            self.objective.train(True)
+        return image.detach().float().clamp(0, 1).cpu()
+
+    def _write_preview(self) -> None:
+        image = self._preview()
+        if image is None:
+            return
+        from brushwork.imaging import save_image
+
+        save_image(image, self.run_dir / "previews" / f"step-{self.step:08d}.png")
+        if self.on_preview is not None:
+            self.on_preview(self.step, image)
+
+    # -- signals ---------------------------------------------------------------------------------
+    def _install_signal_handlers(self):
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous = {}
+
+        def handler(signum, frame):
+            if self._stop_signal is not None:  # a second signal: stop now, without a checkpoint
+                raise KeyboardInterrupt
+            self._stop_signal = signal.Signals(signum).name
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                previous[sig] = signal.signal(sig, handler)
+            except (ValueError, OSError):
+                pass
+        return previous
+
+    @staticmethod
+    def _restore_signal_handlers(previous) -> None:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+    # -- the loop --------------------------------------------------------------------------------
+    def run(self) -> LoopResult:
+        opts = self.options
+        if self.resume:
+            found = list_checkpoints(self.run_dir)
+            if not found:
+                raise BrushworkError(f"nothing to resume: no checkpoint in {str(self.checkpoint_dir)!r}")
+            self.load_checkpoint(found[0])
+        else:
+            existing = list_checkpoints(self.run_dir)
+            if existing:
+                raise BrushworkError(
+                    f"{str(self.run_dir)!r} already holds a run (checkpoint at step {existing[0].step}): "
+                    "pass --resume to continue it, or choose another --run-dir"
+                )
+            torch.manual_seed(opts.seed)
+            random.seed(opts.seed)
+            np.random.seed(opts.seed % 2**32)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._restore_log()
+        if self.rt.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+
+        stream = BatchStream(self.dataset, opts.batch_size, start=self.data_position, num_workers=opts.num_workers)
+        self.objective.train(True)
+        interval = {"sums": {}, "steps": 0, "images": 0, "start": time.perf_counter()}
+        session_start = time.perf_counter()
+        elapsed_before = self.elapsed
+        images_total = self.data_position * opts.batch_size
+        interrupted = False
+        rate = 0.0
+        previous_handlers = self._install_signal_handlers()
+        if self.step == 0 and opts.preview_every:
+            self._write_preview()
+        try:
+            while self.step < opts.steps:
+                batch = self.rt.prepare_input(next(stream))
+                with self.rt.autocast():
+                    loss, losses = self.objective.loss(batch, self.step)
+                if not torch.isfinite(loss):
+                    raise BrushworkError(
+                        f"the loss became {float(loss)} at step {self.step + 1}: lower --learning-rate or the loss weights"
+                    )
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                self.step += 1
+                self.data_position = stream.position
+                images_total += batch.shape[0]
+                self.elapsed = elapsed_before + (time.perf_counter() - session_start)
+
+                interval["steps"] += 1
+                interval["images"] += batch.shape[0]
+                for k, v in losses.items():
+                    interval["sums"][k] = interval["sums"].get(k, 0.0) + float(v)
+                now = time.perf_counter()
+                seconds = now - interval["start"]
+                rate = interval["images"] / seconds if seconds > 0 else 0.0
+                last = self.step == opts.steps
+                if last or (opts.log_every and self.step % opts.log_every == 0):
+                    self._append_log({
+                        "step": self.step,
+                        "epoch": round(stream.epoch(), 4),
+                        "losses": {k: v / interval["steps"] for k, v in interval["sums"].items()},
+                        "images_per_s": round(rate, 3),
+                        "elapsed": round(self.elapsed, 3),
+                    })
+                    interval = {"sums": {}, "steps": 0, "images": 0, "start": now}
+                if opts.preview_every and (self.step % opts.preview_every == 0 or last):
+                    self._write_preview()
+                if (opts.checkpoint_every and self.step % opts.checkpoint_every == 0) or last:
+                    self.save_checkpoint()
+                if self.progress is not None:
+                    try:
+                        self.progress(Progress(
+                            step=self.step,
+                            total=opts.steps,
+                            losses={**losses, "img/s": rate},
+                            size=tuple(batch.shape[2:]),
+                            elapsed=self.elapsed,
+                            image=self._preview if self.preview_image is not None else None,
+                        ))
+                    except KeyboardInterrupt:  # the callback's way to cancel: the step is complete
+                        self._stop_signal = self._stop_signal or "callback"
+                if self._stop_signal is not None and not last:
+                    interrupted = True
+                    self.save_checkpoint()
+                    break
+        finally:
+            self._restore_signal_handlers(previous_handlers)
+        return LoopResult(
+            step=self.step,
+            total=opts.steps,
+            losses=self.final_losses(),
+            wall_time=self.elapsed,
+            images=images_total,
+            interrupted=interrupted,
+            run_dir=self.run_dir,
+            checkpoint=self.last_checkpoint,
+            records=list(self.records),
+        )
+

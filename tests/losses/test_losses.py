@@ -1,0 +1,43 @@
+import torch
+
+from brushwork.losses import (
+    content_loss,
+    gram_matrix,
+    gram_style_loss,
+    masked_gram_matrix,
+    mean_std,
+    mean_std_style_loss,
+    total_variation_loss,
+)
+
+
+def test_gram_matrix_definition():
+    f = torch.randn(2, 4, 5, 6)
+    g = gram_matrix(f)
+    flat = f.reshape(2, 4, 30)
+    torch.testing.assert_close(g, flat @ flat.transpose(1, 2) / 30)
+    assert torch.allclose(g, g.transpose(1, 2))
+
+
+def test_gram_is_size_independent_for_repeated_texture():
+    tile = torch.randn(1, 3, 4, 4)
+    big = tile.repeat(1, 1, 4, 4)
+    torch.testing.assert_close(gram_matrix(tile), gram_matrix(big))
+
+
+def test_full_mask_equals_plain_gram():
+    f = torch.randn(1, 8, 6, 6)
+    torch.testing.assert_close(masked_gram_matrix(f, torch.ones(1, 1, 12, 12)), gram_matrix(f))
+
+
+def test_losses_zero_at_target_and_positive_elsewhere():
+    f = torch.randn(1, 8, 6, 6)
+    assert content_loss(f, f) == 0
+    assert content_loss(f, f + 1) > 0
+    g = gram_matrix(f)
+    assert gram_style_loss(g, g) == 0
+    assert gram_style_loss(gram_matrix(f * 2), g) > 0
+    m, s = mean_std(f)
+    assert mean_std_style_loss(f, m, s) < 1e-8
+    assert total_variation_loss(torch.ones(1, 3, 8, 8)) == 0
+    assert total_variation_loss(torch.rand(1, 3, 8, 8)) > 0

@@ -1,0 +1,182 @@
+"""The training loop on tiny images: it learns, it resumes exactly, it survives bad data."""
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from brushwork.errors import BrushworkError
+from brushwork.models.registry import read_model
+from brushwork.training import CorruptImageWarning, TrainOptions, list_checkpoints, list_images, train
+from brushwork.training.data import BatchStream, PhotoDataset
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _options(tmp_path, photos, tiny, name="model", **kw):
+    return TrainOptions(**{**tiny, "data": str(photos), "output": str(tmp_path / f"{name}.safetensors"), **kw})
+
+
+def test_a_few_steps_lower_the_loss(tmp_path, photos, tiny, vgg):
+    result = train(_options(tmp_path, photos, tiny, steps=12), vgg=vgg)
+    totals = [r["losses"]["total"] for r in result.loop.records]
+    assert len(totals) == 12
+    assert sum(totals[-3:]) / 3 < 0.5 * sum(totals[:3]) / 3
+    # The log is JSON lines with the promised fields.
+    lines = (result.loop.run_dir / "log.jsonl").read_text().splitlines()
+    record = json.loads(lines[-1])
+    assert {"step", "losses", "images_per_s", "elapsed"} <= set(record)
+    assert record["step"] == 12 and record["images_per_s"] > 0
+
+
+def test_model_file_and_card(tmp_path, photos, tiny, vgg):
+    result = train(_options(tmp_path, photos, tiny, steps=2, preview_every=1, name="tiny-starry",
+                            recipe="unit-test", save_precision="fp16"), vgg=vgg)
+    model = read_model(tmp_path / "tiny-starry.safetensors")
+    assert model.kind == "feedforward"
+    assert model.config == {"width": 8, "num_residual": 1, "num_styles": 1}
+    card = model.card
+    assert card["name"] == "tiny-starry" and card["kind"] == "feedforward" and card["recipe"] == "unit-test"
+    assert card["style"]["artist"] == "Vincent van Gogh" and card["style"]["title"] == "The Starry Night"
+    assert card["training_data"] == {"folder": "photos", "images": 6, "description": card["training_data"]["description"]}
+    assert card["steps"] == 2 and card["batch_size"] == 2 and card["image_size"] == 32
+    assert {"content", "style", "total"} <= set(card["final_losses"])
+    assert card["hardware"] and card["wall_time_s"] >= 0 and card["date"]
+    assert {"content_weight", "style_weight", "tv_weight"} <= set(card)
+    assert all(t.dtype == torch.float16 for t in model.tensors.values())
+    previews = sorted(p.name for p in (result.loop.run_dir / "previews").iterdir())
+    assert previews == ["step-00000000.png", "step-00000001.png", "step-00000002.png"]
+
+    from brushwork.models.registry import load_state_strict
+    from brushwork.nets.transformer import StyleTransferNet, TransformerConfig
+
+    net = StyleTransferNet(TransformerConfig.from_dict(model.config))
+    load_state_strict(net, model)
+    assert net(torch.rand(1, 3, 20, 28)).shape == (1, 3, 20, 28)
+
+
+_RESUME_SCRIPT = """
+import sys, json
+from brushwork.training import TrainOptions, train
+opts = TrainOptions(**json.loads(sys.argv[1]))
+result = train(opts)
+print(result.loop.step, result.interrupted)
+"""
+
+
+def test_resume_in_a_new_process_matches_an_uninterrupted_run(tmp_path, photos, tiny, vgg):
+    common = dict(steps=6, checkpoint_every=2, log_every=1)
+    # Uninterrupted.
+    train(_options(tmp_path, photos, tiny, name="straight", **common), vgg=vgg)
+
+    # Interrupted after step 3 (the progress callback cancels, as Ctrl-C does): a checkpoint of step 3.
+    def cancel_at_3(p):
+        if p.step == 3:
+            raise KeyboardInterrupt
+
+    opts = _options(tmp_path, photos, tiny, name="resumed", **common)
+    first = train(opts, progress=cancel_at_3, vgg=vgg)
+    assert first.interrupted and first.loop.step == 3 and first.output is None
+    assert [c.step for c in list_checkpoints(opts.resolved_run_dir())] == [3, 2]
+    assert not Path(opts.output).exists()
+
+    # A new process resumes from step 3 to the end.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = {**opts.to_dict(), "resume": True}
+    out = subprocess.run([sys.executable, "-c", _RESUME_SCRIPT, json.dumps(args)], env=env, cwd=str(ROOT),
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["6", "False"]
+
+    a = read_model(tmp_path / "straight.safetensors").tensors
+    b = read_model(tmp_path / "resumed.safetensors").tensors
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # The resumed log continues the interrupted one: the same steps as the uninterrupted run's log.
+    log_a = [json.loads(x) for x in (tmp_path / "straight.run" / "log.jsonl").read_text().splitlines()]
+    log_b = [json.loads(x) for x in (tmp_path / "resumed.run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log_b] == [r["step"] for r in log_a] == [1, 2, 3, 4, 5, 6]
+    assert [r["losses"] for r in log_b] == [r["losses"] for r in log_a]
+
+
+def test_resume_refuses_changed_options_and_fresh_runs_refuse_old_run_dirs(tmp_path, photos, tiny, vgg):
+    opts = _options(tmp_path, photos, tiny, steps=1)
+    train(opts, vgg=vgg)
+    with pytest.raises(BrushworkError, match="already holds a run"):
+        train(opts, vgg=vgg)
+    with pytest.raises(BrushworkError, match="style_weight"):
+        train(opts, resume=True, style_weight=opts.style_weight * 2, vgg=vgg)
+    with pytest.raises(BrushworkError, match="nothing to resume"):
+        train(opts, resume=True, run_dir=str(tmp_path / "empty.run"), vgg=vgg)
+
+
+def test_corrupt_files_are_skipped_with_a_warning(tmp_path, photos):
+    (photos / "not-an-image.png").write_bytes(b"this is text, not a PNG")
+    good = (photos / "photo0.png").read_bytes()
+    jpeg = (photos / "photo1.jpg") if (photos / "photo1.jpg").exists() else next(photos.rglob("*.jpg"))
+    data = jpeg.read_bytes()
+    (photos / "truncated.jpg").write_bytes(data[: len(data) // 2])  # header fine, body cut
+    (photos / "notes.txt").write_text("ignored: not an image extension")
+    assert good
+
+    with pytest.warns(CorruptImageWarning, match="not-an-image.png"):
+        files = list_images(photos)
+    names = [f.name for f in files]
+    assert "not-an-image.png" not in names and "notes.txt" not in names
+    assert "truncated.jpg" in names  # only decoding finds this one
+    assert len(files) == 7
+
+    dataset = PhotoDataset(files, 16, seed=0)
+    stream = BatchStream(dataset, batch_size=7)
+    with pytest.warns(CorruptImageWarning, match="truncated.jpg"):
+        batch = next(stream)
+    assert batch.shape == (6, 3, 16, 16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once per file, not per epoch
+        assert next(stream).shape == (6, 3, 16, 16)
+
+
+def test_data_order_is_a_function_of_the_batch_number(photos):
+    files = list_images(photos)
+    dataset = PhotoDataset(files, 16, seed=3)
+    stream = BatchStream(dataset, batch_size=4)
+    batches = [next(stream) for _ in range(5)]  # crosses epochs (6 photos)
+    again = BatchStream(PhotoDataset(files, 16, seed=3), batch_size=4, start=3)
+    assert torch.equal(next(again), batches[3]) and torch.equal(next(again), batches[4])
+    other_seed = BatchStream(PhotoDataset(files, 16, seed=4), batch_size=4)
+    assert not torch.equal(next(other_seed), batches[0])
+
+
+def test_empty_or_missing_data_folder(tmp_path):
+    with pytest.raises(BrushworkError, match="not found"):
+        list_images(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BrushworkError, match="no readable images"):
+        list_images(tmp_path / "empty")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(kind="nope"), "unknown kind 'nope': expected one of feedforward"),
+        (dict(steps=5, epochs=1.0), "not both"),
+        (dict(steps=0), "steps must be at least 1"),
+        (dict(output="model.pt"), "end in .safetensors"),
+        (dict(image_size=4), "image size"),
+        (dict(learning_rate=-1.0), "learning rate"),
+        (dict(style_weight=float("nan")), "style weight"),
+        (dict(style=None), "--style is needed"),
+        (dict(style="no-such-painting"), "unknown style"),
+        (dict(style_layers={"relu9_9": 1.0}), "unknown VGG-19 layer"),
+        (dict(save_precision="int4"), "save precision"),
+    ],
+)
+def test_bad_options_raise_brushwork_error(tmp_path, photos, tiny, vgg, change, message):
+    with pytest.raises(BrushworkError, match=message):
+        train(_options(tmp_path, photos, tiny, **{"steps": 1, **change}), vgg=vgg)
