@@ -137,19 +137,50 @@ def folded_conv_weight(weight: torch.Tensor, bias: torch.Tensor, r: int) -> tupl
 
 
 class _Conv(nn.Module):
-    def __init__(self, conv: nn.Conv2d, upsample: int):
+    """Reflection pad + convolution (stride 1 or 2), as `ConvLayer` without upsampling."""
+
+    def __init__(self, conv: nn.Conv2d):
         super().__init__()
         self.pad = conv.kernel_size[0] // 2
         self.stride = conv.stride[0]
-        self.upsample = upsample
         self.weight = nn.Parameter(conv.weight.detach().clone().float(), requires_grad=False)
         self.bias = nn.Parameter(conv.bias.detach().clone().float(), requires_grad=False)
 
     def forward(self, x):
-        if self.upsample > 1:
-            x = F.interpolate(x, scale_factor=float(self.upsample), mode="nearest")
-        x = F.pad(x, (self.pad, self.pad, self.pad, self.pad), mode="reflect")
-        return F.conv2d(x, self.weight, self.bias, stride=self.stride)
+        p = self.pad
+        x = F.pad(x, (p, p, p, p), mode="reflect")
+        return F.conv2d(x, self.weight.to(x.dtype), self.bias.to(x.dtype), stride=self.stride)
+
+
+class _UpConv(nn.Module):
+    """`ConvLayer` with upsample=2 (nearest 2x, reflection pad 1, 3x3 convolution), computed at low resolution.
+
+    Nearest upsampling repeats each pixel, so each of the four output phases (py, px) sees only
+    2 x 2 distinct input pixels: phase 0 of a row reads low-res rows (i-1, i) with kernel rows
+    (w0, w1 + w2), phase 1 reads (i, i+1) with (w0 + w1, w2); the reflection pad of the upsampled
+    image is a replicate pad of the small one. So: replicate-pad by 1, one 2x2 convolution with
+    4 x C outputs (phase-major), take each phase at its offset, interleave (DepthToSpace DCR).
+    4/9 of the multiply-adds, and no 4x-sized upsampled copy.
+    """
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        w = conv.weight.detach().double()
+        assert tuple(w.shape[-2:]) == (3, 3) and conv.stride[0] == 1
+        combine = [torch.tensor([[1.0, 0, 0], [0, 1, 1]], dtype=torch.float64),
+                   torch.tensor([[1.0, 1, 0], [0, 0, 1]], dtype=torch.float64)]
+        phases = [torch.einsum("ay,bx,oiyx->oiab", combine[py], combine[px], w) for py in (0, 1) for px in (0, 1)]
+        self.channels = w.shape[0]
+        self.weight = nn.Parameter(torch.cat(phases, 0).float(), requires_grad=False)
+        self.bias = nn.Parameter(conv.bias.detach().float().repeat(4), requires_grad=False)
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        c = self.channels
+        y = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.weight.to(x.dtype), self.bias.to(x.dtype))
+        phases = [y[:, k * c:(k + 1) * c, py:py + h, px:px + w] for k, (py, px) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1)))]
+        n = x.shape[0]
+        return F.pixel_shuffle(torch.stack(phases, 2).reshape(n, c * 4, h, w), 2)
 
 
 class InferenceNet(nn.Module):
@@ -170,7 +201,7 @@ class InferenceNet(nn.Module):
         for block in net.residuals:
             convs += [block.conv1, block.conv2]
         convs += [net.up1, net.up2]
-        self.convs = nn.ModuleList(_Conv(c.conv, 2 if id(c) in up else 1) for c in convs)
+        self.convs = nn.ModuleList(_UpConv(c.conv) if id(c) in up else _Conv(c.conv) for c in convs)
         params = style_norm_params(net, style_blend)
         assert len(params) == len(convs)
         self.norm_scale = nn.ParameterList(nn.Parameter(s, requires_grad=False) for s, _ in params)
@@ -306,10 +337,20 @@ def build_onnx(net: StyleTransferNet | InferenceNet, *, style_blend: Sequence[fl
 
     def conv(i, x):
         c = inf.convs[i]
-        if c.upsample > 1:
-            s = float(c.upsample)
-            x = node("Resize", [x, "", const(np.array([1, 1, s, s], dtype=np.float32))], mode="nearest",
-                     coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+        if isinstance(c, _UpConv):
+            x = node("Pad", [x, const(i64(0, 0, 1, 1, 0, 0, 1, 1))], mode="edge")
+            y = node("Conv", [x, const(c.weight, "w"), const(c.bias, "b")], kernel_shape=[2, 2])
+            size = node("Shape", [x])
+            h, w = node("Sub", [node("Gather", [size, const(i64(2))], axis=0), const(i64(2))]), \
+                node("Sub", [node("Gather", [size, const(i64(3))], axis=0), const(i64(2))])
+            ch = c.channels
+            phases = []
+            for k, (py, px) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+                starts = const(i64(k * ch, py, px))
+                ends = node("Concat", [const(i64((k + 1) * ch)), node("Add", [h, const(i64(py))]),
+                                       node("Add", [w, const(i64(px))])], axis=0)
+                phases.append(node("Slice", [y, starts, ends, const(i64(1, 2, 3))]))
+            return node("DepthToSpace", [node("Concat", phases, axis=1)], blocksize=2, mode="DCR")
         p = c.pad
         x = node("Pad", [x, const(i64(0, 0, p, p, 0, 0, p, p))], mode="reflect")
         k = c.weight.shape[-1]
