@@ -50,8 +50,8 @@ def _check(tile: int, overlap: int, margin: int, align: int) -> None:
         raise ValueError(f"align must be at least 1, got {align}")
     if tile < 1 or tile % align:
         raise ValueError(f"tile size must be a positive multiple of {align}, got {tile}")
-    if overlap < 0 or overlap >= tile:
-        raise ValueError(f"overlap must be at least 0 and smaller than the tile size {tile}, got {overlap}")
+    if overlap < 0 or overlap > tile - align:
+        raise ValueError(f"overlap must be between 0 and {tile - align} for tiles of {tile}, got {overlap}")
     if margin < 0 or (margin > 0 and overlap <= 2 * margin):
         raise ValueError(f"margin {margin} needs an overlap of more than {2 * margin} pixels, got {overlap}")
 
@@ -65,15 +65,13 @@ def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> list[in
     """
     if length <= tile:
         return [0]
-    stride = tile - overlap
-    count = 1 + math.ceil((length - tile) / stride)
-    span = length - tile
-    # Even spacing, rounded down to `align`; each gap is at most `stride`, so overlaps are >= `overlap`.
-    starts = [(round(i * span / (count - 1)) // align) * align for i in range(count)]
-    for a, b in zip(starts, starts[1:]):
-        if b - a > stride:  # rounding can only shrink gaps, but stay safe
-            raise AssertionError("tile spacing exceeds the stride")
-    return starts
+    # Work in units of `align`: the span to cover and the largest gap that keeps the overlap.
+    span, stride = (length - tile) // align, (tile - overlap) // align
+    if span == 0:
+        return [0]
+    count = 1 + math.ceil(span / stride)
+    # Even spacing; each gap is at most ceil(span / (count - 1)) <= stride units.
+    return [round(i * span / (count - 1)) * align for i in range(count)]
 
 
 def tile_spans(length: int, tile: int, overlap: int, align: int = 1) -> list[tuple[int, int]]:
@@ -145,8 +143,8 @@ def split_tiles(image: torch.Tensor, tile: int, overlap: int, *, align: int = 1)
                       for b, d in tile_spans(w, tile, overlap, align))]
 
 
-def merge_tiles(pieces: Iterable[tuple[Tile, torch.Tensor]], height: int, width: int, overlap: int, *,
-                tile: int, margin: int = 0, align: int = 1) -> torch.Tensor:
+def merge_tiles(pieces: Iterable[tuple[Tile, torch.Tensor]], height: int, width: int, tile: int, overlap: int, *,
+                margin: int = 0, align: int = 1) -> torch.Tensor:
     """Blend processed tiles (as laid out by `split_tiles` with the same arguments) into one image."""
     weights = {t: w for t, w in tile_grid(height, width, tile, overlap, margin=margin, align=align)}
     out = None
