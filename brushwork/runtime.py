@@ -28,6 +28,29 @@ class Runtime:
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def available_memory(self) -> int | None:
+        """Bytes free for this run's tensors on the device, or None when it cannot be told."""
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            return int(free)
+        try:
+            with open("/proc/meminfo") as f:
+                for line in f:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return None
+
+    def check_memory(self, needed: int, what: str, advice: str) -> None:
+        """Refuse a run that cannot fit, with a clear line, instead of being killed midway."""
+        available = self.available_memory()
+        if available is not None and needed > 0.9 * available:
+            raise BrushworkError(
+                f"{what} needs about {needed / 2**30:.1f} GiB of memory but only {available / 2**30:.1f} GiB "
+                f"is available on {self.device.type}: {advice}"
+            )
+
     def prepare_module(self, module: torch.nn.Module) -> torch.nn.Module:
         module = module.to(self.device)
         if self.channels_last:

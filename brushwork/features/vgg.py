@@ -95,6 +95,22 @@ class VGG19(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
+    def activation_bytes(self, height: int, width: int, layers, bytes_per_value: int = 4) -> int:
+        """Memory autograd keeps for one image's forward pass up to the deepest of `layers`.
+
+        Every layer's output is saved for the backward pass (convolutions keep their input, ReLUs
+        their output); the backward pass then needs about as much again for gradients in flight.
+        """
+        last = max(LAYER_NAMES.index(n) for n in layers)
+        values, h, w, c = 0, height, width, 3
+        for name in LAYER_NAMES[: last + 1]:
+            if name.startswith("pool"):
+                h, w = h // 2, w // 2
+            elif name.startswith("conv"):
+                c = _CHANNELS[int(name[4])]
+            values += c * h * w
+        return 2 * values * bytes_per_value
+
     def preprocess(self, image: torch.Tensor) -> torch.Tensor:
         x = image.flip(1) if self.rgb_to_bgr else image
         return x * self.input_scale.to(x.dtype) + self.input_shift.to(x.dtype)

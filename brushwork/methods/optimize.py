@@ -206,6 +206,14 @@ def run_optimization(
     vgg = rt.prepare_module(vgg)
 
     sizes = _scale_sizes(content_full.shape[2], content_full.shape[3], opts)
+    h_final, w_final = sizes[-1]
+    layers = set(opts.content_layers) | set(opts.style_layers)
+    value_bytes = 2 if rt.precision == "bf16" else 4
+    rt.check_memory(
+        vgg.activation_bytes(h_final, w_final, layers, value_bytes) + 16 * h_final * w_final * 4,
+        f"optimizing a {w_final}x{h_final} image",
+        "use a smaller --size",
+    )
     steps_plan = opts.steps_per_scale()
     total_steps = sum(steps_plan)
     step_done = 0

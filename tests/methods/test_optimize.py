@@ -131,6 +131,7 @@ def test_python_api_returns_pil_with_alpha(tmp_path, style_path):
         (dict(preserve_color="sepia"), "colour preservation"),
         (dict(learning_rate=0.0), "learning rate"),
         (dict(device="tpu"), "unknown device"),
+        (dict(size=16000), "GiB of memory"),
     ],
 )
 def test_bad_options(bad, message, content_path, style_path):

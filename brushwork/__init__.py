@@ -1,0 +1,19 @@
+"""Brushwork: neural style transfer (optimization, feed-forward, many-style and arbitrary-style methods).
+
+The public Python API is the methods' entry points: each takes images (paths, PIL images, arrays or
+tensors) and options, reports progress through a callback, and returns a PIL image.
+"""
+
+from brushwork.errors import BrushworkError
+from brushwork.methods.optimize import OptimizeOptions, optimize
+
+__all__ = ["BrushworkError", "OptimizeOptions", "optimize"]
+
+
+def __getattr__(name):
+    # Later methods are imported on first use so `import brushwork` stays quick.
+    if name == "stylize":
+        from brushwork.methods.feedforward import stylize
+
+        return stylize
+    raise AttributeError(f"module 'brushwork' has no attribute {name!r}")
