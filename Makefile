@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The venv sees the system's packages so an already-installed torch is reused rather than re-downloaded.
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench clean serve
 
 setup: $(STAMP)
 
@@ -23,6 +23,10 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The web app and HTTP API on http://127.0.0.1:8000/
+serve: setup
+	$(BIN)/brushwork serve
 
 clean:
 	rm -rf $(VENV) out

@@ -10,16 +10,17 @@
 # checkpoint and skips styles that already have a model (FORCE=1 retrains; a model made by the GPU
 # recipe is never replaced by this one unless FORCE=1).
 #
-# Sizing (2 shared cores, Xeon @ 2.8 GHz, torch 2.13, fp32): the light network (width 16) on 128 px
-# crops, batch 4, runs about 1.5-4 s per step depending on what else shares the cores, so ~400
-# steps (1,600 photos seen) fill about 15 minutes. That is a small fraction of a full run; the
-# learning rate is raised to 2e-3 to get the most out of it. Style Gram targets at 512 px fix the
-# stroke scale for stylizing photos of around 512-1024 px.
+# Sizing (measured with the trainer on this machine: 2 cores shared with other work, Xeon @ 2.8 GHz,
+# torch 2.13, fp32, no native bf16): the light network (width 16) on 128 px crops at batch 4 takes
+# 3-9 s per step (VGG-19 to relu4_3 forward and backward dominates), so 200 steps (800 photos, about
+# a third of an epoch) fill 10-30 minutes depending on the load. That is a tiny fraction of a full
+# run, so the learning rate is raised to 2e-3 to get the most out of it. Style Gram targets at 512 px
+# fix the stroke scale for stylizing photos of around 512-1024 px. STEPS=N changes the length.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DATA=${DATA:-../shared/data/content}
-STEPS=${STEPS:-400}
+STEPS=${STEPS:-200}
 PYTHON=${PYTHON:-python3}
 RECIPE=feedforward-cpu
 if [ "$#" -gt 0 ]; then STYLES=("$@"); else
@@ -44,6 +45,6 @@ for style in "${STYLES[@]}"; do
     --image-size 128 --batch-size 4 --steps "$STEPS" --learning-rate 2e-3 \
     --width 16 --num-residual 5 --style-size 512 \
     --device cpu --precision fp32 --seed 0 \
-    --log-every 10 --preview-every 100 --checkpoint-every 50
+    --log-every 10 --preview-every 50 --checkpoint-every 25
   echo "[$RECIPE] $style: done in $(( $(date +%s) - start )) s ($(date -Is))"
 done

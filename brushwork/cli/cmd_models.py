@@ -31,10 +31,20 @@ def _credit(card: dict) -> str:
 
 
 def model_rows() -> list[dict]:
-    from brushwork.models.registry import shipped_models
+    """One row per shipped model; a damaged file is listed with its error instead of hiding the rest."""
+    from brushwork.errors import BrushworkError
+    from brushwork.models.registry import read_model, weights_dir
 
+    folder = weights_dir()
     rows = []
-    for m in shipped_models():
+    for path in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
+        try:
+            m = read_model(path)
+        except BrushworkError as exc:
+            rows.append({"name": path.stem, "kind": "?", "style": f"(unreadable: {exc})", "steps": None,
+                         "image_size": None, "recipe": None, "hardware": None, "wall_time_s": None,
+                         "file": str(path), "card": {}})
+            continue
         card = m.card
         rows.append({
             "name": m.name,
@@ -48,7 +58,7 @@ def model_rows() -> list[dict]:
             "file": str(m.path) if m.path else None,
             "card": card,
         })
-    return rows
+    return sorted(rows, key=lambda r: r["name"])
 
 
 def preset_rows() -> list[dict]:

@@ -3,3 +3,11 @@
 from brushwork.cli import cmd_models, cmd_optimize, cmd_train
 
 REGISTRY = [cmd_optimize.register, cmd_train.register, cmd_models.register]
+
+from brushwork.cli import cmd_serve  # noqa: E402
+
+REGISTRY.append(cmd_serve.register)
+
+from brushwork.cli import cmd_export, cmd_stylize  # noqa: E402
+
+REGISTRY += [cmd_stylize.register, cmd_export.register]

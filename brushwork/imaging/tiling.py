@@ -56,30 +56,38 @@ def _check(tile: int, overlap: int, margin: int, align: int) -> None:
         raise ValueError(f"margin {margin} needs an overlap of more than {2 * margin} pixels, got {overlap}")
 
 
-def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> list[int]:
-    """Start offsets along one axis: tiles of size `tile` that cover [0, length), consecutive ones
-    overlapping by at least `overlap`, spread evenly, each start a multiple of `align`.
-
-    The last tile ends exactly at `length` when `length - tile` is a multiple of `align`;
-    otherwise its start is rounded down and it is up to `align - 1` pixels larger (see `tile_spans`).
-    """
-    if length <= tile:
-        return [0]
-    # Work in units of `align`: the span to cover and the largest gap that keeps the overlap.
-    span, stride = (length - tile) // align, (tile - overlap) // align
-    if span == 0:
-        return [0]
-    count = 1 + math.ceil(span / stride)
-    # Even spacing; each gap is at most ceil(span / (count - 1)) <= stride units.
-    return [round(i * span / (count - 1)) * align for i in range(count)]
-
-
 def tile_spans(length: int, tile: int, overlap: int, align: int = 1) -> list[tuple[int, int]]:
-    """(start, stop) per tile along one axis; the last tile always stops at `length`."""
-    starts = tile_starts(length, tile, overlap, align)
-    stops = [min(s + tile, length) for s in starts]
-    stops[-1] = length
-    return list(zip(starts, stops))
+    """(start, stop) per tile along one axis, covering [0, length).
+
+    `tile` is the largest tile: the fewest tiles that cover `length` with consecutive ones
+    overlapping by at least `overlap` are used, each made as small as that allows (so no work is
+    wasted on needlessly wide overlaps), spread evenly, starts multiples of `align`. The last tile
+    stops at `length`; when `length` is not a multiple of `align` it may be up to `align - 1`
+    pixels larger than the others.
+    """
+    _check(tile, overlap, 0, align)
+    if length <= tile:
+        return [(0, length)]
+    count = 1 + math.ceil((length - tile) / (tile - overlap))
+    while True:
+        # The smallest size (a multiple of `align`) at which `count` evenly spread tiles keep the overlap.
+        size = min(tile, _round_up(math.ceil((length + (count - 1) * overlap) / count), align))
+        while size <= tile:
+            span = (length - size) // align  # in units of `align`
+            starts = [round(i * span / (count - 1)) * align for i in range(count)]
+            if all(size - (b - a) >= overlap for a, b in zip(starts, starts[1:])):
+                return [(s, s + size) for s in starts[:-1]] + [(starts[-1], length)]
+            size += align
+        count += 1
+
+
+def _round_up(v: int, m: int) -> int:
+    return v + (-v) % m
+
+
+def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> list[int]:
+    """The start offsets of `tile_spans`."""
+    return [a for a, _ in tile_spans(length, tile, overlap, align)]
 
 
 def axis_weights(spans: list[tuple[int, int]], margin: int = 0, dtype=torch.float32) -> list[torch.Tensor]:
@@ -168,6 +176,7 @@ def map_tiles(fn: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, t
     """
     if image.dim() != 4:
         raise ValueError(f"expected an N x C x H x W tensor, got shape {tuple(image.shape)}")
+    _check(tile, overlap, margin, align)
     h, w = image.shape[-2:]
     total = count_tiles(h, w, tile, overlap, align)
     out = None

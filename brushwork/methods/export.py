@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import math
 import os
+import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -285,15 +287,22 @@ def align(x: torch.Tensor, multiple: int = ALIGN) -> torch.Tensor:
 # ONNX
 
 
-def build_onnx(net: StyleTransferNet | InferenceNet, *, style_blend: Sequence[float] | None = None,
-               frozen_norms: bool = False, opset: int = ONNX_OPSET):
-    """The inference network as an `onnx.ModelProto`: input "image" (N x 3 x H x W, float32, [0, 1]),
-    output "stylized" (same shape, unclamped). Height and width are dynamic, any size >= 4 px.
+ONNX_MODES = ("plain", "frozen", "stats")
 
-    With `frozen_norms`, every instance norm is replaced by a per-channel multiply-add whose
-    factors are graph inputs "norm_scale_K" / "norm_shift_K" (N or 1 x C): what `norm_affine`
-    returns. Used for tiles, whose statistics come from the whole image.
+
+def build_onnx(net: StyleTransferNet | InferenceNet, *, style_blend: Sequence[float] | None = None,
+               mode: str = "plain", opset: int = ONNX_OPSET):
+    """The inference network as an `onnx.ModelProto`: input "image" (N x 3 x H x W, float32, [0, 1]),
+    output "stylized" (same shape, unclamped). Height and width are dynamic, any size >= 8 px.
+
+    `mode="frozen"`: every instance norm is replaced by a per-channel multiply-add whose factors
+    are graph inputs "norm_scale_K" / "norm_shift_K" (N or 1 x C), what `InferenceNet.norm_affine`
+    returns (used for tiles, whose statistics come from the whole image). `mode="stats"`: those
+    factors, pooled over the batch, are the outputs (as `norm_affine(x, pool=True)`), and the
+    graph stops after the last norm.
     """
+    if mode not in ONNX_MODES:
+        raise ValueError(f"unknown ONNX graph mode {mode!r}")
     try:
         import onnx
         from onnx import TensorProto, helper, numpy_helper
@@ -301,7 +310,7 @@ def build_onnx(net: StyleTransferNet | InferenceNet, *, style_blend: Sequence[fl
         raise BrushworkError("ONNX export needs the onnx package: pip install 'brushwork[export]'") from None
 
     inf = net if isinstance(net, InferenceNet) else InferenceNet(net, style_blend)
-    nodes, inits, inputs = [], [], []
+    nodes, inits, inputs, outputs = [], [], [], []
     counter = [0]
 
     def name(prefix):
@@ -357,13 +366,26 @@ def build_onnx(net: StyleTransferNet | InferenceNet, *, style_blend: Sequence[fl
         return node("Conv", [x, const(c.weight, "w"), const(c.bias, "b")], kernel_shape=[k, k], strides=[c.stride] * 2)
 
     def norm(i, x):
-        if frozen_norms:
-            c = inf.norm_scale[i].numel()
-            sa, sb = f"norm_scale_{i}", f"norm_shift_{i}"
+        c = inf.norm_scale[i].numel()
+        sa, sb = f"norm_scale_{i}", f"norm_shift_{i}"
+        if mode == "frozen":
             for n_ in (sa, sb):
                 inputs.append(helper.make_tensor_value_info(n_, TensorProto.FLOAT, ["stats_batch", c]))
             axes = const(i64(2, 3))
             return node("Add", [node("Mul", [x, node("Unsqueeze", [sa, axes])]), node("Unsqueeze", [sb, axes])])
+        if mode == "stats":
+            # Mean and (biased) variance over batch and pixels, in two passes like torch's.
+            mean = node("ReduceMean", [x], axes=[0, 2, 3], keepdims=1)
+            d = node("Sub", [x, mean])
+            var = node("ReduceMean", [node("Mul", [d, d])], axes=[0, 2, 3], keepdims=1)
+            a = node("Div", [const(inf.norm_scale[i].reshape(1, c, 1, 1), "scale"),
+                             node("Sqrt", [node("Add", [var, const(np.array(NORM_EPS, dtype=np.float32))])])])
+            b = node("Sub", [const(inf.norm_shift[i].reshape(1, c, 1, 1), "shift"), node("Mul", [mean, a])])
+            shape = const(i64(1, c))
+            nodes.append(helper.make_node("Reshape", [a, shape], [sa], name=sa))
+            nodes.append(helper.make_node("Reshape", [b, shape], [sb], name=sb))
+            outputs.extend(helper.make_tensor_value_info(n_, TensorProto.FLOAT, [1, c]) for n_ in (sa, sb))
+            return node("Add", [node("Mul", [x, a]), b])
         return node("InstanceNormalization", [x, const(inf.norm_scale[i], "scale"), const(inf.norm_shift[i], "shift")],
                     epsilon=NORM_EPS)
 
@@ -376,17 +398,19 @@ def build_onnx(net: StyleTransferNet | InferenceNet, *, style_blend: Sequence[fl
         y = node("Add", [y, norm(i + 1, conv(i + 1, z))])
         i += 2
     y = node("Relu", [norm(i, conv(i, y))])
-    y = node("Relu", [norm(i + 1, conv(i + 1, y))])
-    p = inf.out_pad
-    y = node("Pad", [y, const(i64(0, 0, p, p, 0, 0, p, p))], mode="reflect")
-    y = node("SpaceToDepth", [y], blocksize=OUT_FOLD)
-    k = inf.out_weight.shape[-1]
-    y = node("Conv", [y, const(inf.out_weight, "w"), const(inf.out_bias, "b")], kernel_shape=[k, k])
-    y = node("DepthToSpace", [y], blocksize=OUT_FOLD, mode="CRD")
-    nodes.append(helper.make_node("Slice", [y, const(i64(0, 0)), hw, const(i64(2, 3))], ["stylized"], name="crop"))
-    output = helper.make_tensor_value_info("stylized", TensorProto.FLOAT, ["batch", 3, "height", "width"])
+    y = norm(i + 1, conv(i + 1, y))
+    if mode != "stats":
+        y = node("Relu", [y])
+        p = inf.out_pad
+        y = node("Pad", [y, const(i64(0, 0, p, p, 0, 0, p, p))], mode="reflect")
+        y = node("SpaceToDepth", [y], blocksize=OUT_FOLD)
+        k = inf.out_weight.shape[-1]
+        y = node("Conv", [y, const(inf.out_weight, "w"), const(inf.out_bias, "b")], kernel_shape=[k, k])
+        y = node("DepthToSpace", [y], blocksize=OUT_FOLD, mode="CRD")
+        nodes.append(helper.make_node("Slice", [y, const(i64(0, 0)), hw, const(i64(2, 3))], ["stylized"], name="crop"))
+        outputs.append(helper.make_tensor_value_info("stylized", TensorProto.FLOAT, ["batch", 3, "height", "width"]))
 
-    graph = helper.make_graph(nodes, "brushwork_feedforward", inputs, [output], initializer=inits)
+    graph = helper.make_graph(nodes, "brushwork_feedforward", inputs, outputs, initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="brushwork")
     model.ir_version = min(model.ir_version, 8)  # readable by onnxruntime >= 1.14
     onnx.checker.check_model(model)
@@ -394,7 +418,8 @@ def build_onnx(net: StyleTransferNet | InferenceNet, *, style_blend: Sequence[fl
 
 
 class OnnxRunner:
-    """An onnxruntime CPU session for the inference graph (and, built on first use, its frozen-norm twin)."""
+    """onnxruntime CPU sessions for the inference graph; its frozen-norm and statistics twins
+    (for tiling) are built on first use."""
 
     def __init__(self, inference_net: InferenceNet, threads: int | None = None):
         try:
@@ -403,43 +428,64 @@ class OnnxRunner:
             raise BrushworkError("the onnxruntime backend needs onnxruntime: pip install 'brushwork[export]'") from None
         self.net = inference_net
         self.threads = threads if threads is not None else torch.get_num_threads()
-        self._sessions: dict[bool, object] = {}
+        self._sessions: dict[str, object] = {}
+        self._lock = threading.Lock()
 
-    def _session(self, frozen: bool):
-        if frozen not in self._sessions:
-            import onnxruntime as ort
+    def _session(self, mode: str):
+        with self._lock:  # built on first use; InferenceSession.run itself is thread-safe
+            return self._sessions.get(mode) or self._build(mode)
 
-            so = ort.SessionOptions()
-            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            so.intra_op_num_threads = max(1, self.threads)
-            so.log_severity_level = 3
-            proto = build_onnx(self.net, frozen_norms=frozen)
-            self._sessions[frozen] = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
-        return self._sessions[frozen]
+    def _build(self, mode: str):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # NCHWc layouts, fusions
+        so.intra_op_num_threads = max(1, self.threads)
+        so.log_severity_level = 3
+        proto = build_onnx(self.net, mode=mode)
+        session = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        self._sessions[mode] = session
+        return session
 
     def __call__(self, x: torch.Tensor, affine: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
-        feeds = {"image": x.detach().float().cpu().contiguous().numpy()}
+        """As `InferenceNet.forward`."""
+        feeds = {"image": _numpy(x)}
         if affine is not None:
             for i, (a, b) in enumerate(affine):
-                feeds[f"norm_scale_{i}"] = a.detach().float().cpu().contiguous().numpy()
-                feeds[f"norm_shift_{i}"] = b.detach().float().cpu().contiguous().numpy()
-        (out,) = self._session(affine is not None).run(["stylized"], feeds)
+                feeds[f"norm_scale_{i}"], feeds[f"norm_shift_{i}"] = _numpy(a), _numpy(b)
+        (out,) = self._session("plain" if affine is None else "frozen").run(["stylized"], feeds)
         return torch.from_numpy(out)
+
+    def norm_affine(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """As `InferenceNet.norm_affine(x, pool=True)`."""
+        outs = self._session("stats").run(None, {"image": _numpy(x)})
+        names = [o.name for o in self._session("stats").get_outputs()]
+        by_name = dict(zip(names, outs))
+        return [(torch.from_numpy(by_name[f"norm_scale_{i}"]), torch.from_numpy(by_name[f"norm_shift_{i}"]))
+                for i in range(self.net.num_norms)]
+
+
+def _numpy(t: torch.Tensor):
+    return t.detach().float().cpu().contiguous().numpy()
 
 
 # --------------------------------------------------------------------------------------------
 # Files
 
 
-class _TorchScriptModule(nn.Module):
-    """What `export_torchscript` writes: forward(image) -> stylized, any size, frozen."""
+class _AlignedModule(nn.Module):
+    """What `export_torchscript` writes (scripted): pad to a multiple of 4, run the traced network, crop."""
 
-    def __init__(self, inference_net: InferenceNet):
+    def __init__(self, core):
         super().__init__()
-        self.net = inference_net
+        self.core = core
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        h, w = x.shape[2], x.shape[3]
+        ph, pw = (4 - h % 4) % 4, (4 - w % 4) % 4  # ALIGN
+        if ph > 0 or pw > 0:
+            x = F.pad(x, [0, pw, 0, ph], mode="reflect")
+        return self.core(x)[:, :, :h, :w]
 
 
 def export_onnx(model, output: str | os.PathLike, *, style_blend: Sequence[float] | None = None,
@@ -454,14 +500,20 @@ def export_onnx(model, output: str | os.PathLike, *, style_blend: Sequence[float
 
 
 def export_torchscript(model, output: str | os.PathLike, *, style_blend: Sequence[float] | None = None) -> Path:
-    """Write `model` as a TorchScript file (scripted, so any input size works); returns the path.
+    """Write `model` as a TorchScript file (any input size >= 8 px); returns the path.
 
     Load it with `torch.jit.load(path)`; call it on N x 3 x H x W RGB in [0, 1].
     """
-    module = _TorchScriptModule(InferenceNet(load_network(model), style_blend)).eval()
-    with torch.no_grad():
-        scripted = torch.jit.script(module)
-    return _write_atomic(Path(output), lambda p: torch.jit.save(scripted, str(p)))
+    net = InferenceNet(load_network(model), style_blend).eval()
+    example = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad(), warnings.catch_warnings():
+        # The trace is shape-generic for sizes that are multiples of 4 (checked in the tests);
+        # the scripted wrapper brings every other size there.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch >= 2.10 deprecates TorchScript; it still works
+        core = torch.jit.trace(net, example, check_trace=False)
+        scripted = torch.jit.script(_AlignedModule(core))
+        return _write_atomic(Path(output), lambda p: torch.jit.save(scripted, str(p)))
 
 
 def export_model(model, output: str | os.PathLike, format: str, *, style_blend: Sequence[float] | None = None) -> Path:
@@ -470,6 +522,31 @@ def export_model(model, output: str | os.PathLike, format: str, *, style_blend: 
     if format == "onnx":
         return export_onnx(model, output, style_blend=style_blend)
     return export_torchscript(model, output, style_blend=style_blend)
+
+
+def check_export(path: str | os.PathLike, format: str, net: StyleTransferNet, *,
+                 style_blend: Sequence[float] | None = None, size: tuple[int, int] = (64, 72)) -> float | None:
+    """Run an exported file once on a fixed random image; max abs difference from the plain PyTorch
+    network (None when the ONNX runtime is not installed)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 3, *size, generator=gen)
+    params = style_norm_params(net, style_blend)
+    with torch.no_grad():
+        ref = net(x, style=[(a[None], b[None]) for a, b in params])
+    if format == "onnx":
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            return None
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        out = torch.from_numpy(session.run(["stylized"], {"image": x.numpy()})[0])
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(str(path), map_location="cpu")
+        with torch.no_grad():
+            out = module(x)
+    return float((out - ref).abs().max())
 
 
 def _write_atomic(path: Path, write) -> Path:

@@ -11,10 +11,9 @@ scale of the strokes the network learns, in pixels.
 Default weights
 ---------------
 Losses follow `brushwork.losses` (content: MSE of activations; style: Gram/HW, MSE/C^2), so the
-numbers are not Johnson's. They were chosen by a short experiment (`optimize` with these layers on
-a photo and each of the shipped paintings, then measured with the project's metric losses against
-`optimize`'s default result): see DEFAULT_* in brushwork/training/options.py for the values and
-the reasons.
+numbers are not Johnson's. They were chosen by a short experiment (`optimize` with these layers and
+weights on a photo, measured with the project's metric losses against `optimize`'s default result):
+see DEFAULT_* in brushwork/training/options.py for the values and the reasons.
 """
 
 from __future__ import annotations

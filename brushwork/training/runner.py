@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import json
 import platform
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,10 +143,9 @@ def train(
     )
     trainer = Trainer(objective, dataset, loop_options, rt, run_dir, resume=options.resume, preview_image=preview,
                       progress=progress, on_preview=on_preview)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "options.json").write_text(json.dumps(options.to_dict(), indent=2, default=str) + "\n")
-    started = time.time()
     loop = trainer.run()
+    # Written after the run (which refuses mismatched options on resume), so it always describes it.
+    (run_dir / "options.json").write_text(json.dumps(options.to_dict(), indent=2, default=str) + "\n")
     if loop.interrupted:
         return TrainResult(output=None, card=None, loop=loop)
     card = build_card(options, objective, loop, describe_data(options.data, len(files)), rt)
@@ -155,5 +153,4 @@ def train(
     output = save_model(options.output, objective.kind, objective.model_state(), objective.model_config(), card,
                         dtype=dtype)
     (run_dir / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-    del started
     return TrainResult(output=output, card=card, loop=loop)

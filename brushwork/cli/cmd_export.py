@@ -1,0 +1,59 @@
+"""`brushwork export MODEL --format onnx|torchscript -o OUT`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from brushwork.cli.common import add_common_flags
+
+_SUFFIX_FORMATS = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".ts": "torchscript",
+                   ".torchscript": "torchscript"}
+
+
+def register(sub) -> None:
+    from brushwork.cli.options import parse_float_list
+
+    p = sub.add_parser(
+        "export",
+        help="export a trained feed-forward model to ONNX or TorchScript",
+        description="Write a feed-forward model (a shipped name or a MODEL.safetensors file) as ONNX (opset 17, "
+        "dynamic batch/height/width; input 'image' N x 3 x H x W RGB in [0, 1], output 'stylized', unclamped) "
+        "or as TorchScript (torch.jit.load; call it on the same tensor).",
+    )
+    p.add_argument("model", help="shipped model name or MODEL.safetensors")
+    p.add_argument("-o", "--output", help="output file (default: MODEL_NAME.onnx or .pt in the current folder)")
+    p.add_argument("--format", choices=("onnx", "torchscript"), help="default: from the -o extension, else onnx")
+    p.add_argument("--style-blend", type=parse_float_list, metavar="W,...",
+                   help="for a multi-style model: the blend of its styles to bake in (default: its first style)")
+    p.add_argument("--no-check", action="store_true", help="skip running the exported model once to compare it with PyTorch")
+    add_common_flags(p)
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from brushwork.errors import BrushworkError
+    from brushwork.methods.export import check_export, export_model, load_network
+    from brushwork.models.registry import find_model
+
+    fmt = args.format
+    if fmt is None:
+        fmt = _SUFFIX_FORMATS.get(Path(args.output).suffix.lower(), "onnx") if args.output else "onnx"
+    model = find_model(args.model)
+    net = load_network(model)  # bad model files fail here with one line
+    output = Path(args.output) if args.output else Path(f"{model.name}.{'onnx' if fmt == 'onnx' else 'pt'}")
+    if output.is_dir():
+        output = output / f"{model.name}.{'onnx' if fmt == 'onnx' else 'pt'}"
+    path = export_model(net, output, fmt, style_blend=args.style_blend)
+    note = ""
+    if not args.no_check:
+        diff = check_export(path, fmt, net, style_blend=args.style_blend)
+        if diff is None:
+            note = " (not checked: onnxruntime is not installed)"
+        elif diff > 1e-3:
+            raise BrushworkError(f"exported model differs from PyTorch by {diff:.2g} on a test image: please report this")
+        else:
+            note = f" (checked: max difference from PyTorch {diff:.1g})"
+    if not args.quiet:
+        print(f"wrote {path} ({fmt}){note}", file=sys.stderr)
+    return 0

@@ -1,0 +1,121 @@
+"""`brushwork stylize INPUT [INPUT ...] --style NAME|MODEL -o OUT`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from brushwork.cli.common import add_common_flags
+from brushwork.cli.options import add_dataclass_flags, dataclass_from_args
+
+# What a folder input picks up (non-recursive). Explicitly named files are tried whatever their name.
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+
+
+def register(sub) -> None:
+    from brushwork.methods.feedforward import StylizeOptions
+
+    p = sub.add_parser(
+        "stylize",
+        help="stylize images instantly with a trained model (feed-forward network)",
+        description="Stylize photos with a trained feed-forward model: a shipped style name (see `brushwork models`) "
+        "or a MODEL.safetensors file made by `brushwork train`. Inputs are image files or folders (every image "
+        "directly inside). With one input file, -o is the output file (or a folder); otherwise -o is a folder "
+        "and outputs keep the inputs' names.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
+    p.add_argument("-o", "--output", required=True, help="output image file (one input) or folder")
+    add_dataclass_flags(p, StylizeOptions)
+    add_common_flags(p)
+    p.set_defaults(run=run)
+
+
+def _collect_inputs(inputs: list[str]) -> tuple[list[Path], bool]:
+    """(image files, whether the output must be a folder). Missing paths fail before any work."""
+    from brushwork.errors import BrushworkError
+
+    files: list[Path] = []
+    folder_given = False
+    for text in inputs:
+        p = Path(text).expanduser()
+        if p.is_dir():
+            folder_given = True
+            found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES
+                           and not q.name.startswith("."))
+            if not found:
+                raise BrushworkError(f"folder {text!r} contains no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            files += found
+        elif p.exists():
+            files.append(p)
+        else:
+            raise BrushworkError(f"input {text!r} not found")
+    return files, folder_given or len(files) > 1
+
+
+def _plan_outputs(files: list[Path], output: str, to_folder: bool) -> list[Path]:
+    from brushwork.errors import BrushworkError
+    from brushwork.imaging.io import SAVE_FORMATS
+
+    out = Path(output).expanduser()
+    if not to_folder and not out.is_dir():
+        if out.suffix.lower() not in SAVE_FORMATS:
+            known = ", ".join(sorted(SAVE_FORMATS))
+            raise BrushworkError(f"cannot write {output!r}: unknown image format {out.suffix or '(none)'!r} "
+                                 f"(use {known}, or an existing folder)")
+        targets = [out]
+    else:
+        if out.exists() and not out.is_dir():
+            raise BrushworkError(f"output {output!r} is a file, but {len(files)} images need an output folder")
+        if not out.exists() and out.suffix.lower() in SAVE_FORMATS:
+            raise BrushworkError(f"output {output!r} looks like a file name, but several images need an output folder")
+        targets = []
+        for f in files:
+            name = f.name if f.suffix.lower() in SAVE_FORMATS else f.stem + ".png"
+            targets.append(out / name)
+    seen: dict[Path, Path] = {}
+    for src, dst in zip(files, targets):
+        key = dst.resolve()
+        if key in seen:
+            raise BrushworkError(f"{str(src)!r} and {str(seen[key])!r} would both be written to {str(dst)!r}")
+        if key == src.resolve():
+            raise BrushworkError(f"output {str(dst)!r} would overwrite its input: choose another -o")
+        seen[key] = src
+    return targets
+
+
+def run(args) -> int:
+    from brushwork.errors import BrushworkError
+    from brushwork.imaging import save_image
+    from brushwork.methods.feedforward import FeedForwardStylizer, StylizeOptions
+    from brushwork.progress import Progress, ProgressBar
+
+    options = dataclass_from_args(StylizeOptions, args)
+    options.validate()
+    files, to_folder = _collect_inputs(args.inputs)
+    targets = _plan_outputs(files, args.output, to_folder)
+    stylizer = FeedForwardStylizer.from_options(options)  # bad model files fail here, before any image
+
+    bar = ProgressBar("stylize", quiet=args.quiet, unit="image")
+    failures = []
+    try:
+        for i, (src, dst) in enumerate(zip(files, targets), 1):
+            try:
+                image = stylizer.stylize(src, options)
+                save_image(image, dst)
+            except BrushworkError as exc:
+                if len(files) == 1:
+                    raise
+                failures.append(src)
+                print(f"brushwork: error: {exc}", file=sys.stderr)
+            bar(Progress(step=i, total=len(files)))
+    finally:
+        bar.close()
+    done = len(files) - len(failures)
+    if failures:
+        print(f"brushwork: stylized {done} of {len(files)} images; {len(failures)} failed", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        where = targets[0] if len(targets) == 1 else targets[0].parent
+        print(f"wrote {where} ({done} image{'s' if done != 1 else ''}, model {stylizer.name}, "
+              f"{stylizer.backend} on {stylizer.runtime.device.type})", file=sys.stderr)
+    return 0

@@ -1,0 +1,413 @@
+"""Feed-forward stylization (Johnson et al. 2016): one pass of a trained transformation network.
+
+`stylize(image, style="starry-night")` returns a PIL image. Front ends that stylize many images
+(a web server, a video tool) keep one `FeedForwardStylizer`, which loads the model once.
+
+Backends. The network runs as `brushwork.methods.export.InferenceNet` (an exact rewrite of
+`StyleTransferNet`, see there) in PyTorch, or as the same graph in onnxruntime. On the CPU `auto`
+picks onnxruntime, measured on this project's 2-core Xeon (Ice Lake, AVX-512 without BF16), width-32
+network, 512 x 512, ms per image on one thread (`benchmarks/stylize.py` has the full table):
+
+    plain fp32 PyTorch forward (the reference)        ~1850-2000 ms
+    fp32 channels_last                                 slower than the reference
+    bf16 autocast + channels_last (emulated bf16)      ~3x slower than the reference
+    torch.jit.freeze + optimize_for_inference          no better than the reference
+    InferenceNet in PyTorch, fp32                      ~1370 ms  (1.35x)
+    InferenceNet in onnxruntime, fp32, all graph opts   ~870 ms  (2.1x; output within 1e-5)
+
+So: onnxruntime when it is installed and the precision is fp32 (what `auto` resolves to on a CPU
+without native bf16); PyTorch otherwise (CUDA; explicit bf16; onnxruntime missing).
+
+Tiling. Instance norm normalizes each feature map by its own mean and variance over the whole
+image, so a tile normalized by its own statistics comes out with a different contrast and colour
+than the same region of the untiled image, and tiles would show. Here the statistics are taken
+from the whole image once (`InferenceNet.norm_affine`) and frozen for every tile (each norm becomes
+a fixed per-channel multiply-add). With frozen statistics each output pixel depends only on the
+input pixels within the network's receptive field (`receptive_radius`: 55 px for 5 residual
+blocks), so that many pixels + 1 at each inner tile edge (the ones that saw the tile's padding
+instead of its neighbour) get weight 0 and only the middle of each overlap is crossfaded; tile
+origins are multiples of 4 so the stride-2 layers sample the same grid as on the whole image.
+Every kept pixel is then what the untiled network computes, up to float rounding (tested: max
+difference ~2e-5). Images up to `STATS_PIXELS` take their statistics from the whole image at full
+resolution, so for them tiled output = untiled output. Larger images take them from a batch of
+full-resolution crops spread over the image, pooled: an estimate of the whole image's statistics
+(a downscaled copy of the whole image would be cheaper, but its feature statistics differ: every
+9x9 filter sees several times more detail per pixel). `benchmarks/stylize.py` measures both.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from brushwork.errors import BrushworkError
+from brushwork.imaging import load_image, match_color_statistics, resize, tensor_to_image, transfer_luminance
+from brushwork.imaging.resize import fit_long_side
+from brushwork.imaging.tiling import count_tiles, map_tiles
+from brushwork.methods.export import ALIGN, FEEDFORWARD_KINDS, InferenceNet, OnnxRunner, load_network
+from brushwork.models.registry import ModelFile, find_model
+from brushwork.nets.transformer import StyleTransferNet
+from brushwork.progress import Progress, ProgressCallback, now
+from brushwork.runtime import resolve_runtime
+
+COLOR_MODES = ("none", "luminance", "histogram")
+BACKENDS = ("auto", "torch", "onnxruntime")
+DEFAULT_STYLE = "starry-night"
+MIN_SIDE = 16  # smaller inputs are padded up to this (the network downsamples 4x)
+STATS_PIXELS = 1024 * 1024  # tiling: images up to this many pixels give exact whole-image statistics
+STATS_CROP = 512  # larger ones: pooled statistics of full-resolution crops of this size, STATS_PIXELS in all
+TILE_CROSSFADE = 16  # default overlap = 2 x (receptive radius + 1) + this crossfade
+
+
+def receptive_radius(net: StyleTransferNet | InferenceNet) -> int:
+    """How far (in input pixels) an output pixel of the network can see: 8 x residual blocks + 15.
+
+    Backwards from the output: the 9x9 conv (4) and the full-resolution 3x3 (1) give 5, i.e. 3
+    pixels at half resolution, +1 for its 3x3 = 4, i.e. 2 at quarter resolution; each residual block
+    adds 2 there; then the two stride-2 3x3 convs double it and add 1 each, and the first 9x9 adds 4.
+    """
+    r = len(net.residuals) if isinstance(net, StyleTransferNet) else net.num_residual
+    q = 2 + 2 * r
+    return 2 * (2 * q + 1) + 1 + 4
+
+
+def _opt(default, help: str, **meta):
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **meta})
+    return field(default=default, metadata={"help": help, **meta})
+
+
+@dataclass
+class StylizeOptions:
+    style: str = _opt(DEFAULT_STYLE, "a shipped model name (see `brushwork models`) or a MODEL.safetensors file")
+    strength: float = _opt(1.0, "how much style: 1 = fully stylized, 0 = the input unchanged (a blend in between)")
+    preserve_color: str = _opt(
+        "none",
+        "keep the input's colours: luminance (the stylized luminance with the input's chroma) or histogram "
+        "(the OUTPUT's colour mean and covariance matched to the input's, after the network)",
+        choices=COLOR_MODES,
+    )
+    size: int | None = _opt(None, "long side of the output in pixels (default: the input's size)")
+    tile: int = _opt(0, "process in overlapping tiles of N x N pixels, for images too large to stylize at once (0: off)")
+    tile_overlap: int | None = _opt(None, "overlap of neighbouring tiles in pixels (default: twice the network's "
+                                    f"receptive-field radius + {TILE_CROSSFADE}: 128 for the standard network)")
+    style_blend: list | None = _opt(None, "for a multi-style model: blend weights over its styles (default: its first style)")
+    device: str = _opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    precision: str = _opt("auto", "auto, fp32 or bf16 (auto: bf16 on CUDA or a CPU with native bf16, else fp32)")
+    backend: str = _opt("auto", "auto (onnxruntime on the CPU when installed, else torch), torch or onnxruntime",
+                        choices=BACKENDS)
+
+    def validate(self) -> None:
+        def bad(msg):
+            raise BrushworkError(msg)
+
+        if not isinstance(self.strength, (int, float)) or not 0.0 <= self.strength <= 1.0:
+            bad(f"strength must be between 0 and 1, got {self.strength}")
+        if self.preserve_color not in COLOR_MODES:
+            bad(f"unknown colour preservation {self.preserve_color!r}: expected none, luminance or histogram")
+        if self.size is not None and not 16 <= self.size <= 16384:
+            bad(f"size must be between 16 and 16384 pixels, got {self.size}")
+        if self.tile < 0:
+            bad(f"tile size must be 0 (off) or a number of pixels, got {self.tile}")
+        if self.tile_overlap is not None and self.tile_overlap < 0:
+            bad(f"tile overlap must be zero or more, got {self.tile_overlap}")
+        if self.backend not in BACKENDS:
+            bad(f"unknown backend {self.backend!r}: expected auto, torch or onnxruntime")
+
+
+def _onnxruntime_available() -> bool:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class FeedForwardStylizer:
+    """A loaded feed-forward model, ready to stylize any number of images (thread-safe).
+
+    `model`: a shipped model name, a .safetensors path, a `ModelFile` or a `StyleTransferNet`.
+    """
+
+    def __init__(self, model: str | os.PathLike | ModelFile | StyleTransferNet = DEFAULT_STYLE, *,
+                 style_blend: Sequence[float] | None = None, device: str = "auto", precision: str = "auto",
+                 backend: str = "auto"):
+        if backend not in BACKENDS:
+            raise BrushworkError(f"unknown backend {backend!r}: expected auto, torch or onnxruntime")
+        model_file = _resolve_model(model)
+        net = load_network(model_file if model_file is not None else model)
+        self.name = model_file.name if model_file is not None else "network"
+        self.card = dict(model_file.card) if model_file is not None else {}
+        self.runtime = resolve_runtime(device, precision)
+        on_cpu_fp32 = self.runtime.device.type == "cpu" and self.runtime.precision == "fp32"
+        if backend == "auto":
+            backend = "onnxruntime" if on_cpu_fp32 and _onnxruntime_available() else "torch"
+        elif backend == "onnxruntime":
+            if self.runtime.device.type != "cpu":
+                raise BrushworkError("the onnxruntime backend runs on the CPU: use --device cpu (or --backend torch)")
+            if self.runtime.precision != "fp32":
+                raise BrushworkError("the onnxruntime backend runs in fp32: use --precision fp32 (or --backend torch)")
+            if not _onnxruntime_available():
+                raise BrushworkError("the onnxruntime backend needs onnx and onnxruntime: pip install 'brushwork[export]'")
+        self.backend = backend
+        self._module = self.runtime.prepare_module(InferenceNet(net, style_blend).eval())
+        self._onnx = OnnxRunner(self._module) if backend == "onnxruntime" else None
+        self.tile_margin = receptive_radius(net) + 1
+
+    @classmethod
+    def from_options(cls, options: StylizeOptions) -> "FeedForwardStylizer":
+        return cls(options.style, style_blend=options.style_blend, device=options.device,
+                   precision=options.precision, backend=options.backend)
+
+    def __repr__(self) -> str:
+        return (f"FeedForwardStylizer({self.name!r}, backend={self.backend!r}, device={str(self.runtime.device)!r}, "
+                f"precision={self.runtime.precision!r})")
+
+    # ---------------------------------------------------------------------------------------
+    # The network itself
+
+    def forward(self, x: torch.Tensor, affine=None) -> torch.Tensor:
+        """The network's raw output (unclamped, float32, on the CPU) for N x 3 x H x W RGB in [0, 1].
+
+        `affine`: frozen per-norm (scale, shift) from `norm_affine`, or None to normalize `x` itself.
+        """
+        if self._onnx is not None:
+            return self._onnx(x, affine)
+        rt = self.runtime
+        with torch.no_grad(), rt.autocast():
+            if affine is not None:
+                affine = [(a.to(rt.device), b.to(rt.device)) for a, b in affine]
+            y = self._module(rt.prepare_input(x.float()), affine)
+        return y.float().cpu()
+
+    def norm_affine(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Frozen instance-norm statistics for one image (1 x 3 x H x W, H and W multiples of 4).
+
+        The whole image when it has at most `STATS_PIXELS` pixels (exact), else pooled over
+        full-resolution crops spread evenly over it (see the module docstring).
+        """
+        if x.shape[0] != 1:
+            raise ValueError("norm_affine takes one image at a time")
+        h, w = x.shape[-2:]
+        if h * w > STATS_PIXELS:
+            x = _sample_crops(x, STATS_CROP, STATS_PIXELS)
+        if self._onnx is not None:
+            return self._onnx.norm_affine(x)
+        rt = self.runtime
+        with torch.no_grad(), rt.autocast():
+            pairs = self._module.norm_affine(rt.prepare_input(x.float()), pool=True)
+        return [(a.float().cpu(), b.float().cpu()) for a, b in pairs]
+
+    # ---------------------------------------------------------------------------------------
+    # Stylizing
+
+    def stylize_tensor(self, image: torch.Tensor, options: StylizeOptions | None = None, *,
+                       progress: ProgressCallback | None = None, **overrides) -> torch.Tensor:
+        """Stylize N x 3 x H x W RGB in [0, 1]; returns N x 3 x H' x W' in [0, 1] (H', W': `size`, else H, W).
+
+        Per-image options come from `options` and/or keyword overrides (strength, preserve_color,
+        size, tile, tile_overlap); the model-level ones (style, device, ...) are this stylizer's.
+        """
+        opts = _merge(options, overrides)
+        if not torch.is_tensor(image) or image.dim() != 4 or image.shape[1] != 3:
+            raise BrushworkError(f"expected an N x 3 x H x W image tensor, got {getattr(image, 'shape', type(image))}")
+        content = image.detach().float().cpu().clamp(0.0, 1.0)
+        if opts.size is not None:
+            content = resize(content, fit_long_side(content.shape[2], content.shape[3], opts.size)).clamp_(0.0, 1.0)
+        n, _, h, w = content.shape
+        started = now()
+        if opts.tile:
+            tile, overlap = self._tiling(opts)
+            per_image = count_tiles(*_padded_size(h, w), tile, overlap, ALIGN)
+        else:
+            per_image = 1
+        total = n * per_image
+        outputs = []
+        for i in range(n):
+            x, _ = _pad_input(content[i:i + 1])
+            if opts.tile and max(x.shape[-2:]) > tile:
+                affine = self.norm_affine(x)
+
+                def on_tile(done, _total, i=i):
+                    if progress is not None:
+                        progress(Progress(step=i * per_image + done, total=total, size=(h, w), elapsed=now() - started))
+
+                y = map_tiles(lambda t: self.forward(t, affine), x, tile, overlap,
+                              margin=self.tile_margin, align=ALIGN, progress=on_tile)
+            else:
+                y = self.forward(x)
+                if progress is not None:
+                    progress(Progress(step=(i + 1) * per_image, total=total, size=(h, w), elapsed=now() - started))
+            outputs.append(_postprocess(y[:, :, :h, :w], content[i:i + 1], opts))
+            del x, y
+        return outputs[0] if n == 1 else torch.cat(outputs, 0)
+
+    def _tiling(self, opts: StylizeOptions) -> tuple[int, int]:
+        """(tile size rounded down to a multiple of 4, overlap), checked against the network's receptive field."""
+        margin = self.tile_margin
+        overlap = opts.tile_overlap if opts.tile_overlap is not None else 2 * margin + TILE_CROSSFADE
+        if overlap <= 2 * margin:
+            raise BrushworkError(f"tile overlap must be more than {2 * margin} pixels for this network "
+                                 f"(twice its receptive-field radius), got {overlap}")
+        tile = opts.tile - opts.tile % ALIGN
+        if tile < 2 * overlap:
+            raise BrushworkError(f"tile size must be at least {2 * overlap} pixels (twice the overlap), got {opts.tile}")
+        return tile, overlap
+
+    def stylize(self, image, options: StylizeOptions | None = None, *, progress: ProgressCallback | None = None,
+                **overrides):
+        """Stylize one image (path, PIL image, array or tensor); returns a PIL image (RGBA when the input has alpha)."""
+        opts = _merge(options, overrides)
+        rgb, alpha = load_image(image)
+        out = self.stylize_tensor(rgb, opts, progress=progress)
+        del rgb
+        if alpha is not None and tuple(alpha.shape[-2:]) != tuple(out.shape[-2:]):
+            alpha = resize(alpha, tuple(out.shape[-2:])).clamp_(0.0, 1.0)
+        return tensor_to_image(out, alpha)
+
+
+def _merge(options: StylizeOptions | None, overrides: dict) -> StylizeOptions:
+    opts = options or StylizeOptions()
+    if overrides:
+        known = {f.name for f in fields(StylizeOptions)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise BrushworkError(f"unknown option {unknown[0]!r} for stylize")
+        opts = replace(opts, **overrides)
+    opts.validate()
+    return opts
+
+
+def _resolve_model(model) -> ModelFile | None:
+    """The model file for a name or path (with a helpful error for style-image names); None for a network."""
+    if isinstance(model, StyleTransferNet):
+        return None
+    if isinstance(model, ModelFile):
+        return model
+    text = os.fspath(model)
+    try:
+        return find_model(text, kinds=FEEDFORWARD_KINDS)
+    except BrushworkError:
+        p = Path(text)
+        if p.suffix != ".safetensors" and not p.exists():
+            if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"):
+                raise BrushworkError(
+                    f"{text!r} is an image, not a model: feed-forward stylization needs a trained model "
+                    "(train one with `brushwork train --style IMAGE`, or use `brushwork optimize`)"
+                ) from None
+            try:
+                from brushwork.presets import resolve_style
+
+                resolve_style(text)
+            except BrushworkError:
+                pass
+            else:
+                raise BrushworkError(
+                    f"no trained model named {text!r}: it is a style image preset, usable with `brushwork optimize`, "
+                    f"or train a model with `brushwork train --style {text}` (see `brushwork models`)"
+                ) from None
+        raise
+
+
+def _padded_size(h: int, w: int) -> tuple[int, int]:
+    def up(v):
+        return max(MIN_SIDE, v + (-v) % ALIGN)
+
+    return up(h), up(w)
+
+
+def _pad_input(x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad bottom/right to a multiple of 4 and at least MIN_SIDE (reflecting where possible)."""
+    h, w = x.shape[-2:]
+    ph, pw = (n - v for n, v in zip(_padded_size(h, w), (h, w)))
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, (h, w)
+
+
+def _sample_crops(x: torch.Tensor, crop: int, budget: int) -> torch.Tensor:
+    """A batch of crop x crop pieces (multiples of 4) spread evenly over a large image, about `budget` pixels in all."""
+    h, w = x.shape[-2:]
+    ch, cw = min(crop, h), min(crop, w)
+    ch, cw = ch - ch % ALIGN, cw - cw % ALIGN
+    k = max(1, budget // (ch * cw))
+    rows = max(1, min(math.ceil(h / ch), round(math.sqrt(k * h / w))))
+    cols = max(1, min(math.ceil(w / cw), k // rows))
+
+    def positions(length, size, count):
+        if count == 1:
+            return [((length - size) // 2) // ALIGN * ALIGN]
+        return [round(i * (length - size) / (count - 1)) // ALIGN * ALIGN for i in range(count)]
+
+    pieces = [x[..., t:t + ch, l:l + cw] for t in positions(h, ch, rows) for l in positions(w, cw, cols)]
+    return torch.cat(pieces, 0)
+
+
+def _postprocess(styled: torch.Tensor, content: torch.Tensor, opts: StylizeOptions, band: int = 1024) -> torch.Tensor:
+    """Colour preservation, then the strength blend, then clamping. Pixel-local work goes in bands
+    of rows so a very large (tiled) image needs no full-size temporaries beyond the output."""
+    if opts.preserve_color == "histogram":
+        # Needs the colour statistics of the whole output: done at once.
+        styled = match_color_statistics(styled.clamp_(0.0, 1.0), content)
+    h = styled.shape[2]
+    for top in range(0, h, band):
+        rows = slice(top, min(h, top + band))
+        s, c = styled[:, :, rows].clamp(0.0, 1.0), content[:, :, rows]
+        if opts.preserve_color == "luminance":
+            s = transfer_luminance(s, c)
+        if opts.strength < 1.0:
+            s = (opts.strength * s + (1.0 - opts.strength) * c).clamp_(0.0, 1.0)
+        styled[:, :, rows] = s
+    return styled
+
+
+# ---------------------------------------------------------------------------------------------
+# The public functions
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_stylizer(style: str, stamp, style_blend: tuple | None, device: str, precision: str, backend: str):
+    return FeedForwardStylizer(style, style_blend=style_blend, device=device, precision=precision, backend=backend)
+
+
+def get_stylizer(options: StylizeOptions | None = None, **overrides) -> FeedForwardStylizer:
+    """A stylizer for these options, reused across calls with the same model file and settings."""
+    opts = _merge(options, overrides)
+    style = opts.style
+    if isinstance(style, (ModelFile, StyleTransferNet)):
+        return FeedForwardStylizer.from_options(opts)
+    style = os.fspath(style)
+    try:
+        st = os.stat(style)
+        stamp = (st.st_mtime_ns, st.st_size)  # a rewritten model file is loaded afresh
+    except OSError:
+        stamp = None
+    blend = tuple(float(v) for v in opts.style_blend) if opts.style_blend is not None else None
+    return _cached_stylizer(style, stamp, blend, opts.device, opts.precision, opts.backend)
+
+
+def stylize(image, style=DEFAULT_STYLE, *, progress: ProgressCallback | None = None, **options):
+    """Stylize `image` (path, PIL image, array or tensor) with a trained model; returns a PIL image.
+
+    `style`: a shipped model name, a .safetensors file, a `ModelFile` or a `StyleTransferNet`.
+    Options are the fields of `StylizeOptions` (e.g. `strength=0.8, preserve_color="luminance",
+    size=1024, tile=1024`). The input's alpha channel is kept.
+    """
+    opts = _merge(StylizeOptions(style=style), options)
+    return get_stylizer(opts).stylize(image, opts, progress=progress)
+
+
+def stylize_tensor(image: torch.Tensor, style=DEFAULT_STYLE, *, progress: ProgressCallback | None = None,
+                   **options) -> torch.Tensor:
+    """Like `stylize` for an N x 3 x H x W tensor in [0, 1]; returns a tensor in [0, 1]."""
+    opts = _merge(StylizeOptions(style=style), options)
+    return get_stylizer(opts).stylize_tensor(image, opts, progress=progress)

@@ -1,0 +1,177 @@
+"""What the server can paint with: the shipped style presets and the models in the model directory.
+
+Every name a request gives is looked up here among known presets and models; nothing a request
+sends is ever used as a path. The model directory is rescanned when it changes, so models that
+appear while the server runs are picked up without a restart.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from brushwork.errors import BrushworkError
+
+log = logging.getLogger("brushwork.server")
+
+FAST_KINDS = ("feedforward",)
+THUMBNAIL_SIZE = 320
+
+
+def normalize_name(name: str) -> str:
+    return "-".join(str(name).strip().lower().replace("_", " ").replace("-", " ").split())
+
+
+@dataclass
+class ModelEntry:
+    name: str
+    kind: str
+    preset: str | None  # the style preset it was trained on, when known
+    card: dict
+    path: Path
+    stamp: tuple
+
+    def public(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "style": self.preset,
+                "fast": self.kind in FAST_KINDS, "card": self.card}
+
+
+class Catalog:
+    def __init__(self, model_dir: str | os.PathLike | None = None, device: str = "auto", precision: str = "auto"):
+        from brushwork.models.registry import weights_dir
+
+        self.model_dir = Path(model_dir) if model_dir is not None else weights_dir()
+        self.device, self.precision = device, precision
+        self._lock = threading.Lock()
+        self._scan_stamp = None
+        self._models: dict[str, ModelEntry] = {}
+        self._thumbnails: dict[str, bytes] = {}
+        self._stylizers: dict[str, tuple[tuple, object]] = {}
+        self._stylizer_locks: dict[str, threading.Lock] = {}
+
+    # ---------------------------------------------------------------------------------------
+    # Presets
+
+    def presets(self):
+        from brushwork.presets import list_style_presets
+
+        return list_style_presets()
+
+    def preset(self, name: str):
+        key = normalize_name(name)
+        for p in self.presets():
+            if p.name == key:
+                return p
+        return None
+
+    def thumbnail(self, name: str) -> bytes | None:
+        preset = self.preset(name)
+        if preset is None:
+            return None
+        with self._lock:
+            cached = self._thumbnails.get(preset.name)
+        if cached is not None:
+            return cached
+        from PIL import Image
+
+        from brushwork.imaging import open_image
+
+        im = open_image(preset.path)
+        im.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.LANCZOS)
+        buf = io.BytesIO()
+        im.convert("RGB").save(buf, "JPEG", quality=85, optimize=True)
+        data = buf.getvalue()
+        with self._lock:
+            self._thumbnails[preset.name] = data
+        return data
+
+    # ---------------------------------------------------------------------------------------
+    # Models
+
+    def models(self) -> list[ModelEntry]:
+        self._rescan()
+        with self._lock:
+            return sorted(self._models.values(), key=lambda m: m.name)
+
+    def fast_model_for(self, style: str, models: list[ModelEntry] | None = None) -> ModelEntry | None:
+        """The fast model for a preset name or a model name, or None (`models`: from `models()`)."""
+        key = normalize_name(style)
+        models = [m for m in (self.models() if models is None else models) if m.kind in FAST_KINDS]
+        for m in models:
+            if normalize_name(m.name) == key:
+                return m
+        for m in models:
+            if m.preset == key:
+                return m
+        return None
+
+    def _rescan(self) -> None:
+        d = self.model_dir
+        try:
+            files = sorted(d.glob("*.safetensors")) if d.is_dir() else []
+            stamp = tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+        except OSError:
+            files, stamp = [], ()
+        with self._lock:
+            if stamp == self._scan_stamp:
+                return
+        from brushwork.models.registry import read_model
+
+        known = {m.path: m for m in self._models.values()}
+        found: dict[str, ModelEntry] = {}
+        for f, file_stamp in zip(files, stamp):
+            old = known.get(f)
+            if old is not None and old.stamp == file_stamp:
+                found[old.name] = old
+                continue
+            try:
+                model = read_model(f)
+            except BrushworkError as exc:  # a half-written or foreign file: skip it, keep serving
+                log.warning("skipping model %s: %s", f.name, exc)
+                continue
+            except OSError as exc:
+                log.warning("skipping model %s: %s", f.name, exc)
+                continue
+            style = model.card.get("style")
+            preset = style.get("preset") if isinstance(style, dict) else None
+            name = str(model.name)
+            if preset is None and self.preset(name) is not None:
+                preset = normalize_name(name)
+            found[name] = ModelEntry(name=name, kind=model.kind, preset=preset, card=model.card, path=f,
+                                     stamp=file_stamp)
+            del model  # the tensors are loaded again, once, when a stylizer is built
+        with self._lock:
+            self._models = found
+            self._scan_stamp = stamp
+
+    def stylizer(self, entry: ModelEntry):
+        """A loaded `FeedForwardStylizer` for a model, built once and reused while the file is unchanged."""
+        with self._lock:
+            cached = self._stylizers.get(entry.name)
+            if cached is not None and cached[0] == entry.stamp:
+                return cached[1]
+            lock = self._stylizer_locks.setdefault(entry.name, threading.Lock())
+        with lock:  # one thread loads a model; others wait for it
+            with self._lock:
+                cached = self._stylizers.get(entry.name)
+                if cached is not None and cached[0] == entry.stamp:
+                    return cached[1]
+            from brushwork.methods.feedforward import FeedForwardStylizer
+            from brushwork.models.registry import read_model
+
+            stylizer = FeedForwardStylizer(read_model(entry.path), device=self.device, precision=self.precision)
+            with self._lock:
+                self._stylizers[entry.name] = (entry.stamp, stylizer)
+            return stylizer
+
+
+def fast_method_available() -> bool:
+    try:
+        import brushwork.methods.feedforward  # noqa: F401
+    except ImportError:
+        return False
+    return True

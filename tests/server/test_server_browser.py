@@ -1,0 +1,198 @@
+"""The web page in real headless Chromium (Debian's `chromium`, driven by Playwright).
+
+The server runs on 127.0.0.1 in a thread with a tiny fast model for "starry-night". The page is
+loaded with every request outside the server blocked (it must need nothing else), a photo is
+uploaded, stylized with the preset, and an optimization job is started, watched and cancelled.
+
+These tests skip, with the reason, only when Playwright or Chromium is missing; with
+BRUSHWORK_REQUIRE_BROWSER=1 (set by .ci/run, which installs chromium) they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from server_helpers import LiveServer, image_bytes, make_app, save_tiny_model, wait_for
+
+CHROMIUM = os.environ.get("BRUSHWORK_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+REQUIRED = os.environ.get("BRUSHWORK_REQUIRE_BROWSER") == "1"
+
+
+def _unavailable(reason: str):
+    if REQUIRED:
+        pytest.fail(f"{reason} (BRUSHWORK_REQUIRE_BROWSER=1: browser tests must run)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("playwright is not installed (pip install playwright; it is in the dev extra)")
+    if not Path(CHROMIUM).is_file():
+        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does this)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory, vgg):
+    models = tmp_path_factory.mktemp("models")
+    save_tiny_model(models)
+    app = make_app(models, vgg, workers=1, max_steps=100000, preview_interval=0.2, max_size=256)
+    with LiveServer(app) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("uploads")
+    paths = {
+        "photo": d / "photo.png",
+        "phone": d / "phone.jpg",
+        "corrupt": d / "corrupt.jpg",
+        "notes": d / "notes.txt",
+    }
+    paths["photo"].write_bytes(image_bytes((48, 32), seed=1))
+    paths["phone"].write_bytes(image_bytes((40, 24), fmt="JPEG", exif_orientation=6))
+    paths["corrupt"].write_bytes(image_bytes((48, 32), fmt="JPEG")[:200])
+    paths["notes"].write_text("not a photo")
+    return paths
+
+
+@pytest.fixture
+def page(browser, live):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.outside_requests = []
+    page.errors = []
+
+    def route(r):
+        url = r.request.url
+        if url.startswith(live.url) or url.startswith("data:") or url.startswith("blob:"):
+            r.continue_()
+        else:
+            page.outside_requests.append(url)
+            r.abort()
+
+    page.route("**/*", route)
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
+    page.goto(live.url + "/")
+    page.wait_for_selector("body[data-ready=true]", timeout=30000)
+    yield page
+    context.close()
+
+
+def set_range(page, selector, value):
+    page.eval_on_selector(selector, "(e, v) => { e.value = v; e.dispatchEvent(new Event('input')); }", str(value))
+
+
+def test_page_loads_with_nothing_from_outside_and_lists_the_paintings(page, live, files):
+    from brushwork.presets import list_style_presets
+
+    cards = page.locator(".style-card:not(.upload-card)")
+    assert cards.count() == len(list_style_presets())
+    assert page.locator(".style-card .badge").count() == 1  # only starry-night has a model here
+    wait_for(lambda: page.evaluate(
+        "[...document.querySelectorAll('.style-card img.thumb')].slice(0, 4).every(i => i.complete && i.naturalWidth > 0)"
+    ), 30, what="thumbnails to load")
+    assert page.locator("#upload-style-card").is_visible()
+    assert page.locator("#go").is_disabled()  # no photo yet
+    # Drag and drop a photo onto the drop zone.
+    data = list(files["photo"].read_bytes())
+    page.evaluate(
+        """(bytes) => {
+            const dt = new DataTransfer();
+            dt.items.add(new File([new Uint8Array(bytes)], 'dropped.png', { type: 'image/png' }));
+            document.getElementById('dropzone').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true }));
+        }""",
+        data,
+    )
+    page.wait_for_function("document.getElementById('photo-dims').textContent.includes('48')")
+    assert page.locator("#photo-name").text_content() == "dropped.png"
+    assert page.locator("#go").is_enabled()
+    assert page.outside_requests == [] and page.errors == []
+
+
+def test_phone_photo_preview_is_upright(page, files):
+    page.set_input_files("#photo-input", str(files["phone"]))
+    page.wait_for_function("document.getElementById('photo-preview').naturalWidth > 0")
+    size = page.evaluate("[document.getElementById('photo-preview').naturalWidth, "
+                         "document.getElementById('photo-preview').naturalHeight]")
+    assert size == [24, 40]  # EXIF orientation 6: stored 40 x 24, shown portrait
+
+
+def test_stylize_with_a_preset_shows_the_result(page, files):
+    page.set_input_files("#photo-input", str(files["photo"]))
+    page.click(".style-card[data-style='starry-night']")
+    assert page.is_checked("#method-fast")
+    set_range(page, "#size", 64)
+    set_range(page, "#strength", 80)
+    page.click("#go")
+    page.wait_for_selector("#result-box:not([hidden])", timeout=60000)
+    page.wait_for_function("document.getElementById('result-after').naturalWidth > 0")
+    size = page.evaluate("[document.getElementById('result-after').naturalWidth, "
+                         "document.getElementById('result-after').naturalHeight]")
+    assert size == [64, 43]
+    link = page.locator("#download")
+    assert link.get_attribute("href").startswith("blob:")
+    assert link.get_attribute("download") == "brushwork-starry-night.png"
+    assert "starry-night" in page.locator("#result-info").text_content()
+    # The before/after slider moves the divide.
+    set_range(page, "#compare-slider", 20)
+    assert page.evaluate("document.getElementById('after-clip').style.clipPath") == "inset(0px 0px 0px 20%)"
+    assert page.locator("#status").text_content() == "Done."
+    assert page.errors == []
+
+
+def test_optimization_job_shows_progress_and_cancels(page, live, files):
+    page.set_input_files("#photo-input", str(files["photo"]))
+    page.click(".style-card[data-style='udnie']")
+    assert page.is_disabled("#method-fast")  # no model for this painting
+    assert page.is_checked("#method-optimize")
+    assert "Optimize" in page.locator("#method-note").text_content()
+    set_range(page, "#size", 64)
+    page.click("#advanced summary")
+    page.fill("#steps", "100000")
+    page.click("#go")
+    page.wait_for_selector("#cancel:not([hidden])", timeout=30000)
+    page.wait_for_function(
+        "(() => { const m = document.getElementById('progress-text').textContent.match(/Step (\\d+)/);"
+        " return m && Number(m[1]) >= 3; })()", timeout=120000)
+    page.wait_for_function("document.getElementById('live-preview').src.startsWith('data:image/jpeg')",
+                           timeout=30000)
+    assert page.locator("#live-preview").is_visible()
+    width = page.evaluate("parseFloat(document.getElementById('bar-fill').style.width)")
+    assert width > 0
+    page.click("#cancel")
+    page.wait_for_function("document.getElementById('status').textContent === 'Cancelled.'", timeout=60000)
+    assert "Cancelled after" in page.locator("#progress-text").text_content()
+    assert page.locator("#cancel").is_hidden() and page.locator("#go").is_enabled()
+    # The worker is free again.
+    jobs = live.app.state.jobs
+    wait_for(lambda: jobs.stats()["running"] == 0, 30, what="the worker to be freed")
+    assert page.errors == []
+
+
+def test_bad_photos_show_an_error(page, files):
+    page.set_input_files("#photo-input", str(files["notes"]))
+    page.wait_for_selector("#error:not([hidden])")
+    assert "not an image" in page.locator("#error").text_content()
+    page.set_input_files("#photo-input", str(files["corrupt"]))  # looks like a JPEG; the server says no
+    page.click(".style-card[data-style='starry-night']")
+    page.click("#go")
+    page.wait_for_selector("#error:not([hidden])", timeout=60000)
+    page.wait_for_function("document.getElementById('error').textContent.includes('the photo')")
+    assert page.locator("#go").is_enabled()
