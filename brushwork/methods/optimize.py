@@ -10,7 +10,7 @@ once per scale, never per step.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,7 @@ from brushwork.losses import (
     masked_gram_matrix,
     total_variation_loss,
 )
+from brushwork.options import option
 from brushwork.progress import Progress, ProgressCallback, now
 from brushwork.runtime import resolve_runtime
 
@@ -34,38 +35,31 @@ PIXEL_SCALE = 255.0
 OPTIMIZERS = ("lbfgs", "adam")
 
 
-def _opt(default, help: str, **meta):
-    """A dataclass field carrying its CLI help text (the CLI builds its flags from these)."""
-    if isinstance(default, (dict, list)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **meta})
-    return field(default=default, metadata={"help": help, **meta})
-
-
 @dataclass
 class OptimizeOptions:
-    size: int = _opt(512, "long side of the output in pixels")
-    steps: int = _opt(60, "optimizer steps at the final scale (earlier scales take more, see --scales)")
-    scales: int = _opt(3, "coarse-to-fine scales: optimize at size/2**(N-1) first, then upsample and refine")
-    optimizer: str = _opt("lbfgs", "optimizer", choices=OPTIMIZERS)
-    learning_rate: float | None = _opt(None, "step size in 0-255 pixel units (default: 1 for lbfgs, 5 for adam)")
-    seed: int = _opt(0, "random seed (noise init and any randomness)")
-    content_weight: float = _opt(1.0, "weight of the content loss")
-    style_weight: float = _opt(1000.0, "weight of the style loss")
-    tv_weight: float = _opt(0.0, "weight of the total-variation loss (smoothness)")
-    content_layers: dict = _opt({"relu4_2": 1.0}, "content layers with weights, e.g. relu4_2:1,relu3_1:0.5")
-    style_layers: dict = _opt(
+    size: int = option(512, "long side of the output in pixels")
+    steps: int = option(60, "optimizer steps at the final scale (earlier scales take more, see --scales)")
+    scales: int = option(3, "coarse-to-fine scales: optimize at size/2**(N-1) first, then upsample and refine")
+    optimizer: str = option("lbfgs", "optimizer", choices=OPTIMIZERS)
+    learning_rate: float | None = option(None, "step size in 0-255 pixel units (default: 1 for lbfgs, 5 for adam)")
+    seed: int = option(0, "random seed (noise init and any randomness)")
+    content_weight: float = option(1.0, "weight of the content loss")
+    style_weight: float = option(1000.0, "weight of the style loss")
+    tv_weight: float = option(0.0, "weight of the total-variation loss (smoothness)")
+    content_layers: dict = option({"relu4_2": 1.0}, "content layers with weights, e.g. relu4_2:1,relu3_1:0.5")
+    style_layers: dict = option(
         {"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0, "relu4_1": 1.0, "relu5_1": 1.0},
         "style layers with weights, e.g. relu1_1:1,relu2_1:1",
     )
-    init: str = _opt("content", "initial image: content, noise, or an image file")
-    style_blend: list | None = _opt(None, "blend weights for several style images, e.g. 0.7,0.3 (default: equal)")
-    style_scale: float = _opt(1.0, "style image size relative to the output size")
-    preserve_color: str = _opt("none", "keep the content's colours: luminance or histogram", choices=COLOR_MODES)
-    mask: object | None = _opt(None, "mask image: style applies where it is white, content stays where black")
-    pooling: str = _opt("max", "VGG-19 pooling", choices=("max", "avg"))
-    vgg_weights: str | None = _opt(None, "a VGG-19 weights file (torchvision layout) instead of the bundled one")
-    device: str = _opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
-    precision: str = _opt("auto", "auto, fp32 or bf16 (autocast + channels_last; auto picks bf16 where it is fast)")
+    init: str = option("content", "initial image: content, noise, or an image file")
+    style_blend: list | None = option(None, "blend weights for several style images, e.g. 0.7,0.3 (default: equal)")
+    style_scale: float = option(1.0, "style image size relative to the output size")
+    preserve_color: str = option("none", "keep the content's colours: luminance or histogram", choices=COLOR_MODES)
+    mask: object | None = option(None, "mask image: style applies where it is white, content stays where black")
+    pooling: str = option("max", "VGG-19 pooling", choices=("max", "avg"))
+    vgg_weights: str | None = option(None, "a VGG-19 weights file (torchvision layout) instead of the bundled one")
+    device: str = option("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    precision: str = option("auto", "auto, fp32 or bf16 (autocast + channels_last; auto picks bf16 where it is fast)")
 
     def validate(self, num_styles: int = 1) -> None:
         def bad(msg):
