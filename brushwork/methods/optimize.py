@@ -157,9 +157,20 @@ class _Objective:
         return total, losses
 
 
+# VGG-19 pools four times before relu5_1, so an image needs 16 px on its short side to reach it.
+MIN_SIDE = 16
+
+
+def _fit_min_side(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """`fit_long_side`, enlarged where needed so the short side is at least MIN_SIDE."""
+    needed = math.ceil(MIN_SIDE * max(height, width) / min(height, width))
+    return fit_long_side(height, width, max(long_side, needed))
+
+
 def _scale_sizes(height: int, width: int, opts: OptimizeOptions) -> list[tuple[int, int]]:
-    final = fit_long_side(height, width, opts.size)
-    return [fit_long_side(*final, max(16, round(opts.size / 2 ** (opts.scales - 1 - i)))) for i in range(opts.scales)]
+    final = _fit_min_side(height, width, opts.size)
+    long_side = max(final)
+    return [_fit_min_side(*final, round(long_side / 2 ** (opts.scales - 1 - i))) for i in range(opts.scales)]
 
 
 def run_optimization(
@@ -219,9 +230,9 @@ def run_optimization(
     try:
         for scale_index, ((h, w), n_steps) in enumerate(zip(sizes, steps_plan)):
             content_s = resize(content_full, (h, w)).to(rt.device)
-            style_long = max(16, round(max(h, w) * opts.style_scale))
+            style_long = round(max(h, w) * opts.style_scale)
             styles_s = [
-                resize(s, fit_long_side(s.shape[2], s.shape[3], style_long)).to(rt.device) for s in style_images
+                resize(s, _fit_min_side(s.shape[2], s.shape[3], style_long)).to(rt.device) for s in style_images
             ]
             mask_s = resize(mask_full, (h, w)).to(rt.device) if mask_full is not None else None
             objective = _Objective(vgg, rt, opts, content_s, styles_s, blend, mask_s)

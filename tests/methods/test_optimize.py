@@ -41,10 +41,11 @@ def test_adam_also_lowers_style_loss_from_content(content_path, style_path, vgg)
 
 def test_coarse_to_fine_returns_requested_size(content_path, style_path, vgg):
     sizes = []
-    opts = OptimizeOptions(size=64, steps=2, scales=3, device="cpu", precision="fp32")
+    opts = OptimizeOptions(size=80, steps=2, scales=3, device="cpu", precision="fp32")
     result = run_optimization(content_path, style_path, opts, progress=lambda p: sizes.append(p.size), vgg=vgg)
-    assert result.image.shape == (1, 3, 48, 64)  # content is 48 x 64
-    assert sorted(set(sizes), key=lambda s: s[1]) == [(12, 16), (24, 32), (48, 64)]
+    assert result.image.shape == (1, 3, 60, 80)  # content is 48 x 64, 4:3
+    # 80 / 4 = 20 px would leave a 15 px short side, too small for relu5_1: the planner keeps 16.
+    assert sorted(set(sizes), key=lambda s: s[1]) == [(17, 22), (30, 40), (60, 80)]
     assert result.steps == 2 * 4 + 2 * 2 + 2
 
 
