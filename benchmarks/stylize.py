@@ -4,13 +4,14 @@
     python benchmarks/stylize.py --quick         # 512 px only, fewer paths
     python benchmarks/stylize.py --tiled-reference   # also the untiled fp32 reference at 4096 (~10 GB, slow)
 
-Each path runs in a fresh subprocess (so its peak resident memory, from os.wait4's ru_maxrss, is its
-own): load the model, one warm-up run, then the timed runs; the table shows the fastest run (the
-median in brackets: this CPU is shared, so the minimum is the reproducible number). The output of
-every path is compared with the reference's (a plain fp32 PyTorch forward of the same network) as
-PSNR over the clamped [0, 1] images. The model is a shipped one when brushwork/models/weights has
-one, else a random-init width-32 network (said in the output). When CUDA is present, images per
-second at 1920 x 1080 are measured too.
+Peak memory: each path runs once in a fresh subprocess, so its peak resident memory (os.wait4's
+ru_maxrss) is its own; that run's output is compared with the reference's (a plain fp32 PyTorch
+forward of the same network) as PSNR over the clamped [0, 1] images. Time: all paths are loaded in
+one more process, warmed up, and timed in interleaved rounds (this CPU is shared and its load
+changes by the minute, so paths timed minutes apart would not be comparable); the table shows the
+fastest round, the median in brackets. The model is a shipped one when brushwork/models/weights
+has one, else a random-init width-32 network (said in the output). When CUDA is present, images
+per second at 1920 x 1080 are measured too.
 """
 
 from __future__ import annotations
@@ -163,6 +164,23 @@ def worker(args) -> None:
         if args.save:
             np.save(args.save, np.asarray(out))
         assert isinstance(out, Image.Image) and out.size == image.size
+    elif args.worker == "timing":
+        # Every path in this one process, timed in interleaved rounds: on a shared CPU whose load
+        # changes by the minute, paths timed minutes apart are not comparable, rounds are.
+        x = _content(args.size, args.size)
+        names = args.paths.split(",")
+        fns = {}
+        with torch.no_grad():
+            for name in names:
+                fns[name] = _build(name, net, args.threads)
+                fns[name](x)  # warm-up
+            times = {name: [] for name in names}
+            for _ in range(args.repeat):
+                for name in names:
+                    start = time.perf_counter()
+                    fns[name](x)
+                    times[name].append(time.perf_counter() - start)
+        result["times"] = times
     else:
         x = _content(args.size, args.size)
         fn = _build(args.worker, net, args.threads)
@@ -185,6 +203,8 @@ def _spawn(path: str, size: int, args, tmp: Path, save: bool, repeat: int, tile:
            "--repeat", str(repeat), "--result", str(result), "--tile", str(tile)]
     if args.model:
         cmd += ["--model", args.model]
+    if path == "timing":
+        cmd += ["--paths", ",".join(args.timed)]
     if save:
         cmd += ["--save", str(tmp / f"{path}-{size}.npy")]
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -232,7 +252,7 @@ def main() -> None:
     p.add_argument("--tiled-reference", action="store_true", help="also run the untiled reference at the tiled size")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--size", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--repeat", type=int, default=3, help=argparse.SUPPRESS)
+    p.add_argument("--repeat", type=int, default=3, help="timed rounds per size (default: %(default)s)")
     p.add_argument("--result", help=argparse.SUPPRESS)
     p.add_argument("--save", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -275,29 +295,21 @@ def main() -> None:
         baseline = _spawn("reference", 64, args, tmp, save=False, repeat=1)
         results = {}
         for size in sizes:
+            # Peak memory and output: each path alone in a fresh process, one run.
             for path in paths:
-                repeat = 3 if size <= 512 else 2
-                results[path, size] = _spawn(path, size, args, tmp, save=True, repeat=repeat)
+                results[path, size] = _spawn(path, size, args, tmp, save=True, repeat=0)
+            # Time: all paths that ran, interleaved in one process.
+            args.timed = [q for q in paths if "error" not in results[q, size]]
+            timing = _spawn("timing", size, args, tmp, save=False, repeat=args.repeat)
+            for path in args.timed:
+                if "error" in timing:
+                    results[path, size] = {"path": path, "error": "timing: " + timing["error"]}
+                else:
+                    results[path, size]["times"] = timing["times"][path]
                 print(f"<!-- {path} {size}: {_fmt_ms(results[path, size])} ms -->", file=sys.stderr, flush=True)
 
-        header = "| path | " + " | ".join(f"{s} px ms | {s} px peak RSS | {s} px PSNR" for s in sizes) + " | speed-up |"
-        print(header)
-        print("|" + "---|" * (2 + 3 * len(sizes)))
-        for path in paths:
-            cells = []
-            for size in sizes:
-                r, ref = results[path, size], results["reference", size] if "reference" in paths else None
-                if "error" in r:
-                    cells += [f"failed: {r['error'][:60]}", "", ""]
-                    continue
-                ps = _psnr(r["image"], ref["image"]) if ref and "image" in ref and "image" in r else float("nan")
-                cells += [_fmt_ms(r), f"{r['peak_rss_mb']:,.0f} MB", "ref" if path == "reference" else f"{ps:.1f} dB"]
-            speed = []
-            for size in sizes:
-                r, ref = results[path, size], results.get(("reference", size))
-                if ref and "error" not in r and "error" not in ref:
-                    speed.append(f"{min(ref['times']) / min(r['times']):.2f}x")
-            print(f"| {PATHS[path]} | " + " | ".join(cells) + f" | {' / '.join(speed)} |", flush=True)
+        if sizes and paths:
+            _print_table(paths, sizes, results)
         if "error" not in baseline:
             print(f"\nPeak RSS includes Python + torch + onnxruntime: a 64 px reference run peaks at "
                   f"{baseline['peak_rss_mb']:,.0f} MB.")
@@ -322,6 +334,27 @@ def main() -> None:
 
     if torch.cuda.is_available():
         _gpu_table(args)
+
+
+def _print_table(paths, sizes, results) -> None:
+    header = "| path | " + " | ".join(f"{s} px ms | {s} px peak RSS | {s} px PSNR" for s in sizes) + " | speed-up |"
+    print(header)
+    print("|" + "---|" * (2 + 3 * len(sizes)))
+    for path in paths:
+        cells = []
+        for size in sizes:
+            r, ref = results[path, size], results["reference", size] if "reference" in paths else None
+            if "error" in r:
+                cells += [f"failed: {r['error'][:60]}", "", ""]
+                continue
+            ps = _psnr(r["image"], ref["image"]) if ref and "image" in ref and "image" in r else float("nan")
+            cells += [_fmt_ms(r), f"{r['peak_rss_mb']:,.0f} MB", "ref" if path == "reference" else f"{ps:.1f} dB"]
+        speed = []
+        for size in sizes:
+            r, ref = results[path, size], results.get(("reference", size))
+            if ref and "error" not in r and "error" not in ref:
+                speed.append(f"{min(ref['times']) / min(r['times']):.2f}x")
+        print(f"| {PATHS[path]} | " + " | ".join(cells) + f" | {' / '.join(speed)} |", flush=True)
 
 
 def _gpu_table(args) -> None:

@@ -10,17 +10,26 @@
 # checkpoint and skips styles that already have a model (FORCE=1 retrains; a model made by the GPU
 # recipe is never replaced by this one unless FORCE=1).
 #
-# Sizing (measured with the trainer on this machine: 2 cores shared with other work, Xeon @ 2.8 GHz,
-# torch 2.13, fp32, no native bf16): the light network (width 16) on 128 px crops at batch 4 takes
-# 3-9 s per step (VGG-19 to relu4_3 forward and backward dominates), so 200 steps (800 photos, about
-# a third of an epoch) fill 10-30 minutes depending on the load. That is a tiny fraction of a full
-# run, so the learning rate is raised to 2e-3 to get the most out of it. Style Gram targets at 512 px
-# fix the stroke scale for stylizing photos of around 512-1024 px. STEPS=N changes the length.
+# How (measured on this machine: 2 cores shared with other work, Xeon @ 2.8 GHz, torch 2.13, fp32,
+# no native bf16):
+# - One thread (--threads 1). With the cores shared, torch's two OpenMP threads wait on each other at
+#   every op: a step took 4x longer with 2 threads than with 1.
+# - A shared start. A fresh network's style loss is so large that it drowns the content loss, and in
+#   a few hundred steps a network trained from random weights learns a texture with no subject (tried:
+#   style weights 3-30, with and without a style ramp, batch 1 and 4). So stage 0 trains, once, a
+#   network to reproduce photos (--style-weight 0, so VGG runs only to relu2_2: cheap), and every
+#   style starts from it (--init), as `optimize` starts from the photo. Stage 0: 400 steps, ~12 min.
+# - Per style: the light network (width 16), 128 px crops, batch 4, 400 steps (1,600 photos), the
+#   style weight ramped in over the first 100 steps, lr 2e-3: 2-3 s per step, about 15-20 minutes.
+#   Style Gram targets at 512 px fix the stroke scale for photos of around 512-1024 px.
+# STEPS=N sets the per-style steps; THREADS=N the threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DATA=${DATA:-../shared/data/content}
-STEPS=${STEPS:-200}
+STEPS=${STEPS:-400}
+INIT_STEPS=${INIT_STEPS:-400}
+THREADS=${THREADS:-1}
 PYTHON=${PYTHON:-python3}
 RECIPE=feedforward-cpu
 if [ "$#" -gt 0 ]; then STYLES=("$@"); else
@@ -28,6 +37,22 @@ if [ "$#" -gt 0 ]; then STYLES=("$@"); else
 fi
 
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+COMMON=(--kind feedforward --data "$DATA" --recipe "$RECIPE" --image-size 128 --batch-size 4 --learning-rate 2e-3
+        --width 16 --num-residual 5 --style-size 512 --device cpu --precision fp32 --threads "$THREADS" --seed 0)
+
+# Stage 0, once: a network that reproduces photos (not shipped; the start of every style).
+init="runs/$RECIPE/reconstruct.safetensors"
+if [ ! -f "$init" ]; then
+  resume=()
+  if compgen -G "runs/$RECIPE/reconstruct/checkpoints/step-*.json" > /dev/null; then resume=(--resume); fi
+  echo "[$RECIPE] stage 0: reconstruction network ${resume[*]:-from scratch} ($(date -Is))"
+  start=$(date +%s)
+  "$PYTHON" -m brushwork.cli train "${COMMON[@]}" --style starry-night --style-weight 0 \
+    -o "$init" --name reconstruct --run-dir "runs/$RECIPE/reconstruct" "${resume[@]}" \
+    --steps "$INIT_STEPS" --log-every 25 --preview-every 100 --checkpoint-every 100 -q
+  echo "[$RECIPE] stage 0: done in $(( $(date +%s) - start )) s ($(date -Is))"
+fi
+
 for style in "${STYLES[@]}"; do
   out="brushwork/models/weights/$style.safetensors"
   run="runs/$RECIPE/$style"
@@ -39,12 +64,9 @@ for style in "${STYLES[@]}"; do
   if compgen -G "$run/checkpoints/step-*.json" > /dev/null; then resume=(--resume); fi
   echo "[$RECIPE] $style: training ${resume[*]:-from scratch} ($(date -Is))"
   start=$(date +%s)
-  "$PYTHON" -m brushwork.cli train \
-    --kind feedforward --style "$style" --data "$DATA" -o "$out" --name "$style" \
-    --recipe "$RECIPE" --save-precision fp16 --run-dir "$run" "${resume[@]}" \
-    --image-size 128 --batch-size 4 --steps "$STEPS" --learning-rate 2e-3 \
-    --width 16 --num-residual 5 --style-size 512 \
-    --device cpu --precision fp32 --seed 0 \
-    --log-every 10 --preview-every 50 --checkpoint-every 25
+  "$PYTHON" -m brushwork.cli train "${COMMON[@]}" --style "$style" --init "$init" \
+    -o "$out" --name "$style" --save-precision fp16 --run-dir "$run" "${resume[@]}" \
+    --steps "$STEPS" --style-weight 30 --style-ramp 100 \
+    --log-every 10 --preview-every 50 --checkpoint-every 25 -q
   echo "[$RECIPE] $style: done in $(( $(date +%s) - start )) s ($(date -Is))"
 done

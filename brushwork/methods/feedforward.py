@@ -28,11 +28,17 @@ blocks), so that many pixels + 1 at each inner tile edge (the ones that saw the 
 instead of its neighbour) get weight 0 and only the middle of each overlap is crossfaded; tile
 origins are multiples of 4 so the stride-2 layers sample the same grid as on the whole image.
 Every kept pixel is then what the untiled network computes, up to float rounding (tested: max
-difference ~2e-5). Images up to `STATS_PIXELS` take their statistics from the whole image at full
-resolution, so for them tiled output = untiled output. Larger images take them from a batch of
-full-resolution crops spread over the image, pooled: an estimate of the whole image's statistics
-(a downscaled copy of the whole image would be cheaper, but its feature statistics differ: every
-9x9 filter sees several times more detail per pixel). `benchmarks/stylize.py` measures both.
+difference ~2e-5). Images up to `STATS_PIXELS` (1920 x 1080 fits) take their statistics from the
+whole image at full resolution, so for them tiled output = untiled output. Larger ones take them
+from a copy of the whole image downscaled to `STATS_PIXELS`: an estimate, since features of a
+downscaled image have somewhat different statistics, and the network is sensitive to them: on
+4096 x 4096 the shipped starry-night model's tiled output is 21 dB PSNR from the untiled output
+(which needs 8 GB; `benchmarks/stylize.py --tiled-reference`), and on paintings of 1.1-1.8 MP
+with a 4-6x smaller statistics budget 25-28 dB. Pooled statistics of full-resolution crops spread
+over the image, the other estimate tried, gave 18-32 dB, less consistently; correcting the
+estimate by re-measuring the statistics under it diverges (errors compound through the layers).
+Exact statistics for any size would take one tiled pass per norm layer (about 7x the time). Either
+way all tiles share one set of statistics, so there are no seams.
 """
 
 from __future__ import annotations
@@ -61,8 +67,7 @@ COLOR_MODES = ("none", "luminance", "histogram")
 BACKENDS = ("auto", "torch", "onnxruntime")
 DEFAULT_STYLE = "starry-night"
 MIN_SIDE = 16  # smaller inputs are padded up to this (the network downsamples 4x)
-STATS_PIXELS = 1024 * 1024  # tiling: images up to this many pixels give exact whole-image statistics
-STATS_CROP = 512  # larger ones: pooled statistics of full-resolution crops of this size, STATS_PIXELS in all
+STATS_PIXELS = 2_100_000  # tiling: statistics from the whole image up to this size, else from a downscaled copy
 TILE_CROSSFADE = 16  # default overlap = 2 x (receptive radius + 1) + this crossfade
 
 
@@ -95,7 +100,8 @@ class StylizeOptions:
         choices=COLOR_MODES,
     )
     size: int | None = _opt(None, "long side of the output in pixels (default: the input's size)")
-    tile: int = _opt(0, "process in overlapping tiles of N x N pixels, for images too large to stylize at once (0: off)")
+    tile: int = _opt(0, "process in overlapping tiles of at most N x N pixels, for images too large to stylize at once "
+                     "(0: off); exact up to 2 MP, above that the network's statistics come from a downscaled copy")
     tile_overlap: int | None = _opt(None, "overlap of neighbouring tiles in pixels (default: twice the network's "
                                     f"receptive-field radius + {TILE_CROSSFADE}: 128 for the standard network)")
     style_blend: list | None = _opt(None, "for a multi-style model: blend weights over its styles (default: its first style)")
@@ -189,16 +195,17 @@ class FeedForwardStylizer:
         return y.float().cpu()
 
     def norm_affine(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Frozen instance-norm statistics for one image (1 x 3 x H x W, H and W multiples of 4).
+        """Frozen instance-norm statistics for one image (1 x 3 x H x W).
 
-        The whole image when it has at most `STATS_PIXELS` pixels (exact), else pooled over
-        full-resolution crops spread evenly over it (see the module docstring).
+        From the whole image when it has at most `STATS_PIXELS` pixels (exact), else from a copy
+        downscaled to that size (an estimate: see the module docstring).
         """
         if x.shape[0] != 1:
             raise ValueError("norm_affine takes one image at a time")
         h, w = x.shape[-2:]
         if h * w > STATS_PIXELS:
-            x = _sample_crops(x, STATS_CROP, STATS_PIXELS)
+            scale = math.sqrt(STATS_PIXELS / (h * w))
+            x = resize(x, (max(MIN_SIDE, int(h * scale)), max(MIN_SIDE, int(w * scale)))).clamp_(0.0, 1.0)
         if self._onnx is not None:
             return self._onnx.norm_affine(x)
         rt = self.runtime
@@ -230,24 +237,24 @@ class FeedForwardStylizer:
         else:
             per_image = 1
         total = n * per_image
+        x, _ = _pad_input(content)
+        if not opts.tile or max(x.shape[-2:]) <= tile:
+            y = self.forward(x)  # the whole batch in one pass
+            if progress is not None:
+                progress(Progress(step=total, total=total, size=(h, w), elapsed=now() - started))
+            return _postprocess(y[:, :, :h, :w], content, opts)
         outputs = []
-        for i in range(n):
-            x, _ = _pad_input(content[i:i + 1])
-            if opts.tile and max(x.shape[-2:]) > tile:
-                affine = self.norm_affine(x)
+        for i in range(n):  # tiles: one image at a time, each with its own statistics
+            affine = self.norm_affine(x[i:i + 1])
 
-                def on_tile(done, _total, i=i):
-                    if progress is not None:
-                        progress(Progress(step=i * per_image + done, total=total, size=(h, w), elapsed=now() - started))
-
-                y = map_tiles(lambda t: self.forward(t, affine), x, tile, overlap,
-                              margin=self.tile_margin, align=ALIGN, progress=on_tile)
-            else:
-                y = self.forward(x)
+            def on_tile(done, _total, i=i):
                 if progress is not None:
-                    progress(Progress(step=(i + 1) * per_image, total=total, size=(h, w), elapsed=now() - started))
+                    progress(Progress(step=i * per_image + done, total=total, size=(h, w), elapsed=now() - started))
+
+            y = map_tiles(lambda t: self.forward(t, affine), x[i:i + 1], tile, overlap,
+                          margin=self.tile_margin, align=ALIGN, progress=on_tile)
             outputs.append(_postprocess(y[:, :, :h, :w], content[i:i + 1], opts))
-            del x, y
+            del y
         return outputs[0] if n == 1 else torch.cat(outputs, 0)
 
     def _tiling(self, opts: StylizeOptions) -> tuple[int, int]:
@@ -332,24 +339,6 @@ def _pad_input(x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         mode = "reflect" if ph < h and pw < w else "replicate"
         x = F.pad(x, (0, pw, 0, ph), mode=mode)
     return x, (h, w)
-
-
-def _sample_crops(x: torch.Tensor, crop: int, budget: int) -> torch.Tensor:
-    """A batch of crop x crop pieces (multiples of 4) spread evenly over a large image, about `budget` pixels in all."""
-    h, w = x.shape[-2:]
-    ch, cw = min(crop, h), min(crop, w)
-    ch, cw = ch - ch % ALIGN, cw - cw % ALIGN
-    k = max(1, budget // (ch * cw))
-    rows = max(1, min(math.ceil(h / ch), round(math.sqrt(k * h / w))))
-    cols = max(1, min(math.ceil(w / cw), k // rows))
-
-    def positions(length, size, count):
-        if count == 1:
-            return [((length - size) // 2) // ALIGN * ALIGN]
-        return [round(i * (length - size) / (count - 1)) // ALIGN * ALIGN for i in range(count)]
-
-    pieces = [x[..., t:t + ch, l:l + cw] for t in positions(h, ch, rows) for l in positions(w, cw, cols)]
-    return torch.cat(pieces, 0)
 
 
 def _postprocess(styled: torch.Tensor, content: torch.Tensor, opts: StylizeOptions, band: int = 1024) -> torch.Tensor:

@@ -261,10 +261,12 @@ def run_optimization(
 
                 def closure():
                     optimizer.zero_grad(set_to_none=True)
-                    loss, losses = objective(pixels / PIXEL_SCALE)
+                    # The loss sees the image as it will be saved (clamped to the valid range), so
+                    # L-BFGS cannot buy loss with out-of-gamut pixels that saving would throw away.
+                    loss, losses = objective(pixels.clamp(0, PIXEL_SCALE) / PIXEL_SCALE)
                     loss.backward()
                     if not record:  # the first evaluation is the loss of the image before this step
-                        record["losses"], record["image"] = losses, pixels.detach() / PIXEL_SCALE
+                        record["losses"], record["image"] = losses, pixels.detach().clamp(0, PIXEL_SCALE) / PIXEL_SCALE
                     return loss
 
                 optimizer.step(closure)
@@ -290,7 +292,7 @@ def run_optimization(
                         )
                     )
             # Measure the final iterate too, so the best-of comparison includes it.
-            image = pixels.detach() / PIXEL_SCALE
+            image = pixels.detach().clamp(0, PIXEL_SCALE) / PIXEL_SCALE
             with torch.no_grad():
                 _, final_losses = objective(image)
             if final_losses["total"] <= best_loss or best_image is None:

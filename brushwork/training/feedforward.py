@@ -68,7 +68,12 @@ class FeedForwardObjective(Objective):
         self.vgg = vgg
         self.content_layers = content_layers
         self.style_layers = style_layers
-        self.output_layers = sorted(set(style_layers) | (set(content_layers) if options.content_weight > 0 else set()))
+        # With a zero style weight (reconstruction pre-training) the style layers are not even computed.
+        self.use_style = options.style_weight > 0
+        self.output_layers = sorted((set(style_layers) if self.use_style else set())
+                                    | (set(content_layers) if options.content_weight > 0 else set()))
+        if not self.output_layers:
+            raise BrushworkError("content and style weights are both zero: there is nothing to train")
         self.config = TransformerConfig(width=options.width, num_residual=options.num_residual, num_styles=1)
         self.net = runtime.prepare_module(StyleTransferNet(self.config))
         self.modules = {"net": self.net}
@@ -94,9 +99,12 @@ class FeedForwardObjective(Objective):
             c = sum(w * content_loss(feats[k], targets[k]) for k, w in self.content_layers.items())
             total = total + o.content_weight * c
             losses["content"] = float(c.detach())
-        s = sum(w * gram_style_loss(gram_matrix(feats[k]), self.style_targets[k]) for k, w in self.style_layers.items())
-        total = total + o.style_weight * s
-        losses["style"] = float(s.detach())
+        if self.use_style:
+            s = sum(w * gram_style_loss(gram_matrix(feats[k]), self.style_targets[k])
+                    for k, w in self.style_layers.items())
+            ramp = min(1.0, step / o.style_ramp) if o.style_ramp else 1.0
+            total = total + o.style_weight * ramp * s
+            losses["style"] = float(s.detach())
         if o.tv_weight > 0:
             tv = total_variation_loss(output.float())
             total = total + o.tv_weight * tv
@@ -123,6 +131,7 @@ class FeedForwardObjective(Objective):
             "content_weight": o.content_weight,
             "style_weight": o.style_weight,
             "tv_weight": o.tv_weight,
+            "style_ramp": o.style_ramp,
             "content_layers": self.content_layers,
             "style_layers": self.style_layers,
             "network": self.config.to_dict(),
@@ -135,6 +144,7 @@ class FeedForwardObjective(Objective):
             "content_weight": o.content_weight,
             "style_weight": o.style_weight,
             "tv_weight": o.tv_weight,
+            "style_ramp": o.style_ramp,
             "content_layers": self.content_layers,
             "style_layers": self.style_layers,
             "style_size": o.style_size,

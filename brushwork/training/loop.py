@@ -75,6 +75,16 @@ class Objective:
             return dict(next(iter(self.modules.values())).state_dict())
         return {f"{name}.{k}": v for name, m in self.modules.items() for k, v in m.state_dict().items()}
 
+    def load_model_state(self, model) -> None:
+        """Start from a saved model's weights (`--init`): a `ModelFile` of this kind and shape."""
+        from brushwork.models.registry import load_state_strict
+
+        if model.kind != self.kind:
+            raise BrushworkError(f"cannot initialize a {self.kind} network from {model.name!r}, a {model.kind} model")
+        if len(self.modules) != 1:
+            raise NotImplementedError(f"{type(self).__name__} must say how to load a saved model")
+        load_state_strict(next(iter(self.modules.values())), model)
+
     def model_config(self) -> dict:
         return {}
 

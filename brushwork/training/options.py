@@ -52,12 +52,23 @@ class TrainOptions:
     content_weight: float = _opt(DEFAULT_CONTENT_WEIGHT, "weight of the content loss")
     style_weight: float = _opt(DEFAULT_STYLE_WEIGHT, "weight of the style loss")
     tv_weight: float = _opt(DEFAULT_TV_WEIGHT, "weight of the total-variation loss (smoothness)")
+    style_ramp: int = _opt(
+        0,
+        "steps over which the style weight rises linearly from 0 to --style-weight (0: full weight from the start). "
+        "A fresh network's style loss is so large that it drowns the content loss; learning to reproduce the photo "
+        "first keeps the subject in short runs",
+    )
     content_layers: dict = _opt({"relu2_2": 1.0}, "content layers with weights")
     style_layers: dict = _opt(
         {"relu1_2": 1.0, "relu2_2": 1.0, "relu3_3": 1.0, "relu4_3": 1.0}, "style layers with weights"
     )
     style_size: int = _opt(512, "long side of the style image when its Gram matrices are computed (sets the stroke scale)")
     seed: int = _opt(0, "random seed (initial weights, photo order and crops)")
+    init: str | None = _opt(
+        None,
+        "start from this model's weights (same kind and network shape) instead of random ones, e.g. a network "
+        "pre-trained with --style-weight 0 to reproduce photos",
+    )
     device: str = _opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     precision: str = _opt("auto", "auto, fp32 or bf16 (bf16 autocast; auto picks bf16 on CUDA)")
     width: int = _opt(32, "channels of the network's first layer (16: the light, faster network)")
@@ -71,6 +82,11 @@ class TrainOptions:
     recipe: str = _opt("manual", "recipe name recorded in the model card")
     save_precision: str = _opt("fp32", "precision of the saved weights (fp16 halves the file)", choices=SAVE_PRECISIONS)
     num_workers: int = _opt(0, "background processes decoding photos (0: in the training process)")
+    threads: int | None = _opt(
+        None,
+        "CPU threads for torch (default: torch's choice, one per core). On a CPU shared with other work, 1 can be "
+        "several times faster than 2: each parallel op waits for every one of its threads to be scheduled",
+    )
     preview_image: str | None = _opt(None, "photo for the previews (default: a bundled example)")
     vgg_weights: str | None = _opt(None, "a VGG-19 weights file (torchvision layout) instead of the bundled one")
 
@@ -122,6 +138,8 @@ class TrainOptions:
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
                 bad(f"{name.replace('_', ' ')} must be zero or more, got {value}")
+        if self.style_ramp < 0:
+            bad(f"style ramp must be zero or more steps, got {self.style_ramp}")
         if not 16 <= self.style_size <= 4096:
             bad(f"style size must be between 16 and 4096 pixels, got {self.style_size}")
         if not 1 <= self.width <= 256:
@@ -131,6 +149,8 @@ class TrainOptions:
         for name in ("log_every", "preview_every", "checkpoint_every", "num_workers"):
             if getattr(self, name) < 0:
                 bad(f"{name.replace('_', ' ')} must be zero or more, got {getattr(self, name)}")
+        if self.threads is not None and not 1 <= self.threads <= 1024:
+            bad(f"threads must be at least 1, got {self.threads}")
         if self.save_precision not in SAVE_PRECISIONS:
             bad(f"unknown save precision {self.save_precision!r}: expected fp32 or fp16")
 

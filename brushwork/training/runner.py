@@ -108,9 +108,6 @@ def train(
     """
     from dataclasses import fields, replace
 
-    from brushwork.features import load_vgg19
-    from brushwork.models.registry import save_model
-
     options = options or TrainOptions()
     known = {f.name for f in fields(TrainOptions)}
     unknown = sorted(set(overrides) - known)
@@ -118,6 +115,19 @@ def train(
         raise BrushworkError(f"unknown training option {unknown[0]!r}")
     options = replace(options, **overrides)
     options.validate()
+    threads_before = torch.get_num_threads()
+    if options.threads is not None:
+        torch.set_num_threads(options.threads)
+    try:
+        return _train(options, progress, on_preview, vgg)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train(options: TrainOptions, progress, on_preview, vgg) -> TrainResult:
+    from brushwork.features import load_vgg19
+    from brushwork.models.registry import save_model
+
     rt = resolve_runtime(options.device, options.precision)
     files = list_images(options.data)
     steps = options.total_steps(len(files))
@@ -130,6 +140,14 @@ def train(
     # The network's initial weights come from torch's RNG: seed it before the objective builds it.
     torch.manual_seed(options.seed)
     objective = build(options, vgg, rt)
+    init_card = None
+    if options.init:
+        from brushwork.models.registry import find_model
+
+        init_model = find_model(options.init)
+        objective.load_model_state(init_model)
+        init_card = {"name": init_model.name, "steps": init_model.card.get("steps"),
+                     "style_weight": init_model.card.get("style_weight"), "recipe": init_model.card.get("recipe")}
     run_dir = options.resolved_run_dir()
     loop_options = LoopOptions(
         steps=steps,
@@ -142,13 +160,15 @@ def train(
         num_workers=options.num_workers,
     )
     trainer = Trainer(objective, dataset, loop_options, rt, run_dir, resume=options.resume, preview_image=preview,
-                      progress=progress, on_preview=on_preview)
+                      progress=progress, on_preview=on_preview, identity={"init": init_card})
     loop = trainer.run()
     # Written after the run (which refuses mismatched options on resume), so it always describes it.
     (run_dir / "options.json").write_text(json.dumps(options.to_dict(), indent=2, default=str) + "\n")
     if loop.interrupted:
         return TrainResult(output=None, card=None, loop=loop)
     card = build_card(options, objective, loop, describe_data(options.data, len(files)), rt)
+    if init_card is not None:
+        card["init"] = init_card
     dtype = torch.float16 if options.save_precision == "fp16" else None
     output = save_model(options.output, objective.kind, objective.model_state(), objective.model_config(), card,
                         dtype=dtype)

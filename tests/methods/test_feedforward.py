@@ -174,6 +174,18 @@ def test_stylizer_is_reused(model_path):
     assert a is b
 
 
+def _shipped():
+    from brushwork.models.registry import shipped_models
+
+    return [m.name for m in shipped_models() if m.kind == "feedforward"]
+
+
+@pytest.mark.parametrize("name", _shipped() or [pytest.param("none", marks=pytest.mark.skip("no shipped models"))])
+def test_shipped_models_load_and_keep_the_size(name):
+    out = stylize(Image.fromarray(_photo(40, 58)), name)
+    assert out.size == (58, 40) and out.mode == "RGB"
+
+
 # --------------------------------------------------------------------------------------------
 # Tiling
 
@@ -202,9 +214,8 @@ def test_per_tile_statistics_would_show(net):
     assert (naive - untiled).abs().max() > 0.05
 
 
-def test_large_images_use_pooled_crop_statistics_and_stay_seamless(net, monkeypatch):
+def test_large_images_use_downscaled_statistics_and_stay_seamless(net, monkeypatch):
     monkeypatch.setattr(ff, "STATS_PIXELS", 96 * 96)
-    monkeypatch.setattr(ff, "STATS_CROP", 48)
     stylizer = FeedForwardStylizer(net, backend="torch")
     x = torch.rand(1, 3, 168, 232)
     affine = stylizer.norm_affine(x)

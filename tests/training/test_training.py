@@ -194,3 +194,38 @@ def test_empty_or_missing_data_folder(tmp_path):
 def test_bad_options_raise_brushwork_error(tmp_path, photos, tiny, vgg, change, message):
     with pytest.raises(BrushworkError, match=message):
         train(_options(tmp_path, photos, tiny, **{"steps": 1, **change}), vgg=vgg)
+
+
+def test_style_ramp_starts_with_the_content_loss_alone(tiny, vgg):
+    from brushwork.runtime import resolve_runtime
+    from brushwork.training.feedforward import FeedForwardObjective
+
+    torch.manual_seed(0)
+    opts = TrainOptions(**{**tiny, "style_ramp": 10})
+    objective = FeedForwardObjective(opts, vgg, resolve_runtime("cpu", "fp32"))
+    batch = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        total0, losses0 = objective.loss(batch, 0)
+        total5, losses5 = objective.loss(batch, 5)
+    assert float(total0) == pytest.approx(losses0["content"], rel=1e-6)
+    expected = losses5["content"] + 0.5 * opts.style_weight * losses5["style"]
+    assert float(total5) == pytest.approx(expected, rel=1e-5)
+
+
+def test_init_from_a_reconstruction_network(tmp_path, photos, tiny, vgg):
+    # Style weight 0: content only (VGG runs only to the content layer), the recipe's shared start.
+    first = train(_options(tmp_path, photos, tiny, name="recon", steps=2, style_weight=0.0), vgg=vgg)
+    assert "style" not in first.loop.losses
+    recon = read_model(first.output)
+    second = train(_options(tmp_path, photos, tiny, name="styled", steps=1, init=str(first.output),
+                            checkpoint_every=1), vgg=vgg)
+    assert second.card["init"]["name"] == "recon" and second.card["init"]["style_weight"] == 0.0
+    # The run really started from those weights: the checkpoint after one step is one Adam step away.
+    from safetensors.torch import load_file
+
+    ckpt = load_file(str(list_checkpoints(second.loop.run_dir)[0].tensor_path))
+    weight = "residuals.0.conv1.conv.weight"
+    step = (ckpt[f"model/net/{weight}"] - recon.tensors[weight]).abs().max()
+    assert 0 < float(step) <= 1.01 * tiny["learning_rate"]
+    with pytest.raises(BrushworkError, match="shape"):
+        train(_options(tmp_path, photos, tiny, name="wide", steps=1, init=str(first.output), width=12), vgg=vgg)
