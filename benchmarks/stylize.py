@@ -20,6 +20,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -292,6 +293,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
+        if args.model and Path(args.model).is_file():  # a private copy: the file may be retrained meanwhile
+            shutil.copy(args.model, tmp / Path(args.model).name)
+            args.model = str(tmp / Path(args.model).name)
         baseline = _spawn("reference", 64, args, tmp, save=False, repeat=1)
         results = {}
         for size in sizes:

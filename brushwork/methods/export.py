@@ -27,7 +27,6 @@ files; `OnnxRunner` runs a model in onnxruntime on the CPU.
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import warnings
@@ -593,9 +592,3 @@ def _write_atomic(path: Path, write) -> Path:
         if tmp.exists():
             tmp.unlink()
     return path
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB of two images in [0, 1] (both clamped first)."""
-    mse = float(((a.float().clamp(0, 1) - b.float().clamp(0, 1)) ** 2).mean())
-    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)

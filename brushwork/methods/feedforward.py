@@ -5,18 +5,25 @@
 
 Backends. The network runs as `brushwork.methods.export.InferenceNet` (an exact rewrite of
 `StyleTransferNet`, see there) in PyTorch, or as the same graph in onnxruntime. On the CPU `auto`
-picks onnxruntime, measured on this project's 2-core Xeon (Ice Lake, AVX-512 without BF16), width-32
-network, 512 x 512, ms per image on one thread (`benchmarks/stylize.py` has the full table):
+picks onnxruntime. Measured with `benchmarks/stylize.py` on this project's 2-core Xeon (Ice Lake,
+AVX-512 without BF16, shared with other jobs), shipped starry-night model (width 16), ms per image,
+2 threads, fastest of 3 interleaved rounds, and PSNR against the plain fp32 forward:
 
-    plain fp32 PyTorch forward (the reference)        ~1850-2000 ms
-    fp32 channels_last                                 slower than the reference
-    bf16 autocast + channels_last (emulated bf16)      ~3x slower than the reference
-    torch.jit.freeze + optimize_for_inference          no better than the reference
-    InferenceNet in PyTorch, fp32                      ~1370 ms  (1.35x)
-    InferenceNet in onnxruntime, fp32, all graph opts   ~870 ms  (2.1x; output within 1e-5)
+                                                     512 px              1024 px
+    plain fp32 PyTorch forward (the reference)      2413                9018
+    onnxruntime, InferenceNet graph (the default)    539 (4.5x) 77 dB   2756 (3.3x) 69 dB
+    onnxruntime, plain exported graph               1079 (2.2x) 77 dB   4199 (2.1x) 69 dB
+    InferenceNet in PyTorch                         1855 (1.3x) 92 dB   5697 (1.6x) 91 dB
+    fp32 channels_last                              1929 (1.3x) 95 dB   7055 (1.3x) 92 dB
+    torch.jit.freeze + optimize_for_inference       2027 (1.2x) exact   7535 (1.2x) exact
+    bf16 autocast + channels_last (emulated bf16)   3020 (0.8x) 50 dB   9691 (0.9x) 47 dB
+    onnxruntime int8 dynamic quantization           1176 (2.1x) 43 dB   4727 (1.9x) 40 dB
 
-So: onnxruntime when it is installed and the precision is fp32 (what `auto` resolves to on a CPU
-without native bf16); PyTorch otherwise (CUDA; explicit bf16; onnxruntime missing).
+The load of the shared CPU inflates the PyTorch paths (OpenMP threads wait for descheduled
+siblings); on one thread, by CPU time, the default path is 2.3-2.5x faster than the reference
+(width 32 and 16, 512 px). So: onnxruntime when it is installed and the precision is fp32 (what
+`auto` resolves to on a CPU without native bf16); PyTorch otherwise (CUDA; explicit bf16;
+onnxruntime missing).
 
 Tiling. Instance norm normalizes each feature map by its own mean and variance over the whole
 image, so a tile normalized by its own statistics comes out with a different contrast and colour

@@ -104,6 +104,7 @@ class LoopOptions:
     steps: int
     batch_size: int = 4
     learning_rate: float = 1e-3
+    warmup_steps: int = 0  # the learning rate rises linearly from 0 over these steps
     seed: int = 0
     log_every: int = 50  # steps per log record (0: only the last step)
     preview_every: int = 500  # 0: no previews
@@ -119,7 +120,7 @@ class LoopOptions:
             raise BrushworkError(f"batch size must be at least 1, got {self.batch_size}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise BrushworkError(f"learning rate must be a positive number, got {self.learning_rate}")
-        for name in ("log_every", "preview_every", "checkpoint_every", "num_workers"):
+        for name in ("warmup_steps", "log_every", "preview_every", "checkpoint_every", "num_workers"):
             if getattr(self, name) < 0:
                 raise BrushworkError(f"{name.replace('_', ' ')} must be zero or more, got {getattr(self, name)}")
         if self.keep_checkpoints < 1:
@@ -282,7 +283,8 @@ class Trainer:
         self.progress = progress
         self.on_preview = on_preview
         self.identity = {**objective.identity(), **(identity or {}), "batch_size": options.batch_size,
-                         "learning_rate": options.learning_rate, "seed": options.seed,
+                         "learning_rate": options.learning_rate, "warmup_steps": options.warmup_steps,
+                         "seed": options.seed,
                          "precision": runtime.precision, "images": len(dataset)}
         self.params = list(objective.parameters())
         if not self.params:
@@ -453,6 +455,17 @@ class Trainer:
         for sig, h in previous.items():
             signal.signal(sig, h)
 
+    def learning_rate_at(self, step: int) -> float:
+        """The learning rate of step `step` (0-based): linear warm-up, then constant."""
+        warmup = self.options.warmup_steps
+        factor = min(1.0, (step + 1) / (warmup + 1)) if warmup else 1.0
+        return self.options.learning_rate * factor
+
+    def _set_learning_rate(self) -> None:
+        lr = self.learning_rate_at(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> LoopResult:
         opts = self.options
@@ -498,6 +511,7 @@ class Trainer:
                     )
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                self._set_learning_rate()
                 self.optimizer.step()
                 self.step += 1
                 self.data_position = stream.position

@@ -49,6 +49,11 @@ class TrainOptions:
     steps: int | None = _opt(None, f"training steps (default: {DEFAULT_STEPS} unless --epochs is given)")
     epochs: float | None = _opt(None, "train for this many passes over the photos instead of --steps")
     learning_rate: float = _opt(1e-3, "Adam learning rate")
+    warmup_steps: int = _opt(
+        0,
+        "steps over which the learning rate rises linearly from 0 (Adam's first steps move every weight by about "
+        "the learning rate: harmless from random weights, destructive to a network started with --init)",
+    )
     content_weight: float = _opt(DEFAULT_CONTENT_WEIGHT, "weight of the content loss")
     style_weight: float = _opt(DEFAULT_STYLE_WEIGHT, "weight of the style loss")
     tv_weight: float = _opt(DEFAULT_TV_WEIGHT, "weight of the total-variation loss (smoothness)")
@@ -138,6 +143,8 @@ class TrainOptions:
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
                 bad(f"{name.replace('_', ' ')} must be zero or more, got {value}")
+        if self.warmup_steps < 0:
+            bad(f"warm-up steps must be zero or more, got {self.warmup_steps}")
         if self.style_ramp < 0:
             bad(f"style ramp must be zero or more steps, got {self.style_ramp}")
         if not 16 <= self.style_size <= 4096:

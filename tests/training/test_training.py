@@ -229,3 +229,11 @@ def test_init_from_a_reconstruction_network(tmp_path, photos, tiny, vgg):
     assert 0 < float(step) <= 1.01 * tiny["learning_rate"]
     with pytest.raises(BrushworkError, match="shape"):
         train(_options(tmp_path, photos, tiny, name="wide", steps=1, init=str(first.output), width=12), vgg=vgg)
+
+
+def test_learning_rate_warm_up(tmp_path, photos, tiny, vgg):
+    result = train(_options(tmp_path, photos, tiny, steps=2, warmup_steps=3), vgg=vgg)
+    meta = list_checkpoints(result.loop.run_dir)[0].meta
+    # Step k (0-based) runs at lr * (k + 1) / (warmup + 1): the last step here is k = 1.
+    assert meta["optimizer"]["param_groups"][0]["lr"] == pytest.approx(tiny["learning_rate"] * 2 / 4)
+    assert result.card["warmup_steps"] == 3
