@@ -60,6 +60,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from brushwork.options import option as _opt
 from brushwork.errors import BrushworkError
 from brushwork.imaging import load_image, match_color_statistics, resize, tensor_to_image, transfer_luminance
 from brushwork.imaging.resize import fit_long_side
@@ -90,10 +91,6 @@ def receptive_radius(net: StyleTransferNet | InferenceNet) -> int:
     return 2 * (2 * q + 1) + 1 + 4
 
 
-def _opt(default, help: str, **meta):
-    if isinstance(default, (dict, list)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **meta})
-    return field(default=default, metadata={"help": help, **meta})
 
 
 @dataclass

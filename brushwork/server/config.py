@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from brushwork.options import option as _opt
 from brushwork.errors import BrushworkError
 
 
-def _opt(default, help: str, **meta):
-    return field(default=default, metadata={"help": help, **meta})
 
 
 @dataclass

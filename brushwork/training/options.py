@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from brushwork.options import option as _opt
 from brushwork.errors import BrushworkError
 
 # Used when neither --steps nor --epochs is given.
@@ -17,10 +18,6 @@ DEFAULT_STEPS = 20000
 SAVE_PRECISIONS = ("fp32", "fp16")
 
 
-def _opt(default, help: str, **meta):
-    if isinstance(default, (dict, list)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **meta})
-    return field(default=default, metadata={"help": help, **meta})
 
 
 # Default loss weights, picked by a short experiment rather than copied from another project (our
