@@ -38,7 +38,7 @@ OPTIMIZERS = ("lbfgs", "adam")
 @dataclass
 class OptimizeOptions:
     size: int = option(512, "long side of the output in pixels")
-    steps: int = option(60, "optimizer steps at the final scale (earlier scales take more, see --scales)")
+    steps: int = option(40, "optimizer steps at the final scale (earlier scales take more, see --scales)")
     scales: int = option(3, "coarse-to-fine scales: optimize at size/2**(N-1) first, then upsample and refine")
     optimizer: str = option("lbfgs", "optimizer", choices=OPTIMIZERS)
     learning_rate: float | None = option(None, "step size in 0-255 pixel units (default: 1 for lbfgs, 5 for adam)")
@@ -329,7 +329,7 @@ def _initial_image(init: str, content: torch.Tensor) -> torch.Tensor:
 def optimize(content, style, *, progress: ProgressCallback | None = None, **options):
     """Stylize `content` with one style image or a list of them; returns a PIL image.
 
-    Options are the fields of `OptimizeOptions` (e.g. `size=512, steps=60, preserve_color="luminance"`).
+    Options are the fields of `OptimizeOptions` (e.g. `size=512, steps=40, preserve_color="luminance"`).
     If interrupted (Ctrl-C), returns the best image so far with `image.info["interrupted"] = True`.
     """
     from brushwork.imaging import tensor_to_image
