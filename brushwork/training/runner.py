@@ -46,7 +46,8 @@ def hardware_description(rt: Runtime) -> str:
                     break
     except OSError:
         pass
-    return f"{model} ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"{model} ({threads} thread{'s' if threads != 1 else ''})"
 
 
 def _preview_photo(options: TrainOptions) -> torch.Tensor:
