@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from brushwork.errors import BrushworkError
+from brushwork.methods.blend import style_name
 
 
 @dataclass(frozen=True)
@@ -14,10 +14,6 @@ class TrainingStyle:
     name: str  # what `--style NAME` selects in a multi-style model: the preset name, else the file's stem
     path: Path
     credit: dict  # artist, title, year (see `style_credit`)
-
-
-def style_name(stem: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-") or "style"
 
 
 def list_training_styles(spec: str) -> list[TrainingStyle]:
