@@ -155,8 +155,11 @@ class PredictStylizer:
 
             image = resolve_style(image)
         rgb, _ = load_image(image)
-        # The predictor was trained on square crops at style_size: show it the whole image at that size.
-        rgb = resize(rgb, (self.style_size, self.style_size)).clamp(0, 1)
+        # Training showed the predictor crops of up to the painting's whole short side, resized to
+        # style_size: the whole image with its short side at style_size has the same stroke scale.
+        h, w = rgb.shape[-2:]
+        scale = self.style_size / min(h, w)
+        rgb = resize(rgb, (max(1, round(h * scale)), max(1, round(w * scale)))).clamp(0, 1)
         rt = self.runtime
         with torch.no_grad(), rt.autocast():
             statistics = style_statistics(self.vgg, rt.prepare_input(rgb))

@@ -161,9 +161,17 @@ class ArbitraryStyleObjective(PerceptualObjective):
             "network": self.config.to_dict(),
         }
 
+    def held_out_presets(self) -> list[str]:
+        """The shipped style presets this run never trained on: fair tests of unseen styles."""
+        from brushwork.presets import list_style_presets
+
+        trained = {s.path for s in self.styles}
+        return [p.name for p in list_style_presets() if p.path.resolve() not in trained]
+
     def card(self) -> dict:
         return {
             "training_styles": [{"name": s.name, **s.credit} for s in self.styles],
+            "held_out_presets": self.held_out_presets(),
             "photo_styles": self.options.photo_styles,
             **self.loss_settings(),
             "network": self.config.to_dict(),
