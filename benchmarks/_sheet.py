@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 CELL = 256  # each image is scaled to fit a CELL x CELL box
 GAP = 4
@@ -29,8 +29,7 @@ def contact_sheet(rows: list[list[Image.Image]], path, labels=None, cell: int = 
         for c, image in enumerate(row):
             if image is None:
                 continue
-            thumb = image.convert("RGB")
-            thumb.thumbnail((cell, cell), Image.LANCZOS)
+            thumb = ImageOps.contain(image.convert("RGB"), (cell, cell), Image.LANCZOS)  # up or down
             x = GAP + c * (cell + GAP) + (cell - thumb.width) // 2
             y = top + GAP + r * (cell + GAP) + (cell - thumb.height) // 2
             sheet.paste(thumb, (x, y))

@@ -21,17 +21,10 @@ RECIPE=arbitrary-gpu
 NAME=${NAME:-arbitrary}
 STYLES=${STYLES:-bedroom-in-arles,charing-cross-bridge,composition-vii,degas-dance-foyer,great-wave,renoir-landscape,san-giorgio-maggiore,shipwreck-of-the-minotaur,starry-night,the-scream,udnie,van-doesburg,van-gogh-self-portrait,woman-with-a-hat}
 
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-out="brushwork/models/weights/$NAME.safetensors"
-run="runs/$RECIPE/$NAME"
-resume=()
-if compgen -G "$run/checkpoints/step-*.json" > /dev/null; then resume=(--resume); fi
-echo "[$RECIPE] $NAME: training ${resume[*]:-from scratch} ($(date -Is))"
-start=$(date +%s)
-"$PYTHON" -m brushwork.cli train --kind arbitrary --styles "$STYLES" --data "$DATA" \
-  -o "$out" --name "$NAME" --recipe "$RECIPE" --save-precision fp16 --run-dir "$run" "${resume[@]}" \
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHON
+source recipes/lib.sh
+train_model "$RECIPE" "$NAME" 0 --kind arbitrary --styles "$STYLES" --data "$DATA" \
   --image-size 256 --batch-size 8 --steps "$STEPS" --learning-rate 1e-3 --style-ramp 2000 \
   --width 32 --num-residual 5 --style-size 512 --photo-styles 0.25 --embedding-size 100 \
   --device cuda --precision bf16 --seed 0 --num-workers "$WORKERS" \
   --log-every 100 --preview-every 2000 --checkpoint-every 2000
-echo "[$RECIPE] $NAME: done in $(( $(date +%s) - start )) s ($(date -Is))"

@@ -29,24 +29,13 @@ NAME=${NAME:-multi-paintings}
 # The six single-style models' paintings (for the benchmark's comparison) and four more.
 STYLES=${STYLES:-starry-night,great-wave,the-scream,composition-vii,udnie,woman-with-a-hat,bedroom-in-arles,shipwreck-of-the-minotaur,charing-cross-bridge,van-doesburg}
 
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHON
+source recipes/lib.sh
 DATA="$DATA" THREADS="$THREADS" PYTHON="$PYTHON" bash recipes/reconstruct-cpu.sh
 init="runs/feedforward-cpu/reconstruct.safetensors"
 
-out="brushwork/models/weights/$NAME.safetensors"
-run="runs/$RECIPE/$NAME"
-if [ -f "$out" ] && [ "${FORCE:-0}" != 1 ]; then
-  echo "[$RECIPE] $out exists, skipping (FORCE=1 to retrain)"
-  exit 0
-fi
-resume=()
-if compgen -G "$run/checkpoints/step-*.json" > /dev/null; then resume=(--resume); fi
-echo "[$RECIPE] $NAME: training ${resume[*]:-from scratch} ($(date -Is))"
-start=$(date +%s)
-"$PYTHON" -m brushwork.cli train --kind multi --styles "$STYLES" --data "$DATA" --init "$init" \
-  -o "$out" --name "$NAME" --recipe "$RECIPE" --save-precision fp16 --run-dir "$run" "${resume[@]}" \
+train_model "$RECIPE" "$NAME" 1 --kind multi --styles "$STYLES" --data "$DATA" --init "$init" \
   --image-size 128 --batch-size 4 --width 16 --num-residual 5 --device cpu --precision fp32 \
   --threads "$THREADS" --seed 0 --steps "$STEPS" --learning-rate 1e-3 --warmup-steps 50 \
   --style-weight 10 --style-ramp 100 --style-size 256 \
   --log-every 10 --preview-every 50 --checkpoint-every 25 -q
-echo "[$RECIPE] $NAME: done in $(( $(date +%s) - start )) s ($(date -Is))"

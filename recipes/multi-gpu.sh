@@ -20,17 +20,10 @@ RECIPE=multi-gpu
 NAME=${NAME:-multi-paintings}
 STYLES=${STYLES:-starry-night,great-wave,the-scream,composition-vii,udnie,woman-with-a-hat,bedroom-in-arles,shipwreck-of-the-minotaur,charing-cross-bridge,van-doesburg}
 
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-out="brushwork/models/weights/$NAME.safetensors"
-run="runs/$RECIPE/$NAME"
-resume=()
-if compgen -G "$run/checkpoints/step-*.json" > /dev/null; then resume=(--resume); fi
-echo "[$RECIPE] $NAME: training ${resume[*]:-from scratch} ($(date -Is))"
-start=$(date +%s)
-"$PYTHON" -m brushwork.cli train --kind multi --styles "$STYLES" --data "$DATA" \
-  -o "$out" --name "$NAME" --recipe "$RECIPE" --save-precision fp16 --run-dir "$run" "${resume[@]}" \
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHON
+source recipes/lib.sh
+train_model "$RECIPE" "$NAME" 0 --kind multi --styles "$STYLES" --data "$DATA" \
   --image-size 256 --batch-size 8 --steps "$STEPS" --learning-rate 1e-3 --style-ramp 1000 \
   --width 32 --num-residual 5 --style-size 512 \
   --device cuda --precision bf16 --seed 0 --num-workers "$WORKERS" \
   --log-every 100 --preview-every 2000 --checkpoint-every 2000
-echo "[$RECIPE] $NAME: done in $(( $(date +%s) - start )) s ($(date -Is))"

@@ -3,6 +3,18 @@ import pytest
 from PIL import Image
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: one thread is faster, and on a shared, loaded CPU an OpenMP team waiting for a
+    descheduled thread costs milliseconds per op. Use with `pytestmark = pytest.mark.usefixtures(...)`."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
 @pytest.fixture(scope="session")
 def vgg():
     from brushwork.features import load_vgg19

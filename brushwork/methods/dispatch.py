@@ -10,7 +10,8 @@ model when there is one. Each stylizer offers `stylize(image, options)`, `name`,
 from __future__ import annotations
 
 from brushwork.errors import BrushworkError
-from brushwork.methods.feedforward import FeedForwardStylizer, StylizeOptions
+from brushwork.methods.feedforward import DEFAULT_STYLE, StylizeOptions, _merge, get_stylizer
+from brushwork.progress import ProgressCallback
 
 
 def _predict(options: StylizeOptions):
@@ -20,7 +21,7 @@ def _predict(options: StylizeOptions):
 
 
 def _feedforward(options: StylizeOptions):
-    return FeedForwardStylizer.from_options(options)
+    return get_stylizer(options)
 
 
 STYLIZERS = {"feedforward": _feedforward, "predict": _predict}
@@ -52,3 +53,13 @@ def make_stylizer(options: StylizeOptions):
     """A loaded stylizer for these options (bad models fail here, before any image is read)."""
     options.validate()
     return STYLIZERS[choose_method(options)](options)
+
+
+def stylize(image, style=DEFAULT_STYLE, *, progress: ProgressCallback | None = None, **options):
+    """Stylize `image` by whichever method the options ask for (`method`, default auto); a PIL image out.
+
+    `style` and the options are those of `StylizeOptions`: e.g. `stylize(img, "udnie", model="multi-paintings")`,
+    `stylize(img, "any.jpg", method="predict", strength=0.7)`, `stylize(img, "starry-night", tile=1024)`.
+    """
+    opts = _merge(StylizeOptions(style=style), options)
+    return make_stylizer(opts).stylize(image, opts, progress=progress)

@@ -16,12 +16,7 @@ from brushwork.models.registry import read_model
 STYLE_NAMES = ["starry-night", "great-wave", "udnie"]  # the tiny multi model's styles (tests/conftest.py)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

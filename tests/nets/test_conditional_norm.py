@@ -10,12 +10,7 @@ from brushwork.nets.transformer import StyleTransferNet, TransformerConfig, spli
 STYLES = 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _conditional_net(seed=0):
