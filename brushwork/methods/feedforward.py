@@ -114,7 +114,8 @@ class StylizeOptions:
         "(feedforward when --style or --model names a model of that kind, else predict)",
         choices=METHODS,
     )
-    strength: float = _opt(1.0, "how much style: 1 = fully stylized, 0 = the input unchanged (a blend in between)")
+    strength: float = _opt(1.0, "how much style: 1 = fully stylized, 0 = the input unchanged (a blend in between; "
+                                "with --method predict, between the photo's own style embedding and the style's)")
     preserve_color: str = _opt(
         "none",
         "keep the input's colours: luminance (the stylized luminance with the input's chroma) or histogram "

@@ -126,3 +126,22 @@ def test_bad_embedding_files(tmp_path, predictor):
 def test_predict_refuses_other_kinds_of_model(tmp_path, save_tiny_multi):
     with pytest.raises(BrushworkError, match="expected arbitrary"):
         PredictStylizer(save_tiny_multi(tmp_path / "multi.safetensors"), device="cpu")
+
+
+def test_auto_method_picks_by_what_style_and_model_name(tmp_path, monkeypatch, save_tiny_multi, save_tiny_arbitrary):
+    import brushwork.models.registry as registry
+    from brushwork.methods.dispatch import choose_method
+
+    shipped = tmp_path / "weights"
+    shipped.mkdir()
+    monkeypatch.setattr(registry, "weights_dir", lambda: shipped)
+    save_tiny_multi(shipped / "paintings.safetensors")
+    arbitrary = save_tiny_arbitrary(tmp_path / "arb.safetensors")
+    assert choose_method(StylizeOptions(style="udnie", model="paintings")) == "feedforward"
+    assert choose_method(StylizeOptions(style="udnie", model=str(arbitrary))) == "predict"
+    assert choose_method(StylizeOptions(style="udnie", method="predict")) == "predict"
+    # A style image with no arbitrary-style model shipped: feed-forward, whose error explains what to do.
+    assert choose_method(StylizeOptions(style="water-lilies")) == "feedforward"
+    save_tiny_arbitrary(shipped / "arbitrary.safetensors")
+    assert choose_method(StylizeOptions(style="water-lilies")) == "predict"
+    assert choose_method(StylizeOptions(style="paintings")) == "feedforward"
