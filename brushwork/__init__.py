@@ -13,7 +13,11 @@ __all__ = ["BrushworkError", "OptimizeOptions", "optimize"]
 def __getattr__(name):
     # Later methods are imported on first use so `import brushwork` stays quick.
     if name == "stylize":
-        from brushwork.methods.feedforward import stylize
+        from brushwork.methods.dispatch import stylize
 
         return stylize
+    if name == "embed_style":
+        from brushwork.methods.predict import embed_style
+
+        return embed_style
     raise AttributeError(f"module 'brushwork' has no attribute {name!r}")

@@ -47,16 +47,7 @@ COMMON=(--kind feedforward --data "$DATA" --recipe "$RECIPE" --image-size 128 --
 
 # Stage 0, once: a network that reproduces photos (not shipped; the start of every style).
 init="runs/$RECIPE/reconstruct.safetensors"
-if [ ! -f "$init" ]; then
-  resume=()
-  if compgen -G "runs/$RECIPE/reconstruct/checkpoints/step-*.json" > /dev/null; then resume=(--resume); fi
-  echo "[$RECIPE] stage 0: reconstruction network ${resume[*]:-from scratch} ($(date -Is))"
-  start=$(date +%s)
-  "$PYTHON" -m brushwork.cli train "${COMMON[@]}" --style starry-night --style-weight 0 \
-    -o "$init" --name reconstruct --run-dir "runs/$RECIPE/reconstruct" "${resume[@]}" \
-    --steps "$INIT_STEPS" --log-every 25 --preview-every 100 --checkpoint-every 100 -q
-  echo "[$RECIPE] stage 0: done in $(( $(date +%s) - start )) s ($(date -Is))"
-fi
+DATA="$DATA" INIT_STEPS="$INIT_STEPS" THREADS="$THREADS" PYTHON="$PYTHON" bash recipes/reconstruct-cpu.sh
 
 for style in "${STYLES[@]}"; do
   out="brushwork/models/weights/$style.safetensors"

@@ -3,6 +3,18 @@ import pytest
 from PIL import Image
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: one thread is faster, and on a shared, loaded CPU an OpenMP team waiting for a
+    descheduled thread costs milliseconds per op. Use with `pytestmark = pytest.mark.usefixtures(...)`."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
 @pytest.fixture(scope="session")
 def vgg():
     from brushwork.features import load_vgg19
@@ -50,3 +62,55 @@ def style2_path(tmp_path):
     p = tmp_path / "style2.png"
     Image.fromarray(_smooth_image(7)).save(p)
     return p
+
+
+# Tiny many-style models with random weights, saved as model files (no training: fast).
+TINY_MULTI_STYLES = ["starry-night", "great-wave", "udnie"]
+
+
+def _save_tiny_multi(path, seed=0):
+    import torch
+
+    from brushwork.models.registry import save_model
+    from brushwork.nets.transformer import StyleTransferNet, TransformerConfig
+
+    torch.manual_seed(seed)
+    net = StyleTransferNet(TransformerConfig(width=8, num_residual=1, num_styles=len(TINY_MULTI_STYLES)))
+    with torch.no_grad():
+        for layer in net.norm_layers():
+            layer.scale.normal_(1.0, 0.4)
+            layer.shift.normal_(0.0, 0.4)
+    config = {**net.config.to_dict(), "styles": TINY_MULTI_STYLES}
+    return save_model(path, "multi", net.state_dict(), config, {"name": path.stem})
+
+
+def _save_tiny_arbitrary(path, seed=0, embedding_size=8):
+    import torch
+
+    from brushwork.models.registry import save_model
+    from brushwork.nets.style_predictor import PredictorConfig, StylePredictor, flat_norm_params
+    from brushwork.nets.transformer import StyleTransferNet, TransformerConfig
+
+    torch.manual_seed(seed)
+    net = StyleTransferNet(TransformerConfig(width=8, num_residual=1))
+    predictor = StylePredictor(PredictorConfig(norm_params=net.norm_param_count(), embedding_size=embedding_size,
+                                               hidden=16))
+    with torch.no_grad():  # weights large enough that different styles visibly differ
+        predictor.to_params.weight.normal_(0.0, 0.2)
+    predictor.set_output_bias(flat_norm_params(net.norm_layers()))
+    state = {**{f"net.{k}": v for k, v in net.state_dict().items()},
+             **{f"predictor.{k}": v for k, v in predictor.state_dict().items()}}
+    config = {**net.config.to_dict(), "predictor": predictor.config.to_dict(), "style_size": 32}
+    return save_model(path, "arbitrary", state, config, {"name": path.stem})
+
+
+@pytest.fixture
+def save_tiny_multi():
+    """save_tiny_multi(path): a multi-style model file with styles TINY_MULTI_STYLES."""
+    return _save_tiny_multi
+
+
+@pytest.fixture
+def save_tiny_arbitrary():
+    """save_tiny_arbitrary(path, embedding_size=8): an arbitrary-style model file (style size 32)."""
+    return _save_tiny_arbitrary

@@ -20,7 +20,11 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-def _credit(card: dict) -> str:
+def _credit(card: dict, model=None) -> str:
+    if model is not None and model.styles:
+        return f"{len(model.styles)} styles: {', '.join(model.styles)}"
+    if model is not None and model.kind == "arbitrary":
+        return "any style image (--method predict)"
     style = card.get("style") or {}
     if not isinstance(style, dict):
         return str(style)
@@ -41,7 +45,7 @@ def model_rows() -> list[dict]:
         try:
             m = read_model(path)
         except BrushworkError as exc:
-            rows.append({"name": path.stem, "kind": "?", "style": f"(unreadable: {exc})", "steps": None,
+            rows.append({"name": path.stem, "kind": "?", "style": f"(unreadable: {exc})", "styles": [], "steps": None,
                          "image_size": None, "recipe": None, "hardware": None, "wall_time_s": None,
                          "file": str(path), "card": {}})
             continue
@@ -49,7 +53,8 @@ def model_rows() -> list[dict]:
         rows.append({
             "name": m.name,
             "kind": m.kind,
-            "style": _credit(card),
+            "style": _credit(card, m),
+            "styles": m.styles,
             "steps": card.get("steps"),
             "image_size": card.get("image_size"),
             "recipe": card.get("recipe"),

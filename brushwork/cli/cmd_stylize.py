@@ -19,7 +19,8 @@ def register(sub) -> None:
         "stylize",
         help="stylize images instantly with a trained model (feed-forward network)",
         description="Stylize photos with a trained feed-forward model: a shipped style name (see `brushwork models`) "
-        "or a MODEL.safetensors file made by `brushwork train`. Inputs are image files or folders (every image "
+        "or a MODEL.safetensors file made by `brushwork train`; with --model MULTI, --style picks one of its styles "
+        "or a blend (A:0.3,B:0.7); with --method predict, --style is any style image. Inputs are image files or folders (every image "
         "directly inside). With one input file, -o is the output file (or a folder); otherwise -o is a folder "
         "and outputs keep the inputs' names.",
     )
@@ -86,14 +87,15 @@ def _plan_outputs(files: list[Path], output: str, to_folder: bool) -> list[Path]
 def run(args) -> int:
     from brushwork.errors import BrushworkError
     from brushwork.imaging import save_image
-    from brushwork.methods.feedforward import FeedForwardStylizer, StylizeOptions
+    from brushwork.methods.dispatch import make_stylizer
+    from brushwork.methods.feedforward import StylizeOptions
     from brushwork.progress import Progress, ProgressBar
 
     options = dataclass_from_args(StylizeOptions, args)
     options.validate()
     files, to_folder = _collect_inputs(args.inputs)
     targets = _plan_outputs(files, args.output, to_folder)
-    stylizer = FeedForwardStylizer.from_options(options)  # bad model files fail here, before any image
+    stylizer = make_stylizer(options)  # bad model files fail here, before any image
 
     bar = ProgressBar("stylize", quiet=args.quiet, unit="image")
     failures = []

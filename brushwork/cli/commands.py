@@ -11,3 +11,7 @@ REGISTRY.append(cmd_serve.register)
 from brushwork.cli import cmd_export, cmd_stylize  # noqa: E402
 
 REGISTRY += [cmd_stylize.register, cmd_export.register]
+
+from brushwork.cli import cmd_embed_style  # noqa: E402
+
+REGISTRY.append(cmd_embed_style.register)

@@ -41,7 +41,7 @@ from brushwork.errors import BrushworkError
 from brushwork.models.registry import ModelFile, find_model, load_state_strict
 from brushwork.nets.transformer import StyleTransferNet, TransformerConfig
 
-FEEDFORWARD_KINDS = ("feedforward",)
+FEEDFORWARD_KINDS = ("feedforward", "multi")  # multi: conditional instance norm, one row per style
 EXPORT_FORMATS = ("onnx", "torchscript")
 ONNX_OPSET = 17
 NORM_EPS = 1e-5  # F.instance_norm's default, which StyleTransferNet uses
@@ -220,7 +220,10 @@ class InferenceNet(nn.Module):
     then applies exactly those instead of normalizing `x` itself (frozen statistics).
     """
 
-    def __init__(self, net: StyleTransferNet, style_blend: Sequence[float] | None = None):
+    def __init__(self, net: StyleTransferNet, style_blend: Sequence[float] | None = None,
+                 norm_params: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None):
+        """`norm_params`: per norm layer a (scale, shift) pair of C-vectors to bake in instead of the
+        network's own rows (the style-prediction network's output); else `style_blend` picks rows."""
         super().__init__()
         net = net.eval()
         self.config = net.config
@@ -230,7 +233,11 @@ class InferenceNet(nn.Module):
             convs += [block.conv1, block.conv2]
         convs += [net.up1, net.up2]
         self.convs = nn.ModuleList(_UpConv(c.conv) if id(c) in up else _Conv(c.conv) for c in convs)
-        params = style_norm_params(net, style_blend)
+        if norm_params is not None:
+            params = [(a.detach().float().reshape(-1).clone(), b.detach().float().reshape(-1).clone())
+                      for a, b in norm_params]
+        else:
+            params = style_norm_params(net, style_blend)
         assert len(params) == len(convs)
         self.norm_scale = nn.ParameterList(nn.Parameter(s, requires_grad=False) for s, _ in params)
         self.norm_shift = nn.ParameterList(nn.Parameter(b, requires_grad=False) for _, b in params)

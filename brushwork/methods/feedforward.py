@@ -65,6 +65,7 @@ from brushwork.errors import BrushworkError
 from brushwork.imaging import load_image, match_color_statistics, resize, tensor_to_image, transfer_luminance
 from brushwork.imaging.resize import fit_long_side
 from brushwork.imaging.tiling import count_tiles, map_tiles
+from brushwork.methods.blend import multi_style_weights
 from brushwork.methods.export import ALIGN, FEEDFORWARD_KINDS, InferenceNet, OnnxRunner, load_network
 from brushwork.models.registry import ModelFile, find_model
 from brushwork.nets.transformer import StyleTransferNet
@@ -72,6 +73,8 @@ from brushwork.progress import Progress, ProgressCallback, now
 from brushwork.runtime import resolve_runtime
 
 COLOR_MODES = ("none", "luminance", "histogram")
+# How `brushwork stylize` turns --style (and --model) into an image; `brushwork.methods.dispatch` picks.
+METHODS = ("auto", "feedforward", "predict")
 BACKENDS = ("auto", "torch", "onnxruntime")
 DEFAULT_STYLE = "starry-night"
 MIN_SIDE = 16  # smaller inputs are padded up to this (the network downsamples 4x)
@@ -95,8 +98,24 @@ def receptive_radius(net: StyleTransferNet | InferenceNet) -> int:
 
 @dataclass
 class StylizeOptions:
-    style: str = _opt(DEFAULT_STYLE, "a shipped model name (see `brushwork models`) or a MODEL.safetensors file")
-    strength: float = _opt(1.0, "how much style: 1 = fully stylized, 0 = the input unchanged (a blend in between)")
+    style: str = _opt(
+        DEFAULT_STYLE,
+        "a shipped model name (see `brushwork models`) or a MODEL.safetensors file; with --model a multi-style "
+        "model, one of its styles or a blend A:0.3,B:0.7; with --method predict, a style image, preset or "
+        "embedding file (.npy/.json), or a blend of them",
+    )
+    model: str | None = _opt(
+        None,
+        "a multi-style or arbitrary-style model (name or .safetensors file); --style then picks the style",
+    )
+    method: str = _opt(
+        "auto",
+        "feedforward (a trained model), predict (any style image, through the arbitrary-style model), or auto "
+        "(feedforward when --style or --model names a model of that kind, else predict)",
+        choices=METHODS,
+    )
+    strength: float = _opt(1.0, "how much style: 1 = fully stylized, 0 = the input unchanged (a blend in between; "
+                                "with --method predict, between the photo's own style embedding and the style's)")
     preserve_color: str = _opt(
         "none",
         "keep the input's colours: luminance (the stylized luminance with the input's chroma) or histogram "
@@ -130,6 +149,8 @@ class StylizeOptions:
             bad(f"tile overlap must be zero or more, got {self.tile_overlap}")
         if self.backend not in BACKENDS:
             bad(f"unknown backend {self.backend!r}: expected auto, torch or onnxruntime")
+        if self.method not in METHODS:
+            bad(f"unknown method {self.method!r}: expected {', '.join(METHODS)}")
 
 
 def _onnxruntime_available() -> bool:
@@ -149,7 +170,8 @@ class FeedForwardStylizer:
 
     def __init__(self, model: str | os.PathLike | ModelFile | StyleTransferNet = DEFAULT_STYLE, *,
                  style_blend: Sequence[float] | None = None, device: str = "auto", precision: str = "auto",
-                 backend: str = "auto"):
+                 backend: str = "auto", norm_params: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None):
+        """`norm_params`: (scale, shift) per norm layer to use instead of the model's own (style prediction)."""
         if backend not in BACKENDS:
             raise BrushworkError(f"unknown backend {backend!r}: expected auto, torch or onnxruntime")
         model_file = _resolve_model(model)
@@ -168,13 +190,18 @@ class FeedForwardStylizer:
             if not _onnxruntime_available():
                 raise BrushworkError("the onnxruntime backend needs onnx and onnxruntime: pip install 'brushwork[export]'")
         self.backend = backend
-        self._module = self.runtime.prepare_module(InferenceNet(net, style_blend).eval())
+        self._module = self.runtime.prepare_module(InferenceNet(net, style_blend, norm_params).eval())
         self._onnx = OnnxRunner(self._module) if backend == "onnxruntime" else None
         self.tile_margin = receptive_radius(net) + 1
 
     @classmethod
     def from_options(cls, options: StylizeOptions) -> "FeedForwardStylizer":
-        return cls(options.style, style_blend=options.style_blend, device=options.device,
+        model, style_blend = options.style, options.style_blend
+        if options.model is not None:  # a multi-style model: --style names one of its styles or a blend
+            model = _resolve_model(options.model)
+            if model.kind == "multi" and style_blend is None:
+                style_blend = multi_style_weights(model_styles(model), options.style)
+        return cls(model, style_blend=style_blend, device=options.device,
                    precision=options.precision, backend=options.backend)
 
     def __repr__(self) -> str:
@@ -367,25 +394,39 @@ def _postprocess(styled: torch.Tensor, content: torch.Tensor, opts: StylizeOptio
 # The public functions
 
 
+def model_styles(model: ModelFile) -> list[str]:
+    """The style names of a multi-style model, in the order of its norm rows."""
+    styles = model.config.get("styles")
+    count = int(model.config.get("num_styles", 1))
+    if not isinstance(styles, list) or len(styles) != count:
+        where = str(model.path) if model.path else model.name
+        raise BrushworkError(f"multi-style model {where!r} does not list its {count} style names")
+    return [str(name) for name in styles]
+
+
 @functools.lru_cache(maxsize=4)
-def _cached_stylizer(style: str, stamp, style_blend: tuple | None, device: str, precision: str, backend: str):
-    return FeedForwardStylizer(style, style_blend=style_blend, device=device, precision=precision, backend=backend)
+def _cached_stylizer(style: str, model: str | None, stamp, style_blend: tuple | None, device: str, precision: str,
+                     backend: str):
+    blend = list(style_blend) if style_blend is not None else None
+    return FeedForwardStylizer.from_options(StylizeOptions(style=style, model=model, style_blend=blend, device=device,
+                                                           precision=precision, backend=backend))
 
 
 def get_stylizer(options: StylizeOptions | None = None, **overrides) -> FeedForwardStylizer:
     """A stylizer for these options, reused across calls with the same model file and settings."""
     opts = _merge(options, overrides)
-    style = opts.style
-    if isinstance(style, (ModelFile, StyleTransferNet)):
+    style, model = opts.style, opts.model
+    if isinstance(style, (ModelFile, StyleTransferNet)) or isinstance(model, (ModelFile, StyleTransferNet)):
         return FeedForwardStylizer.from_options(opts)
     style = os.fspath(style)
+    model = os.fspath(model) if model is not None else None
     try:
-        st = os.stat(style)
+        st = os.stat(model if model is not None else style)
         stamp = (st.st_mtime_ns, st.st_size)  # a rewritten model file is loaded afresh
     except OSError:
         stamp = None
     blend = tuple(float(v) for v in opts.style_blend) if opts.style_blend is not None else None
-    return _cached_stylizer(style, stamp, blend, opts.device, opts.precision, opts.backend)
+    return _cached_stylizer(style, model, stamp, blend, opts.device, opts.precision, opts.backend)
 
 
 def stylize(image, style=DEFAULT_STYLE, *, progress: ProgressCallback | None = None, **options):

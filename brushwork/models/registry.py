@@ -34,6 +34,12 @@ class ModelFile:
     def name(self) -> str:
         return self.card.get("name") or (self.path.stem if self.path else "model")
 
+    @property
+    def styles(self) -> list[str]:
+        """The style names a multi-style model holds (select with `--style NAME`); [] for other kinds."""
+        styles = self.config.get("styles")
+        return [str(s) for s in styles] if isinstance(styles, list) else []
+
 
 def weights_dir() -> Path:
     return Path(str(resources.files("brushwork.models") / "weights"))

@@ -1,5 +1,6 @@
 """Network definitions only: no training code, no I/O."""
 
+from brushwork.nets.style_predictor import PredictorConfig, StylePredictor, style_statistics
 from brushwork.nets.transformer import (
     InstanceNorm,
     StyleTransferNet,
@@ -7,4 +8,5 @@ from brushwork.nets.transformer import (
     split_norm_params,
 )
 
-__all__ = ["StyleTransferNet", "TransformerConfig", "InstanceNorm", "split_norm_params"]
+__all__ = ["StyleTransferNet", "TransformerConfig", "InstanceNorm", "split_norm_params", "StylePredictor",
+           "PredictorConfig", "style_statistics"]

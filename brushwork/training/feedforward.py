@@ -43,14 +43,13 @@ def style_credit(style: str) -> dict:
     return {"preset": None, "artist": None, "title": path.stem, "year": None, "file": path.name}
 
 
-class FeedForwardObjective(Objective):
-    kind = "feedforward"
+class PerceptualObjective(Objective):
+    """The perceptual losses every transformation-network kind shares (feedforward, multi, arbitrary):
+    content against the photo, Gram style against per-image targets, total variation, with the
+    style ramp. Subclasses build the network and say which style each photo of a batch gets."""
 
-    def __init__(self, options: TrainOptions, vgg, runtime):
-        from brushwork.presets import resolve_style
-
-        if not options.style:
-            raise BrushworkError("--style is needed for --kind feedforward: a style image or preset name")
+    def setup_losses(self, options: TrainOptions, vgg, runtime) -> None:
+        """Check and keep the loss settings; decide which VGG layers a step computes."""
         content_layers = {k: float(v) for k, v in options.content_layers.items() if v > 0}
         style_layers = {k: float(v) for k, v in options.style_layers.items() if v > 0}
         if not content_layers and options.content_weight > 0:
@@ -74,22 +73,17 @@ class FeedForwardObjective(Objective):
                                     | (set(content_layers) if options.content_weight > 0 else set()))
         if not self.output_layers:
             raise BrushworkError("content and style weights are both zero: there is nothing to train")
-        self.config = TransformerConfig(width=options.width, num_residual=options.num_residual, num_styles=1)
-        self.net = runtime.prepare_module(StyleTransferNet(self.config))
-        self.modules = {"net": self.net}
 
-        self.style_path = resolve_style(options.style)
-        self.credit = style_credit(options.style)
-        style, _ = load_image(self.style_path)
-        style = resize_long_side(style, options.style_size).clamp(0, 1)
-        with torch.no_grad(), runtime.autocast():
-            feats = vgg(runtime.prepare_input(style), style_layers)
-        # fp32 Gram targets (gram_matrix always computes in fp32), 1 x C x C: they broadcast over the batch.
-        self.style_targets = {k: gram_matrix(f).detach() for k, f in feats.items()}
+    def style_grams(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """fp32 Gram targets (N x C x C) of style images already on the device, without gradients."""
+        with torch.no_grad(), self.rt.autocast():
+            feats = self.vgg(images, self.style_layers)
+        return {k: gram_matrix(f).detach() for k, f in feats.items()}
 
-    def loss(self, batch: torch.Tensor, step: int):
+    def perceptual_loss(self, batch: torch.Tensor, output: torch.Tensor, style_targets: dict[str, torch.Tensor],
+                        step: int):
+        """(total, logged losses) of `output` for photos `batch`; style targets are 1 x C x C or N x C x C."""
         o = self.options
-        output = self.net(batch)
         feats = self.vgg(output, self.output_layers)
         total = 0.0
         losses = {}
@@ -100,7 +94,7 @@ class FeedForwardObjective(Objective):
             total = total + o.content_weight * c
             losses["content"] = float(c.detach())
         if self.use_style:
-            s = sum(w * gram_style_loss(gram_matrix(feats[k]), self.style_targets[k])
+            s = sum(w * gram_style_loss(gram_matrix(feats[k]), style_targets[k])
                     for k, w in self.style_layers.items())
             ramp = min(1.0, step / o.style_ramp) if o.style_ramp else 1.0
             total = total + o.style_weight * ramp * s
@@ -111,6 +105,49 @@ class FeedForwardObjective(Objective):
             losses["tv"] = float(tv.detach())
         losses["total"] = float(total.detach())
         return total, losses
+
+    def loss_settings(self) -> dict:
+        """The loss settings, for `identity()` and the model card."""
+        o = self.options
+        return {
+            "content_weight": o.content_weight,
+            "style_weight": o.style_weight,
+            "tv_weight": o.tv_weight,
+            "style_ramp": o.style_ramp,
+            "content_layers": self.content_layers,
+            "style_layers": self.style_layers,
+            "style_size": o.style_size,
+        }
+
+
+def load_style_image(style: str, size: int) -> torch.Tensor:
+    """A style image (file or preset name) as 1 x 3 x H x W in [0, 1], long side `size`."""
+    from brushwork.presets import resolve_style
+
+    image, _ = load_image(resolve_style(style))
+    return resize_long_side(image, size).clamp(0, 1)
+
+
+class FeedForwardObjective(PerceptualObjective):
+    kind = "feedforward"
+
+    def __init__(self, options: TrainOptions, vgg, runtime):
+        from brushwork.presets import resolve_style
+
+        if not options.style:
+            raise BrushworkError("--style is needed for --kind feedforward: a style image or preset name")
+        self.setup_losses(options, vgg, runtime)
+        self.config = TransformerConfig(width=options.width, num_residual=options.num_residual, num_styles=1)
+        self.net = runtime.prepare_module(StyleTransferNet(self.config))
+        self.modules = {"net": self.net}
+
+        self.style_path = resolve_style(options.style)
+        self.credit = style_credit(options.style)
+        # 1 x C x C targets: they broadcast over the batch.
+        self.style_targets = self.style_grams(runtime.prepare_input(load_style_image(options.style, options.style_size)))
+
+    def loss(self, batch: torch.Tensor, step: int):
+        return self.perceptual_loss(batch, self.net(batch), self.style_targets, step)
 
     def preview(self, image: torch.Tensor) -> torch.Tensor:
         return self.net(image).clamp(0, 1)
@@ -127,33 +164,17 @@ class FeedForwardObjective(Objective):
             "kind": self.kind,
             "style": str(Path(self.style_path).resolve()),
             "image_size": o.image_size,
-            "style_size": o.style_size,
-            "content_weight": o.content_weight,
-            "style_weight": o.style_weight,
-            "tv_weight": o.tv_weight,
-            "style_ramp": o.style_ramp,
-            "content_layers": self.content_layers,
-            "style_layers": self.style_layers,
+            **self.loss_settings(),
             "network": self.config.to_dict(),
         }
 
     def card(self) -> dict:
-        o = self.options
-        return {
-            "style": self.credit,
-            "content_weight": o.content_weight,
-            "style_weight": o.style_weight,
-            "tv_weight": o.tv_weight,
-            "style_ramp": o.style_ramp,
-            "content_layers": self.content_layers,
-            "style_layers": self.style_layers,
-            "style_size": o.style_size,
-            "network": self.config.to_dict(),
-        }
+        return {"style": self.credit, **self.loss_settings(), "network": self.config.to_dict()}
 
 
 def build_objective(options: TrainOptions, vgg, runtime) -> FeedForwardObjective:
     return FeedForwardObjective(options, vgg, runtime)
 
 
-__all__ = ["FeedForwardObjective", "TrainOptions", "build_objective", "style_credit"]
+__all__ = ["FeedForwardObjective", "PerceptualObjective", "TrainOptions", "build_objective", "load_style_image",
+           "style_credit"]

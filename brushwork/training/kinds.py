@@ -48,3 +48,13 @@ register_kind(
     "brushwork.training.feedforward:build_objective",
     "one style per network (Johnson et al. 2016): --style IMAGE --data DIR",
 )
+register_kind(
+    "multi",
+    "brushwork.training.multi:build_objective",
+    "many styles in one network, conditional instance norm (Dumoulin et al. 2017): --styles DIR|A,B,... --data DIR",
+)
+register_kind(
+    "arbitrary",
+    "brushwork.training.arbitrary:build_objective",
+    "any style: a style-prediction network trained with the transformer (Ghiasi et al. 2017): --styles DIR --data DIR",
+)

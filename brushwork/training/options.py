@@ -38,6 +38,10 @@ DEFAULT_TV_WEIGHT = 0.0
 @dataclass
 class TrainOptions:
     style: str | None = _opt(None, "style image file or preset name (see `brushwork models`)")
+    styles: str | None = _opt(
+        None,
+        "style images for --kind multi and arbitrary: a folder of images, or comma-separated files and preset names",
+    )
     data: str | None = _opt(None, "folder of training photos (searched recursively; unreadable files are skipped)")
     output: str | None = _opt(None, "model file to write (.safetensors)")
     kind: str = _opt("feedforward", "network kind to train")
@@ -73,6 +77,12 @@ class TrainOptions:
     )
     device: str = _opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     precision: str = _opt("auto", "auto, fp32 or bf16 (bf16 autocast; auto picks bf16 on CUDA)")
+    embedding_size: int = _opt(100, "--kind arbitrary: numbers in a style embedding")
+    photo_styles: float = _opt(
+        0.25,
+        "--kind arbitrary: fraction of style images that are other training photos (colour-jittered) rather than "
+        "paintings: variety so the predictor generalizes to styles it never saw",
+    )
     width: int = _opt(32, "channels of the network's first layer (16: the light, faster network)")
     num_residual: int = _opt(5, "residual blocks in the network")
     log_every: int = _opt(50, "steps per record in RUN_DIR/log.jsonl")
@@ -155,6 +165,10 @@ class TrainOptions:
                 bad(f"{name.replace('_', ' ')} must be zero or more, got {getattr(self, name)}")
         if self.threads is not None and not 1 <= self.threads <= 1024:
             bad(f"threads must be at least 1, got {self.threads}")
+        if not 1 <= self.embedding_size <= 4096:
+            bad(f"embedding size must be between 1 and 4096, got {self.embedding_size}")
+        if not 0.0 <= self.photo_styles <= 1.0:
+            bad(f"photo styles must be a fraction between 0 and 1, got {self.photo_styles}")
         if self.save_precision not in SAVE_PRECISIONS:
             bad(f"unknown save precision {self.save_precision!r}: expected fp32 or fp16")
 

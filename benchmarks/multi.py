@@ -1,0 +1,189 @@
+"""Benchmark for the many-styles issue: the arbitrary-style model on held-out paintings, and the
+multi-style model against the matching single-style models. Prints Markdown tables.
+
+1. Held-out styles x the bundled example photos at 512 px (long side): style and content loss
+   (`brushwork.losses.measure_losses`, style image at the output's long side, as in
+   benchmarks/optimize.py) and milliseconds per image of
+   - the arbitrary-style model (`--method predict`; the time includes embedding the style image),
+   - `brushwork optimize` with its defaults (slow on a CPU: `--skip-optimize` leaves it out),
+   - AdaIN, when `brushwork.methods.adain` exists on this branch.
+   The held-out styles default to the arbitrary model card's `held_out_presets`. A contact sheet
+   PNG of these outputs is written (`--sheet`).
+2. The multi-style model: for each of its styles with a shipped single-style model of the same
+   name, the style loss of both on every example photo, and the ratio (goal: at most 1.5x).
+
+    python benchmarks/multi.py --skip-optimize                      # minutes on a CPU
+    python benchmarks/multi.py --arbitrary A.safetensors --multi M.safetensors --size 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+EXAMPLES = ROOT / "brushwork" / "assets" / "examples"
+DEFAULT_MULTI = "multi-paintings"
+MULTI_GOAL = 1.5
+
+
+def _examples(names: list[str] | None) -> list[Path]:
+    files = sorted(p for p in EXAMPLES.iterdir() if p.suffix.lower() in (".jpg", ".png"))
+    return [p for p in files if not names or p.stem in names]
+
+
+def _adain_stylize():
+    """AdaIN's entry point when this branch has it, else None."""
+    try:
+        from brushwork.methods import adain
+    except ImportError:
+        return None
+    return getattr(adain, "stylize", None)
+
+
+class Measure:
+    def __init__(self, size: int):
+        from brushwork.features import load_vgg19
+
+        self.vgg = load_vgg19()
+        self.size = size
+
+    def __call__(self, output, content_path: Path, style_path: Path) -> dict[str, float]:
+        from brushwork.imaging import load_image, resize
+        from brushwork.losses import measure_losses
+
+        out, _ = load_image(output)
+        content, _ = load_image(content_path)
+        content = resize(content, tuple(out.shape[2:])).clamp(0, 1)
+        style, _ = load_image(style_path, max_side=max(out.shape[2:]))
+        return measure_losses(self.vgg, out, content, style)
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return result, 1000 * (time.perf_counter() - start)
+
+
+def held_out_section(args, measure: Measure) -> None:
+    from PIL import Image
+
+    from brushwork import optimize
+    from brushwork.methods.predict import DEFAULT_ARBITRARY_MODEL, get_predictor
+    from brushwork.methods.feedforward import StylizeOptions
+    from brushwork.models.registry import find_model
+    from brushwork.presets import resolve_style
+    from _sheet import contact_sheet
+
+    model = find_model(args.arbitrary or DEFAULT_ARBITRARY_MODEL, kinds=("arbitrary",))
+    held_out = args.held_out.split(",") if args.held_out else model.card.get("held_out_presets", [])
+    if not held_out:
+        raise SystemExit("no held-out styles: the model card names none; pass --held-out A,B,...")
+    options = StylizeOptions(model=str(model.path), method="predict", size=args.size)
+    predictor = get_predictor(options)
+    adain = _adain_stylize()
+    methods = [("predict", lambda c, s: predictor.stylize(c, options, style=str(s)))]
+    if not args.skip_optimize:
+        methods.append(("optimize", lambda c, s: optimize(c, str(s), size=args.size)))
+    if adain is not None:
+        methods.append(("adain", lambda c, s: adain(c, str(s), size=args.size)))
+    predictor.stylize(_examples(args.contents)[0], options, style=str(resolve_style(held_out[0])))  # warm-up
+
+    results: dict[str, list[dict]] = {name: [] for name, _ in methods}
+    sheet_rows = []
+    print(f"\n## Held-out styles, {args.size} px: model {model.name!r} (held out: {', '.join(held_out)})\n")
+    header = " | ".join(f"{name} style | {name} content | {name} ms" for name, _ in methods)
+    print(f"| style | photo | {header} |")
+    print("|---|---|" + "---:|" * (3 * len(methods)))
+    for style_name in held_out:
+        style = resolve_style(style_name)
+        for content in _examples(args.contents):
+            cells, row_images = [], [Image.open(content), Image.open(style)]
+            for name, run in methods:
+                image, ms = _timed(lambda: run(content, style))
+                losses = measure(image, content, style)
+                results[name].append({**losses, "ms": ms})
+                row_images.append(image)
+                cells.append(f"{losses['style_loss']:.4g} | {losses['content_loss']:.4g} | {ms:.0f}")
+            sheet_rows.append(row_images)
+            print(f"| {style_name} | {content.stem} | {' | '.join(cells)} |")
+    print("\nMedians over all pairs:\n")
+    print("| method | style loss | content loss | ms/image |")
+    print("|---|---:|---:|---:|")
+    for name, rows in results.items():
+        med = {k: statistics.median(r[k] for r in rows) for k in ("style_loss", "content_loss", "ms")}
+        print(f"| {name} | {med['style_loss']:.4g} | {med['content_loss']:.4g} | {med['ms']:.0f} |")
+    if adain is None:
+        print("\n(AdaIN: `brushwork.methods.adain` is not on this branch; skipped.)")
+    sheet = contact_sheet(sheet_rows, args.sheet, labels=["photo", "style", *[name for name, _ in methods]])
+    print(f"\ncontact sheet: {sheet}")
+
+
+def multi_section(args, measure: Measure) -> None:
+    from brushwork.methods.feedforward import StylizeOptions, get_stylizer
+    from brushwork.models.registry import find_model, weights_dir
+    from brushwork.presets import resolve_style
+
+    multi = find_model(args.multi or DEFAULT_MULTI, kinds=("multi",))
+    singles = {p.stem for p in weights_dir().glob("*.safetensors")}
+    print(f"\n## Multi-style model {multi.name!r} against single-style models, {args.size} px\n")
+    print("| style | multi style loss | single style loss | ratio (goal <= 1.5) | multi content loss | single content loss |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for style_name in multi.styles:
+        if style_name not in singles:
+            print(f"| {style_name} | | (no single-style model) | | | |")
+            continue
+        style = resolve_style(style_name)
+        multi_opts = StylizeOptions(style=style_name, model=str(multi.path), size=args.size)
+        single_opts = StylizeOptions(style=style_name, size=args.size)
+        losses = {"multi": [], "single": []}
+        for content in _examples(args.contents):
+            for which, opts in (("multi", multi_opts), ("single", single_opts)):
+                image = get_stylizer(opts).stylize(content, opts)
+                losses[which].append(measure(image, content, style))
+        m_style = statistics.mean(x["style_loss"] for x in losses["multi"])
+        s_style = statistics.mean(x["style_loss"] for x in losses["single"])
+        m_content = statistics.mean(x["content_loss"] for x in losses["multi"])
+        s_content = statistics.mean(x["content_loss"] for x in losses["single"])
+        ratio = m_style / s_style
+        mark = "" if ratio <= MULTI_GOAL else " (over)"
+        print(f"| {style_name} | {m_style:.4g} | {s_style:.4g} | {ratio:.2f}{mark} | {m_content:.4g} | {s_content:.4g} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arbitrary", default=None, help="arbitrary-style model (default: the shipped 'arbitrary')")
+    parser.add_argument("--multi", default=None, help=f"multi-style model (default: the shipped {DEFAULT_MULTI!r})")
+    parser.add_argument("--held-out", default=None, help="comma-separated held-out style presets (default: the card's)")
+    parser.add_argument("--contents", default=None, help="comma-separated example photo names (default: all)")
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--skip-optimize", action="store_true", help="leave out `brushwork optimize` (the slow part)")
+    parser.add_argument("--skip-arbitrary", action="store_true")
+    parser.add_argument("--skip-multi", action="store_true")
+    parser.add_argument("--sheet", default="benchmarks/out/multi-held-out.png", help="contact sheet PNG to write")
+    args = parser.parse_args()
+    args.contents = args.contents.split(",") if args.contents else None
+
+    import torch
+
+    from brushwork.errors import BrushworkError
+
+    print(f"{torch.get_num_threads()} torch threads, torch {torch.__version__}")
+    measure = Measure(args.size)
+    for skip, section in ((args.skip_arbitrary, held_out_section), (args.skip_multi, multi_section)):
+        if skip:
+            continue
+        try:
+            section(args, measure)
+        except BrushworkError as exc:
+            print(f"\n(skipped {section.__name__.replace('_section', '')}: {exc})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,248 @@
+"""Arbitrary-style stylization with a style-prediction network (Ghiasi et al. 2017): `--method predict`.
+
+An arbitrary-style model (`brushwork train --kind arbitrary`) holds a transformation network and a
+style-prediction network. Any style image goes through the frozen VGG-19 and the predictor to an
+embedding of about 100 numbers, and the embedding to every norm parameter of the transformer; then
+stylizing is one forward pass of the feed-forward stylizer with those parameters baked in (so the
+onnxruntime CPU path, tiling and colour preservation all come from `brushwork.methods.feedforward`).
+
+- Several styles (`A.jpg:0.3,B.jpg:0.7`) blend by their embeddings.
+- `strength` interpolates between the content image's own embedding (the predictor's view of the
+  photo as a style: the least change it can make) and the style's, as in Ghiasi et al.; it is not a
+  pixel blend.
+- `embed_style` returns an embedding; `save_embedding` writes it as .npy (no pickle) or .json (a
+  plain list), and such a file can stand in for a style image.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from brushwork.errors import BrushworkError
+from brushwork.imaging import load_image, resize
+from brushwork.methods.blend import normalized, parse_weighted_styles
+from brushwork.methods.feedforward import FeedForwardStylizer, StylizeOptions, _merge
+from brushwork.models.registry import ModelFile, find_model, load_state_strict
+from brushwork.nets.style_predictor import PredictorConfig, StylePredictor, style_statistics
+from brushwork.nets.transformer import StyleTransferNet, TransformerConfig, split_norm_params
+from brushwork.progress import ProgressCallback
+from brushwork.runtime import resolve_runtime
+
+DEFAULT_ARBITRARY_MODEL = "arbitrary"  # the shipped arbitrary-style model
+EMBEDDING_SUFFIXES = (".npy", ".json")
+ARBITRARY_KINDS = ("arbitrary",)
+
+
+def load_arbitrary_model(model: str | os.PathLike | ModelFile) -> tuple[StyleTransferNet, StylePredictor, dict]:
+    """(transformer, predictor, config) of an arbitrary-style model, in eval mode on the CPU."""
+    if not isinstance(model, ModelFile):
+        if os.fspath(model) == DEFAULT_ARBITRARY_MODEL and not Path(model).exists():
+            try:
+                model = find_model(model, kinds=ARBITRARY_KINDS)
+            except BrushworkError:
+                raise BrushworkError(
+                    "no arbitrary-style model is shipped in this installation: pass --model MODEL.safetensors "
+                    "(train one with `brushwork train --kind arbitrary`, see recipes/README.md)"
+                ) from None
+        else:
+            model = find_model(model, kinds=ARBITRARY_KINDS)
+    elif model.kind not in ARBITRARY_KINDS:
+        raise BrushworkError(f"model {model.name!r} is a {model.kind} model; expected an arbitrary-style model")
+    where = str(model.path) if model.path else model.name
+    try:
+        net_config = TransformerConfig.from_dict(model.config)
+        predictor_config = PredictorConfig.from_dict(model.config["predictor"])
+        style_size = int(model.config["style_size"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise BrushworkError(f"model {where!r} has an invalid arbitrary-style config ({exc})") from None
+    net, predictor = StyleTransferNet(net_config), StylePredictor(predictor_config)
+    for name, module in (("net", net), ("predictor", predictor)):
+        prefix = f"{name}."
+        part = {k[len(prefix):]: v for k, v in model.tensors.items() if k.startswith(prefix)}
+        load_state_strict(module, ModelFile(model.kind, model.config, model.card, part, model.path))
+    for module in (net, predictor):
+        for key, t in module.state_dict().items():
+            if t.is_floating_point() and not torch.isfinite(t).all():
+                raise BrushworkError(f"model {where!r} is corrupt: {key} holds NaN or infinite values")
+    return net.eval(), predictor.eval(), {"style_size": style_size, "name": model.name, "card": dict(model.card)}
+
+
+def read_embedding(path: str | os.PathLike, size: int) -> torch.Tensor:
+    """An embedding file (.npy without pickles, or .json: a list of numbers) as a 1-D float tensor."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".npy":
+            values = np.load(path, allow_pickle=False)
+        else:
+            values = np.asarray(json.loads(path.read_text()), dtype=np.float64)
+    except FileNotFoundError:
+        raise BrushworkError(f"embedding file not found: {str(path)!r}") from None
+    except (OSError, ValueError, TypeError) as exc:
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise BrushworkError(f"{str(path)!r} is not a style embedding ({reason})") from None
+    if values.dtype.kind not in "fiu" or values.ndim != 1:
+        raise BrushworkError(f"{str(path)!r} is not a style embedding: expected a flat list of numbers")
+    if values.shape[0] != size:
+        raise BrushworkError(f"{str(path)!r} holds {values.shape[0]} numbers, but this model's embeddings have {size}")
+    if not np.isfinite(values).all():
+        raise BrushworkError(f"{str(path)!r} holds NaN or infinite values")
+    return torch.from_numpy(values.astype(np.float32))
+
+
+def save_embedding(embedding: torch.Tensor, path: str | os.PathLike) -> Path:
+    """Write an embedding as .npy (NumPy's format, no pickle) or .json (a plain list), atomically."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in EMBEDDING_SUFFIXES:
+        raise BrushworkError(f"embedding files end in .npy or .json, got {str(path)!r}")
+    values = embedding.detach().float().cpu().reshape(-1).numpy()
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        if suffix == ".npy":
+            with open(tmp, "wb") as f:
+                np.save(f, values, allow_pickle=False)
+        else:
+            tmp.write_text(json.dumps([float(v) for v in values]) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise BrushworkError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+class PredictStylizer:
+    """A loaded arbitrary-style model: embeds style images and stylizes with them."""
+
+    def __init__(self, model: str | os.PathLike | ModelFile = DEFAULT_ARBITRARY_MODEL, *, device: str = "auto",
+                 precision: str = "auto", backend: str = "auto", vgg=None):
+        from brushwork.features import load_vgg19
+
+        self.net, self.predictor, info = load_arbitrary_model(model)
+        self.name, self.card, self.style_size = info["name"], info["card"], info["style_size"]
+        self.device, self.precision, self.backend_choice = device, precision, backend
+        self.runtime = resolve_runtime(device, precision)
+        self.vgg = self.runtime.prepare_module(vgg if vgg is not None else load_vgg19())
+        self.predictor = self.runtime.prepare_module(self.predictor)
+        self.backend = backend  # the feed-forward stylizer resolves `auto` when it is built
+
+    @classmethod
+    def from_options(cls, options: StylizeOptions) -> "PredictStylizer":
+        return cls(options.model or DEFAULT_ARBITRARY_MODEL, device=options.device, precision=options.precision,
+                   backend=options.backend)
+
+    @property
+    def embedding_size(self) -> int:
+        return self.predictor.config.embedding_size
+
+    def __repr__(self) -> str:
+        return f"PredictStylizer({self.name!r}, device={str(self.runtime.device)!r})"
+
+    # ------------------------------------------------------------------------------------------
+    # Embeddings
+
+    def embed_image(self, image) -> torch.Tensor:
+        """The embedding (1-D) of one style image: path, preset name, PIL image, array or tensor."""
+        if isinstance(image, (str, os.PathLike)) and not Path(image).exists():
+            from brushwork.presets import resolve_style
+
+            image = resolve_style(image)
+        rgb, _ = load_image(image)
+        # Training showed the predictor crops of up to the painting's whole short side, resized to
+        # style_size: the whole image with its short side at style_size has the same stroke scale.
+        h, w = rgb.shape[-2:]
+        scale = self.style_size / min(h, w)
+        rgb = resize(rgb, (max(1, round(h * scale)), max(1, round(w * scale)))).clamp(0, 1)
+        rt = self.runtime
+        with torch.no_grad(), rt.autocast():
+            statistics = style_statistics(self.vgg, rt.prepare_input(rgb))
+            embedding = self.predictor.embed(statistics)
+        return embedding[0].float().cpu()
+
+    def embed_style(self, style) -> torch.Tensor:
+        """The embedding of a style spec: an image, preset or embedding file, or a blend `A:0.3,B:0.7`
+        (the weighted mean of their embeddings)."""
+        if not isinstance(style, (str, os.PathLike)):
+            return self.embed_image(style)
+        total = torch.zeros(self.embedding_size)
+        for source, weight in normalized(parse_weighted_styles(os.fspath(style))):
+            if Path(source).suffix.lower() in EMBEDDING_SUFFIXES:
+                total += weight * read_embedding(source, self.embedding_size)
+            else:
+                total += weight * self.embed_image(source)
+        return total
+
+    def norm_params(self, embedding: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        with torch.no_grad():
+            flat = self.predictor.norm_params(embedding.float().reshape(1, -1).to(self.runtime.device))
+        return [(a[0].float().cpu(), b[0].float().cpu()) for a, b in split_norm_params(self.net, flat)]
+
+    def stylizer_for(self, embedding: torch.Tensor) -> FeedForwardStylizer:
+        """A feed-forward stylizer with this embedding's norm parameters baked in."""
+        return FeedForwardStylizer(self.net, norm_params=self.norm_params(embedding), device=self.device,
+                                   precision=self.precision, backend=self.backend_choice)
+
+    # ------------------------------------------------------------------------------------------
+    # Stylizing
+
+    def stylize(self, image, options: StylizeOptions | None = None, *, progress: ProgressCallback | None = None,
+                style=None, **overrides):
+        """Stylize one image with `options.style` (or `style`: an image, embedding file or blend spec,
+        or a ready embedding tensor); returns a PIL image."""
+        opts = _merge(options, overrides)
+        style = opts.style if style is None else style
+        embedding = style if torch.is_tensor(style) and style.dim() == 1 else self.embed_style(style)
+        if opts.strength < 1.0:
+            rgb, _ = load_image(image)
+            embedding = opts.strength * embedding + (1.0 - opts.strength) * self.embed_image(rgb)
+        stylizer = self.stylizer_for(embedding)
+        self.backend = stylizer.backend
+        # The strength went into the embedding: the feed-forward pass runs at full strength.
+        return stylizer.stylize(image, replace(opts, strength=1.0), progress=progress)
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_predictor(model: str, stamp, device: str, precision: str, backend: str) -> PredictStylizer:
+    return PredictStylizer(model, device=device, precision=precision, backend=backend)
+
+
+def get_predictor(options: StylizeOptions) -> PredictStylizer:
+    """A `PredictStylizer` for these options, reused across calls with the same model file and settings."""
+    model = options.model or DEFAULT_ARBITRARY_MODEL
+    if isinstance(model, ModelFile):
+        return PredictStylizer.from_options(options)
+    model = os.fspath(model)
+    try:
+        st = os.stat(model)
+        stamp = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = None
+    return _cached_predictor(model, stamp, options.device, options.precision, options.backend)
+
+
+def embed_style(style, model: str | os.PathLike | ModelFile = DEFAULT_ARBITRARY_MODEL, *, device: str = "auto",
+                precision: str = "auto") -> torch.Tensor:
+    """The embedding (1-D tensor) of a style image, preset, embedding file or blend `A:0.3,B:0.7`."""
+    options = StylizeOptions(model=model, device=device, precision=precision, method="predict")
+    return get_predictor(options).embed_style(style)
+
+
+def stylize(image, style, *, model: str | os.PathLike | ModelFile = DEFAULT_ARBITRARY_MODEL,
+            progress: ProgressCallback | None = None, **options):
+    """Stylize `image` in any style: an image file, preset name, PIL image, embedding file, a blend
+    `A:0.3,B:0.7`, or an embedding tensor. Options are `StylizeOptions` fields (strength,
+    preserve_color, size, tile, ...). Returns a PIL image."""
+    text_style = style if isinstance(style, (str, os.PathLike)) else "(image)"
+    opts = _merge(StylizeOptions(style=os.fspath(text_style), model=model, method="predict"), options)
+    return get_predictor(opts).stylize(image, opts, progress=progress, style=style)
+
+
+__all__ = ["PredictStylizer", "embed_style", "get_predictor", "read_embedding", "save_embedding", "stylize",
+           "DEFAULT_ARBITRARY_MODEL"]

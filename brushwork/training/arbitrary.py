@@ -1,0 +1,183 @@
+"""Arbitrary styles (Ghiasi et al. 2017), `--kind arbitrary`: a style-prediction network trained
+jointly with one transformation network, so that any style image gives the transformer's norm
+parameters in one pass.
+
+Each step pairs every photo of the batch with a style image drawn afresh: a random crop of a
+random training painting (a quarter to all of its short side, so stroke scale varies), flipped or
+not, colour-jittered (brightness, contrast, saturation, per-channel gain); or, for a fraction
+`--photo-styles` of the slots, another photo of the same batch, jittered the same way. The wide
+variety is what lets the predictor generalize to paintings it never saw: with only a dozen
+paintings it would otherwise learn a lookup table. The style image goes through the frozen VGG
+once: its statistics feed the predictor, its Gram matrices are the style target.
+
+All randomness of a step comes from a generator seeded by (seed, step), so resume stays exact.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from brushwork.errors import BrushworkError
+from brushwork.imaging import resize
+from brushwork.losses import gram_matrix
+from brushwork.models.registry import ModelFile, load_state_strict
+from brushwork.nets.style_predictor import (
+    STATISTICS_LAYERS,
+    PredictorConfig,
+    StylePredictor,
+    flat_norm_params,
+    style_statistics,
+)
+from brushwork.nets.transformer import StyleTransferNet, TransformerConfig, split_norm_params
+from brushwork.training.feedforward import PerceptualObjective, load_style_image
+from brushwork.training.options import TrainOptions
+from brushwork.training.styles import list_training_styles
+
+PREVIEW_STYLES = 3
+MIN_CROP = 0.25  # smallest crop side, as a fraction of the painting's short side
+PAINTING_SCALE = 2  # paintings are kept at this multiple of --style-size, so crops keep detail
+
+
+def jitter_colours(image: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random brightness, contrast, saturation and per-channel gain of one 3 x H x W image in [0, 1]."""
+
+    def uniform(low, high, n=1):
+        return low + (high - low) * torch.rand(n, generator=gen)
+
+    grey = image.mean(0, keepdim=True)
+    image = grey + (image - grey) * uniform(0.6, 1.4)  # saturation
+    image = image.mean() + (image - image.mean()) * uniform(0.7, 1.3)  # contrast
+    image = image * uniform(0.8, 1.2) * uniform(0.9, 1.1, 3)[:, None, None]  # brightness and colour cast
+    return image.clamp(0, 1)
+
+
+def random_crop(image: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
+    """A random square crop (MIN_CROP to all of the short side), resized to size x size, maybe flipped."""
+    _, h, w = image.shape
+    short = min(h, w)
+    side = max(8, int(short * (MIN_CROP + (1 - MIN_CROP) * float(torch.rand(1, generator=gen)))))
+    top = int(torch.randint(0, h - side + 1, (1,), generator=gen))
+    left = int(torch.randint(0, w - side + 1, (1,), generator=gen))
+    crop = resize(image[None, :, top:top + side, left:left + side], (size, size))[0]
+    if float(torch.rand(1, generator=gen)) < 0.5:
+        crop = crop.flip(-1)
+    return crop.clamp(0, 1)
+
+
+class ArbitraryStyleObjective(PerceptualObjective):
+    kind = "arbitrary"
+
+    def __init__(self, options: TrainOptions, vgg, runtime):
+        if not options.styles:
+            raise BrushworkError("--styles is needed for --kind arbitrary: a folder of style images or a list of them")
+        self.setup_losses(options, vgg, runtime)
+        self.styles = list_training_styles(options.styles)
+        self.config = TransformerConfig(width=options.width, num_residual=options.num_residual, num_styles=1)
+        self.net = runtime.prepare_module(StyleTransferNet(self.config))
+        self.predictor_config = PredictorConfig(norm_params=self.net.norm_param_count(),
+                                                embedding_size=options.embedding_size)
+        self.predictor = runtime.prepare_module(StylePredictor(self.predictor_config))
+        self.modules = {"net": self.net, "predictor": self.predictor}
+        self.paintings = [load_style_image(str(s.path), PAINTING_SCALE * options.style_size)[0] for s in self.styles]
+        # The predictor's inputs are standardized by the training paintings' statistics (whole paintings).
+        whole = torch.stack([resize(p[None], (options.style_size, options.style_size))[0] for p in self.paintings])
+        with torch.no_grad():
+            self.predictor.set_input_statistics(style_statistics(vgg, runtime.prepare_input(whole.clamp(0, 1))))
+        self.predictor.set_output_bias(flat_norm_params(self.net.norm_layers()))
+
+    def parameters(self):
+        # The transformer's own norm rows are never used: the predictor supplies every norm parameter.
+        own_norms = {id(layer.scale) for layer in self.net.norm_layers()} | {
+            id(layer.shift) for layer in self.net.norm_layers()}
+        return [p for p in super().parameters() if id(p) not in own_norms]
+
+    def style_batch(self, photos: torch.Tensor, step: int) -> torch.Tensor:
+        """N x 3 x S x S style images for step `step` (S: --style-size), on the photos' device."""
+        o = self.options
+        gen = torch.Generator().manual_seed(o.seed * 1_000_003 + step)
+        n = photos.shape[0]
+        cpu_photos = photos.detach().float().cpu()
+        out = []
+        for i in range(n):
+            use_photo = n > 1 and float(torch.rand(1, generator=gen)) < o.photo_styles
+            if use_photo:
+                source = cpu_photos[(i + 1 + int(torch.randint(0, n - 1, (1,), generator=gen))) % n]
+            else:
+                source = self.paintings[int(torch.randint(0, len(self.paintings), (1,), generator=gen))]
+            out.append(jitter_colours(random_crop(source, o.style_size, gen), gen))
+        return self.rt.prepare_input(torch.stack(out))
+
+    def predict_norm_params(self, styles: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(N x norm params, Gram targets) for style images; VGG runs once for both."""
+        layers = set(self.style_layers) | set(STATISTICS_LAYERS)
+        with torch.no_grad():
+            feats = self.vgg(styles, layers)
+            targets = {k: gram_matrix(feats[k]) for k in self.style_layers}
+            statistics = style_statistics(self.vgg, styles, feats)
+        return self.predictor(statistics), targets
+
+    def loss(self, batch: torch.Tensor, step: int):
+        params, targets = self.predict_norm_params(self.style_batch(batch, step))
+        output = self.net(batch, split_norm_params(self.net, params))
+        return self.perceptual_loss(batch, output, targets, step)
+
+    def preview(self, image: torch.Tensor) -> torch.Tensor:
+        outputs = []
+        for painting in self.paintings[:PREVIEW_STYLES]:
+            style = resize(painting[None], (self.options.style_size, self.options.style_size)).clamp(0, 1)
+            params, _ = self.predict_norm_params(self.rt.prepare_input(style))
+            outputs.append(self.net(image, split_norm_params(self.net, params)).clamp(0, 1))
+        return torch.cat(outputs, dim=3)
+
+    def load_model_state(self, model: ModelFile) -> None:
+        """From an arbitrary model (both networks), or a single-style feed-forward model (the transformer;
+        the predictor then starts at that model's norm parameters)."""
+        if model.kind == "arbitrary":
+            for name, module in self.modules.items():
+                prefix = f"{name}."
+                part = {k[len(prefix):]: v for k, v in model.tensors.items() if k.startswith(prefix)}
+                load_state_strict(module, ModelFile(model.kind, model.config, model.card, part, model.path))
+        elif model.kind == "feedforward":
+            load_state_strict(self.net, model)
+            self.predictor.set_output_bias(flat_norm_params(self.net.norm_layers()))
+        else:
+            raise BrushworkError(f"cannot initialize an arbitrary-style network from {model.name!r}, "
+                                 f"a {model.kind} model")
+
+    def model_config(self) -> dict:
+        return {**self.config.to_dict(), "predictor": self.predictor_config.to_dict(),
+                "style_size": self.options.style_size}
+
+    def identity(self) -> dict:
+        o = self.options
+        return {
+            "kind": self.kind,
+            "styles": [str(s.path) for s in self.styles],
+            "image_size": o.image_size,
+            "photo_styles": o.photo_styles,
+            "predictor": self.predictor_config.to_dict(),
+            **self.loss_settings(),
+            "network": self.config.to_dict(),
+        }
+
+    def held_out_presets(self) -> list[str]:
+        """The shipped style presets this run never trained on: fair tests of unseen styles."""
+        from brushwork.presets import list_style_presets
+
+        trained = {s.path for s in self.styles}
+        return [p.name for p in list_style_presets() if p.path.resolve() not in trained]
+
+    def card(self) -> dict:
+        return {
+            "training_styles": [{"name": s.name, **s.credit} for s in self.styles],
+            "held_out_presets": self.held_out_presets(),
+            "photo_styles": self.options.photo_styles,
+            **self.loss_settings(),
+            "network": self.config.to_dict(),
+            "predictor": self.predictor_config.to_dict(),
+        }
+
+
+def build_objective(options: TrainOptions, vgg, runtime) -> ArbitraryStyleObjective:
+    return ArbitraryStyleObjective(options, vgg, runtime)

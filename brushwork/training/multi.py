@@ -1,0 +1,114 @@
+"""Many styles in one network (Dumoulin et al. 2017): conditional instance norm, `--kind multi`.
+
+Every style shares the convolutions; each has its own row of (scale, shift) in every norm layer.
+A batch spreads over the styles round-robin: photo i of step k gets style (k * batch + i) mod S, so
+each step trains several styles' rows and the shared weights never chase one style for long, and
+the choice is a function of the step alone (resume stays exact). The losses are the feed-forward
+kind's (`PerceptualObjective`), with one Gram target per photo.
+
+`--init` accepts a single-style feed-forward model (for example the reconstruction-pretrained
+network of the CPU recipe): its one norm row is copied into every style's row, so each style
+starts from the same reproduction of the photo.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from brushwork.errors import BrushworkError
+from brushwork.models.registry import ModelFile, load_state_strict
+from brushwork.nets.transformer import StyleTransferNet, TransformerConfig
+from brushwork.training.feedforward import PerceptualObjective, load_style_image
+from brushwork.training.options import TrainOptions
+from brushwork.training.styles import list_training_styles
+
+PREVIEW_STYLES = 4  # previews show the photo in this many of the styles, side by side
+
+
+def expand_style_rows(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A single-style network's tensors fitted to a conditional one: each 1 x C norm row repeated per style."""
+    out = {}
+    for key, value in tensors.items():
+        target = expected.get(key)
+        if (target is not None and key.endswith((".scale", ".shift")) and value.dim() == 2 and value.shape[0] == 1
+                and target.dim() == 2 and value.shape[1] == target.shape[1]):
+            value = value.expand(target.shape[0], -1).clone()
+        out[key] = value
+    return out
+
+
+class MultiStyleObjective(PerceptualObjective):
+    kind = "multi"
+
+    def __init__(self, options: TrainOptions, vgg, runtime):
+        if not options.styles:
+            raise BrushworkError("--styles is needed for --kind multi: a folder of style images or a list of them")
+        self.setup_losses(options, vgg, runtime)
+        self.styles = list_training_styles(options.styles)
+        self.config = TransformerConfig(width=options.width, num_residual=options.num_residual,
+                                        num_styles=len(self.styles))
+        self.net = runtime.prepare_module(StyleTransferNet(self.config))
+        self.modules = {"net": self.net}
+        # S x C x C per layer: row s is style s's Gram target.
+        per_style = [self.style_grams(runtime.prepare_input(load_style_image(str(s.path), options.style_size)))
+                     for s in self.styles]
+        self.style_targets = {k: torch.cat([g[k] for g in per_style]) for k in per_style[0]}
+
+    @property
+    def style_names(self) -> list[str]:
+        return [s.name for s in self.styles]
+
+    def styles_for_step(self, step: int, count: int) -> torch.Tensor:
+        first = step * self.options.batch_size
+        return torch.tensor([(first + i) % len(self.styles) for i in range(count)])
+
+    def loss(self, batch: torch.Tensor, step: int):
+        index = self.styles_for_step(step, batch.shape[0])
+        weights = F.one_hot(index, len(self.styles)).float().to(batch.device)
+        output = self.net(batch, weights)
+        device_index = index.to(batch.device)
+        targets = {k: v[device_index] for k, v in self.style_targets.items()}
+        return self.perceptual_loss(batch, output, targets, step)
+
+    def preview(self, image: torch.Tensor) -> torch.Tensor:
+        shown = min(PREVIEW_STYLES, len(self.styles))
+        outputs = []
+        for s in range(shown):
+            weights = F.one_hot(torch.tensor([s]), len(self.styles)).float().to(image.device)
+            outputs.append(self.net(image, weights).clamp(0, 1))
+        return torch.cat(outputs, dim=3)
+
+    def load_model_state(self, model: ModelFile) -> None:
+        if model.kind not in ("feedforward", "multi"):
+            raise BrushworkError(f"cannot initialize a multi network from {model.name!r}, a {model.kind} model")
+        expected = self.net.state_dict()
+        fitted = ModelFile(kind=model.kind, config=model.config, card=model.card,
+                           tensors=expand_style_rows(model.tensors, expected), path=model.path)
+        load_state_strict(self.net, fitted)
+
+    def model_state(self) -> dict[str, torch.Tensor]:
+        return dict(self.net.state_dict())
+
+    def model_config(self) -> dict:
+        return {**self.config.to_dict(), "styles": self.style_names}
+
+    def identity(self) -> dict:
+        return {
+            "kind": self.kind,
+            "styles": [str(s.path) for s in self.styles],
+            "image_size": self.options.image_size,
+            **self.loss_settings(),
+            "network": self.config.to_dict(),
+        }
+
+    def card(self) -> dict:
+        return {
+            "styles": [{"name": s.name, **s.credit} for s in self.styles],
+            **self.loss_settings(),
+            "network": self.config.to_dict(),
+        }
+
+
+def build_objective(options: TrainOptions, vgg, runtime) -> MultiStyleObjective:
+    return MultiStyleObjective(options, vgg, runtime)

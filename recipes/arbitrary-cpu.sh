@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Reduced-scale recipe for the CPU: the arbitrary-style model (a style-prediction network trained
+# jointly with one transformation network), about 25 minutes on one core. Usage:
+#
+#   bash recipes/arbitrary-cpu.sh
+#
+# Writes brushwork/models/weights/arbitrary.safetensors (fp16, card recipe "arbitrary-cpu"), the
+# default model of `brushwork stylize --method predict` and `brushwork embed-style`. Logs, previews and
+# checkpoints go to runs/arbitrary-cpu/; running again resumes; an existing model is kept unless FORCE=1.
+#
+# Training styles: 14 of the 18 shared paintings (the presets below), plus other training photos used
+# as styles for a quarter of the slots (--photo-styles 0.25), every style image randomly cropped (a
+# quarter to all of its short side), flipped and colour-jittered. Held out, never seen in training,
+# for the benchmark (benchmarks/multi.py reads them from the card's held_out_presets):
+#   starry-night-over-the-rhone, water-lilies, mondrian-composition, in-bed.
+#
+# How: the feed-forward CPU recipe's lessons (feedforward-cpu.sh): one thread, start from the
+# reconstruction network of stage 0 (recipes/reconstruct-cpu.sh; the predictor's output layer starts at
+# its norm parameters, so step 0 reproduces the photo for every style), lr 1e-3 warmed up over 50 steps,
+# style weight 10 ramped in over 100 steps, 256 px style crops for 128 px photo crops, width 16.
+# Sizing: 5 timed steps took ~6.7 s each on one thread with the other core busy (the style images go
+# through VGG too), ~16 s start-up: 220 steps ~ 25 min. That is 880 photo-style pairs for a model
+# meant to generalize: expect a crude model, a placeholder until the GPU recipe runs. STEPS=N changes it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DATA=${DATA:-../shared/data/content}
+STEPS=${STEPS:-220}
+THREADS=${THREADS:-1}
+PYTHON=${PYTHON:-python3}
+RECIPE=arbitrary-cpu
+NAME=${NAME:-arbitrary}
+STYLES=${STYLES:-bedroom-in-arles,charing-cross-bridge,composition-vii,degas-dance-foyer,great-wave,renoir-landscape,san-giorgio-maggiore,shipwreck-of-the-minotaur,starry-night,the-scream,udnie,van-doesburg,van-gogh-self-portrait,woman-with-a-hat}
+
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHON
+source recipes/lib.sh
+DATA="$DATA" THREADS="$THREADS" PYTHON="$PYTHON" bash recipes/reconstruct-cpu.sh
+init="runs/feedforward-cpu/reconstruct.safetensors"
+
+train_model "$RECIPE" "$NAME" 1 --kind arbitrary --styles "$STYLES" --data "$DATA" --init "$init" \
+  --image-size 128 --batch-size 4 --width 16 --num-residual 5 --device cpu --precision fp32 \
+  --threads "$THREADS" --seed 0 --steps "$STEPS" --learning-rate 1e-3 --warmup-steps 50 \
+  --style-weight 10 --style-ramp 100 --style-size 256 --photo-styles 0.25 --embedding-size 100 \
+  --log-every 10 --preview-every 50 --checkpoint-every 25 -q

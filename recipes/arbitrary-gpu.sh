@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Full-scale recipe for a CUDA GPU: the arbitrary-style model (style-prediction network + one
+# transformation network, trained jointly) on the 14 training paintings of arbitrary-cpu.sh (the same
+# four held out: starry-night-over-the-rhone, water-lilies, mondrian-composition, in-bed) plus training
+# photos as styles, in the feed-forward GPU recipe's setting: 256 px crops, batch 8, bf16, width 32,
+# 512 px style crops, 100,000 steps (STEPS=N), from random weights with the style ramped in over
+# 2,000 steps. Usage:
+#
+#   bash recipes/arbitrary-gpu.sh
+#
+# Writes brushwork/models/weights/arbitrary.safetensors (fp16, card recipe "arbitrary-gpu"),
+# replacing a CPU-trained one; resumes from runs/arbitrary-gpu/ when run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DATA=${DATA:-../shared/data/content}
+STEPS=${STEPS:-100000}
+WORKERS=${WORKERS:-8}
+PYTHON=${PYTHON:-python3}
+RECIPE=arbitrary-gpu
+NAME=${NAME:-arbitrary}
+STYLES=${STYLES:-bedroom-in-arles,charing-cross-bridge,composition-vii,degas-dance-foyer,great-wave,renoir-landscape,san-giorgio-maggiore,shipwreck-of-the-minotaur,starry-night,the-scream,udnie,van-doesburg,van-gogh-self-portrait,woman-with-a-hat}
+
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHON
+source recipes/lib.sh
+train_model "$RECIPE" "$NAME" 0 --kind arbitrary --styles "$STYLES" --data "$DATA" \
+  --image-size 256 --batch-size 8 --steps "$STEPS" --learning-rate 1e-3 --style-ramp 2000 \
+  --width 32 --num-residual 5 --style-size 512 --photo-styles 0.25 --embedding-size 100 \
+  --device cuda --precision bf16 --seed 0 --num-workers "$WORKERS" \
+  --log-every 100 --preview-every 2000 --checkpoint-every 2000

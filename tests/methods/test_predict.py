@@ -1,0 +1,147 @@
+"""Style prediction (`--method predict`), multi-style selection and blends, embeddings on disk."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from brushwork.errors import BrushworkError
+from brushwork.methods.blend import multi_style_weights, parse_weighted_styles
+from brushwork.methods.feedforward import FeedForwardStylizer, StylizeOptions
+from brushwork.methods.predict import PredictStylizer, read_embedding, save_embedding
+from brushwork.models.registry import read_model
+
+STYLE_NAMES = ["starry-night", "great-wave", "udnie"]  # the tiny multi model's styles (tests/conftest.py)
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture
+def photo(tmp_path):
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:40, 0:52] / 52
+    img = np.stack([np.sin(5 * x), np.cos(3 * y), np.sin(4 * (x + y))], -1) * 0.35 + 0.5 + rng.normal(0, 0.05, (40, 52, 3))
+    path = tmp_path / "photo.png"
+    Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture
+def predictor(tmp_path, vgg, save_tiny_arbitrary):
+    return PredictStylizer(save_tiny_arbitrary(tmp_path / "arb.safetensors"), device="cpu", precision="fp32",
+                           backend="torch", vgg=vgg)
+
+
+def _pixels(image):
+    return np.asarray(image, dtype=np.float32)
+
+
+def test_multi_model_style_names_and_blend_endpoints(tmp_path, photo, save_tiny_multi):
+    path = save_tiny_multi(tmp_path / "multi.safetensors")
+    assert read_model(path).styles == STYLE_NAMES
+
+    def run(style):
+        options = StylizeOptions(style=style, model=str(path), device="cpu", precision="fp32", backend="torch")
+        return _pixels(FeedForwardStylizer.from_options(options).stylize(photo, options))
+
+    wave = run("great-wave")
+    assert np.array_equal(run("great-wave:1"), wave)
+    assert np.abs(run("great-wave:0.999,udnie:0.001") - wave).max() <= 2  # endpoint: within rounding of 8 bits
+    assert np.abs(run("udnie") - wave).max() > 10
+    assert multi_style_weights(STYLE_NAMES, "udnie:3,starry-night:1") == [0.25, 0.0, 0.75]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("nope", "has no style 'nope'"),
+        ("udnie:0", "must be positive"),
+        ("udnie:-1", "must be positive"),
+        ("udnie:x", "must be a number"),
+        ("udnie,,great-wave", "empty entry"),
+        (":0.5", "no style name"),
+        ("udnie,udnie", "appears twice"),
+    ],
+)
+def test_bad_multi_style_blends_are_one_line_errors(text, message):
+    with pytest.raises(BrushworkError, match=message) as info:
+        multi_style_weights(STYLE_NAMES, text)
+    assert "\n" not in str(info.value)
+
+
+def test_parse_weighted_styles_keeps_paths_and_weights():
+    assert parse_weighted_styles("a.jpg:0.3, dir/b.png:0.7") == [("a.jpg", 0.3), ("dir/b.png", 0.7)]
+    assert parse_weighted_styles("starry-night") == [("starry-night", 1.0)]
+
+
+def test_predict_stylizes_any_size_and_blends_by_embeddings(predictor, photo):
+    options = StylizeOptions(style="great-wave", method="predict")
+    out = predictor.stylize(photo, options)
+    assert out.size == (52, 40)
+    wave, udnie = predictor.embed_style("great-wave"), predictor.embed_style("udnie")
+    assert torch.allclose(predictor.embed_style("great-wave:1,udnie:3"), 0.25 * wave + 0.75 * udnie, atol=1e-5)
+    assert np.abs(_pixels(predictor.stylize(photo, options, style="udnie")) - _pixels(out)).max() > 5
+    # A ready embedding tensor is as good as the image it came from.
+    assert np.array_equal(_pixels(predictor.stylize(photo, options, style=wave)), _pixels(out))
+
+
+def test_strength_interpolates_towards_the_contents_own_embedding(predictor, photo):
+    options = StylizeOptions(style="great-wave", method="predict")
+    own = predictor.embed_image(photo)
+    at_zero = predictor.stylize(photo, options, strength=0.0)
+    assert np.array_equal(_pixels(at_zero), _pixels(predictor.stylize(photo, options, style=own)))
+    assert np.abs(_pixels(at_zero) - _pixels(predictor.stylize(photo, options))).max() > 5
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".json"])
+def test_embedding_files_round_trip(predictor, tmp_path, photo, suffix):
+    embedding = predictor.embed_style("udnie")
+    path = save_embedding(embedding, tmp_path / f"udnie{suffix}")
+    if suffix == ".json":
+        assert isinstance(json.loads(path.read_text()), list)
+    loaded = read_embedding(path, predictor.embedding_size)
+    assert torch.allclose(loaded, embedding)
+    options = StylizeOptions(style=str(path), method="predict")
+    direct = predictor.stylize(photo, options, style="udnie")
+    assert np.abs(_pixels(predictor.stylize(photo, options)) - _pixels(direct)).max() <= 1
+
+
+def test_bad_embedding_files(tmp_path, predictor):
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(BrushworkError, match="not a style embedding"):
+        read_embedding(tmp_path / "objects.npy", predictor.embedding_size)  # pickles are refused, never loaded
+    (tmp_path / "short.json").write_text("[1, 2]")
+    with pytest.raises(BrushworkError, match="holds 2 numbers"):
+        read_embedding(tmp_path / "short.json", predictor.embedding_size)
+    (tmp_path / "text.json").write_text('["a", "b"]')
+    with pytest.raises(BrushworkError, match="not a style embedding"):
+        read_embedding(tmp_path / "text.json", predictor.embedding_size)
+    with pytest.raises(BrushworkError, match="end in .npy or .json"):
+        save_embedding(torch.zeros(3), tmp_path / "e.txt")
+
+
+def test_predict_refuses_other_kinds_of_model(tmp_path, save_tiny_multi):
+    with pytest.raises(BrushworkError, match="expected arbitrary"):
+        PredictStylizer(save_tiny_multi(tmp_path / "multi.safetensors"), device="cpu")
+
+
+def test_auto_method_picks_by_what_style_and_model_name(tmp_path, monkeypatch, save_tiny_multi, save_tiny_arbitrary):
+    import brushwork.models.registry as registry
+    from brushwork.methods.dispatch import choose_method
+
+    shipped = tmp_path / "weights"
+    shipped.mkdir()
+    monkeypatch.setattr(registry, "weights_dir", lambda: shipped)
+    save_tiny_multi(shipped / "paintings.safetensors")
+    arbitrary = save_tiny_arbitrary(tmp_path / "arb.safetensors")
+    assert choose_method(StylizeOptions(style="udnie", model="paintings")) == "feedforward"
+    assert choose_method(StylizeOptions(style="udnie", model=str(arbitrary))) == "predict"
+    assert choose_method(StylizeOptions(style="udnie", method="predict")) == "predict"
+    # A style image with no arbitrary-style model shipped: feed-forward, whose error explains what to do.
+    assert choose_method(StylizeOptions(style="water-lilies")) == "feedforward"
+    save_tiny_arbitrary(shipped / "arbitrary.safetensors")
+    assert choose_method(StylizeOptions(style="water-lilies")) == "predict"
+    assert choose_method(StylizeOptions(style="paintings")) == "feedforward"

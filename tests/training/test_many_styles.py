@@ -1,0 +1,113 @@
+"""Training kinds `multi` and `arbitrary` on tiny images: model files, --init, resume, the predictor learns."""
+
+import pytest
+import torch
+
+from brushwork.errors import BrushworkError
+from brushwork.models.registry import read_model
+from brushwork.training import TrainOptions, list_checkpoints, train
+
+STYLES = "starry-night,great-wave,udnie"
+
+
+def _options(tmp_path, photos, tiny, name, **kw):
+    base = {**tiny, "style": None, "styles": STYLES, "data": str(photos),
+            "output": str(tmp_path / f"{name}.safetensors")}
+    return TrainOptions(**{**base, **kw})
+
+
+def test_multi_model_file_names_its_styles_and_trains_them_round_robin(tmp_path, photos, tiny, vgg):
+    result = train(_options(tmp_path, photos, tiny, "multi", kind="multi", steps=3), vgg=vgg)
+    model = read_model(result.output)
+    assert model.kind == "multi" and model.styles == ["starry-night", "great-wave", "udnie"]
+    assert model.config["num_styles"] == 3 and model.tensors["norm1.scale"].shape == (3, 8)
+    assert [s["title"] for s in model.card["styles"]] == ["The Starry Night", "The Great Wave off Kanagawa", "Udnie"]
+    # Every style's norm rows were trained (each moved away from the initial ones and zeros).
+    assert (model.tensors["norm1.scale"] - 1).abs().amax(dim=1).min() > 0
+
+
+def test_multi_init_from_a_single_style_network_copies_its_norm_row_to_every_style(tmp_path, photos, tiny, vgg):
+    single = train(TrainOptions(**{**tiny, "data": str(photos), "output": str(tmp_path / "one.safetensors"),
+                                   "steps": 1, "style_weight": 0.0}), vgg=vgg)
+    from brushwork.runtime import resolve_runtime
+    from brushwork.training.multi import MultiStyleObjective
+
+    objective = MultiStyleObjective(_options(tmp_path, photos, tiny, "m", kind="multi"), vgg,
+                                    resolve_runtime("cpu", "fp32"))
+    source = read_model(single.output)
+    objective.load_model_state(source)
+    state = objective.net.state_dict()
+    for key in ("norm1.scale", "residuals.0.norm2.shift"):
+        assert torch.equal(state[key], source.tensors[key].expand(3, -1))
+    assert torch.equal(state["conv1.conv.weight"], source.tensors["conv1.conv.weight"])
+
+
+@pytest.mark.parametrize("kind", ["multi", "arbitrary"])
+def test_resume_matches_an_uninterrupted_run(tmp_path, photos, tiny, vgg, kind):
+    common = dict(kind=kind, steps=3, checkpoint_every=1, log_every=1)
+    train(_options(tmp_path, photos, tiny, "straight", **common), vgg=vgg)
+
+    def cancel_at_2(p):
+        if p.step == 2:
+            raise KeyboardInterrupt
+
+    opts = _options(tmp_path, photos, tiny, "resumed", **common)
+    first = train(opts, progress=cancel_at_2, vgg=vgg)
+    assert first.interrupted and first.loop.step == 2
+    # Scramble every RNG: the resumed run must take its state from the checkpoint, not from here.
+    torch.manual_seed(12345)
+    train(opts, resume=True, vgg=vgg)
+    a = read_model(tmp_path / "straight.safetensors").tensors
+    b = read_model(tmp_path / "resumed.safetensors").tensors
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_the_predictor_tells_two_styles_apart_after_a_few_steps(tmp_path, photos, tiny, vgg):
+    result = train(_options(tmp_path, photos, tiny, "arb", kind="arbitrary", steps=4, embedding_size=16,
+                            learning_rate=1e-3), vgg=vgg)
+    model = read_model(result.output)
+    assert model.kind == "arbitrary" and model.config["predictor"]["embedding_size"] == 16
+    assert [s["name"] for s in model.card["training_styles"]] == STYLES.split(",")
+
+    from brushwork.methods.predict import PredictStylizer
+
+    predictor = PredictStylizer(model, device="cpu", precision="fp32", vgg=vgg)
+    starry, wave = predictor.embed_style("starry-night"), predictor.embed_style("great-wave")
+    assert starry.shape == (16,)
+    assert (starry - wave).norm() > 1e-3 * (starry.norm() + wave.norm())
+    # Different embeddings give different norm parameters, hence different stylizations.
+    a, b = predictor.norm_params(starry), predictor.norm_params(wave)
+    assert max(float((x[0] - y[0]).abs().max()) for x, y in zip(a, b)) > 0
+
+
+def test_arbitrary_init_from_a_feed_forward_network(tmp_path, photos, tiny, vgg):
+    single = train(TrainOptions(**{**tiny, "data": str(photos), "output": str(tmp_path / "one.safetensors"),
+                                   "steps": 1, "style_weight": 0.0}), vgg=vgg)
+    from brushwork.nets.style_predictor import flat_norm_params
+    from brushwork.runtime import resolve_runtime
+    from brushwork.training.arbitrary import ArbitraryStyleObjective
+
+    objective = ArbitraryStyleObjective(_options(tmp_path, photos, tiny, "a", kind="arbitrary"), vgg,
+                                        resolve_runtime("cpu", "fp32"))
+    objective.load_model_state(read_model(single.output))
+    assert torch.equal(objective.predictor.to_params.bias, flat_norm_params(objective.net.norm_layers()))
+    # The transformer's own norm rows are not trained: the predictor supplies them.
+    trained = {id(p) for p in objective.parameters()}
+    assert id(objective.net.norm1.scale) not in trained and id(objective.predictor.to_params.bias) in trained
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(kind="multi", styles=None), "--styles is needed"),
+        (dict(kind="arbitrary", styles=""), "--styles is needed"),
+        (dict(kind="multi", styles="starry-night,no-such-painting"), "unknown style"),
+        (dict(kind="multi", styles="starry-night,starry-night"), "both named"),
+        (dict(kind="arbitrary", photo_styles=1.5), "photo styles"),
+    ],
+)
+def test_bad_many_style_options(tmp_path, photos, tiny, vgg, change, message):
+    with pytest.raises(BrushworkError, match=message):
+        train(_options(tmp_path, photos, tiny, "bad", **{"steps": 1, **change}), vgg=vgg)
