@@ -12,8 +12,9 @@ __all__ = ["BrushworkError", "OptimizeOptions", "optimize"]
 
 def __getattr__(name):
     # Later methods are imported on first use so `import brushwork` stays quick.
-    if name == "stylize":
-        from brushwork.methods.feedforward import stylize
+    if name in ("stylize", "stylize_tensor"):
+        # One entry point for every stylizing method (feedforward, adain, wct): see methods/dispatch.py.
+        from brushwork.methods import dispatch
 
-        return stylize
+        return getattr(dispatch, name)
     raise AttributeError(f"module 'brushwork' has no attribute {name!r}")

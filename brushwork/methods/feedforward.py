@@ -95,7 +95,10 @@ def receptive_radius(net: StyleTransferNet | InferenceNet) -> int:
 
 @dataclass
 class StylizeOptions:
-    style: str = _opt(DEFAULT_STYLE, "a shipped model name (see `brushwork models`) or a MODEL.safetensors file")
+    style: str = _opt(DEFAULT_STYLE, "a shipped model name (see `brushwork models`) or a MODEL.safetensors file; "
+                      "for adain and wct any style image or preset name, or a list of them")
+    method: str = _opt("auto", "auto (a shipped or given model when --style names one, else adain), feedforward, "
+                       "adain or wct (see `brushwork.methods.dispatch`)")
     strength: float = _opt(1.0, "how much style: 1 = fully stylized, 0 = the input unchanged (a blend in between)")
     preserve_color: str = _opt(
         "none",
@@ -108,7 +111,15 @@ class StylizeOptions:
                      "(0: off); exact up to 2 MP, above that the network's statistics come from a downscaled copy")
     tile_overlap: int | None = _opt(None, "overlap of neighbouring tiles in pixels (default: twice the network's "
                                     f"receptive-field radius + {TILE_CROSSFADE}: 128 for the standard network)")
-    style_blend: list | None = _opt(None, "for a multi-style model: blend weights over its styles (default: its first style)")
+    style_blend: list | None = _opt(None, "blend weights over several styles: a multi-style model's (default: its first "
+                                    "style), or one per --style for adain and wct (default: equal)")
+    alpha: float = _opt(1.0, "adain, wct: content-style trade-off in feature space (1: the style's statistics, 0: the "
+                        "decoder's reconstruction of the input)")
+    mask: object | None = _opt(None, "adain, wct: grey mask image assigning styles to regions; one style: white is "
+                               "styled, black keeps the content; N styles: N grey levels, black (first style) to "
+                               "white (last)")
+    decoder: str | None = _opt(None, "adain, wct: decoder model file (default: the shipped `adain` or `wct` model)")
+    style_size: int = _opt(512, "adain, wct: long side of each style image when its statistics are taken")
     device: str = _opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     precision: str = _opt("auto", "auto, fp32 or bf16 (auto: bf16 on CUDA or a CPU with native bf16, else fp32)")
     backend: str = _opt("auto", "auto (onnxruntime on the CPU when installed, else torch), torch or onnxruntime",
@@ -130,6 +141,14 @@ class StylizeOptions:
             bad(f"tile overlap must be zero or more, got {self.tile_overlap}")
         if self.backend not in BACKENDS:
             bad(f"unknown backend {self.backend!r}: expected auto, torch or onnxruntime")
+        if not isinstance(self.alpha, (int, float)) or not 0.0 <= self.alpha <= 1.0:
+            bad(f"alpha must be between 0 and 1, got {self.alpha}")
+        if not 16 <= self.style_size <= 4096:
+            bad(f"style size must be between 16 and 4096 pixels, got {self.style_size}")
+        from brushwork.methods.dispatch import method_names
+
+        if self.method != "auto" and self.method not in method_names():
+            bad(f"unknown method {self.method!r}: expected auto, {', '.join(method_names())}")
 
 
 def _onnxruntime_available() -> bool:
