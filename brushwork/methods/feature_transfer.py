@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -255,9 +254,8 @@ class FeatureTransferStylizer:
                 model = find_model(self.default_model, kinds=(self.model_kind,))
             except BrushworkError:
                 raise BrushworkError(
-                    f"no {self.method} decoder is installed: train one with recipes/{self.method}-cpu.sh "
-                    f"(or `brushwork train --kind {'adain' if self.method == 'adain' else 'wct-decoders'}`) "
-                    "and pass it with --decoder FILE"
+                    f"no {self.method} decoder is installed (a shipped model named {self.default_model!r}): "
+                    f"train it with recipes/{self.method}-cpu.sh, or pass a model file with --decoder FILE"
                 ) from None
         elif isinstance(decoder, ModelFile):
             model = decoder
@@ -454,9 +452,3 @@ def _statistics_copy(image: torch.Tensor, regions: torch.Tensor | None):
     size = (max(16, int(h * scale)), max(16, int(w * scale)))
     small = resize(image, size).clamp_(0.0, 1.0)
     return small, (F.interpolate(regions, size=size, mode="area") if regions is not None else None)
-
-
-def style_names(style) -> list[str]:
-    """Printable names of the style(s) of an options object, for messages."""
-    styles = style if isinstance(style, (list, tuple)) else [style]
-    return [Path(os.fspath(s)).stem if isinstance(s, (str, os.PathLike)) else "image" for s in styles]
