@@ -78,10 +78,15 @@ def weighted_mean_cov(features: torch.Tensor, weight: torch.Tensor | None = None
 
 
 def _sym_power(cov: torch.Tensor, power: float) -> torch.Tensor:
-    """cov ** power for a symmetric PSD matrix, by eigendecomposition (float64), regularized by COV_EPS."""
+    """cov ** power for a symmetric PSD matrix, by eigendecomposition (float64).
+
+    Negative powers (whitening) are regularized by COV_EPS; rounding can leave tiny negative
+    eigenvalues on a PSD matrix, whose true value is 0.
+    """
     evals, evecs = torch.linalg.eigh(cov)
-    floor = COV_EPS * max(float(torch.diagonal(cov).mean()), 1e-12)
-    evals = evals.clamp_min(0.0) + floor
+    evals = evals.clamp_min(0.0)
+    if power < 0:
+        evals = evals + COV_EPS * max(float(torch.diagonal(cov).mean()), 1e-12)
     return (evecs * evals.pow(power)) @ evecs.T
 
 
@@ -102,7 +107,9 @@ class AffineMap:
         shift = self.shift.float().to(f.device)[None, :, None, None]
         if self.matrix is None:
             return f * self.scale.float().to(f.device)[None, :, None, None] + shift
-        return torch.einsum("dc,nchw->ndhw", self.matrix.float().to(f.device), f) + shift
+        # contiguous: einsum may return another memory layout, and convolutions then take another
+        # kernel path, with different rounding.
+        return (torch.einsum("dc,nchw->ndhw", self.matrix.float().to(f.device), f) + shift).contiguous()
 
     def dense(self) -> "AffineMap":
         return self if self.matrix is not None else AffineMap(self.shift, matrix=torch.diag(self.scale.double()))
@@ -339,7 +346,7 @@ class FeatureTransferStylizer:
         if opts.mask is not None and len(styles_given) > 1 and opts.style_blend is not None:
             raise BrushworkError("with a mask each region takes its own style: give no --style-blend")
         styles = [self.style_source(s, opts.style_size) for s in styles_given]
-        content = image.detach().float().cpu().clamp(0.0, 1.0)
+        content = image.detach().float().cpu().clamp(0.0, 1.0).contiguous()
         if opts.size is not None:
             content = resize(content, fit_long_side(content.shape[2], content.shape[3], opts.size)).clamp_(0.0, 1.0)
         n, _, h, w = content.shape
