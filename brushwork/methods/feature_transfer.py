@@ -301,11 +301,13 @@ class FeatureTransferStylizer:
         return {k: v.float() for k, v in feats.items()}
 
     def _transform_and_decode(self, x: torch.Tensor, layer: str, maps: list[AffineMap],
-                              weights: torch.Tensor | None) -> torch.Tensor:
-        """Encode x (1 x 3 x h x w, h and w multiples of the layer's pooling factor), map, decode."""
+                              weights: torch.Tensor | None, feats: torch.Tensor | None = None) -> torch.Tensor:
+        """Encode x (1 x 3 x h x w, h and w multiples of the layer's pooling factor; or pass its
+        features), map, decode."""
         rt = self.runtime
         with torch.no_grad():
-            feats = self.encode(x, [layer])[layer]
+            if feats is None:
+                feats = self.encode(x, [layer])[layer]
             if weights is not None:
                 weights = F.avg_pool2d(weights.to(feats.device), pooling_factor(layer))
             t = apply_region_maps(feats, maps, weights)
@@ -378,7 +380,9 @@ class FeatureTransferStylizer:
                     return self._transform_and_decode(piece[:, :3], layer, maps, weights)
 
                 joined = x if extra is None else torch.cat([x, extra], 1)
-                if count == 1:
+                if count == 1 and stats_image is current:  # the statistics' features are this pass's
+                    y = self._transform_and_decode(x, layer, maps, extra, feats=feats)
+                elif count == 1:
                     y = run(joined)
                 else:
                     def on_tile(k, _total, base=done):
