@@ -132,16 +132,17 @@ def _decoder_stamp(decoder):
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_feature_stylizer(factory: str, decoder, stamp, device: str, precision: str):
-    return _load(factory)(decoder, device=device, precision=precision)
+def _cached_feature_stylizer(factory: str, decoder, stamp, device: str, precision: str, backend: str):
+    return _load(factory)(decoder, device=device, precision=precision, backend=backend)
 
 
 def _feature_stylizer(factory: str, options):
     decoder = options.decoder
     if decoder is not None and not isinstance(decoder, (str, os.PathLike)):
-        return _load(factory)(decoder, device=options.device, precision=options.precision)
+        return _load(factory).from_options(options)
     decoder = os.fspath(decoder) if decoder is not None else None
-    return _cached_feature_stylizer(factory, decoder, _decoder_stamp(decoder), options.device, options.precision)
+    return _cached_feature_stylizer(factory, decoder, _decoder_stamp(decoder), options.device, options.precision,
+                                    options.backend)
 
 
 def adain_stylizer(options):

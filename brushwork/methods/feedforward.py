@@ -160,6 +160,23 @@ def _onnxruntime_available() -> bool:
     return True
 
 
+def choose_backend(backend: str, runtime) -> str:
+    """`auto`: onnxruntime on the CPU in fp32 when it is installed (see the module docstring), else torch."""
+    if backend not in BACKENDS:
+        raise BrushworkError(f"unknown backend {backend!r}: expected auto, torch or onnxruntime")
+    on_cpu_fp32 = runtime.device.type == "cpu" and runtime.precision == "fp32"
+    if backend == "auto":
+        return "onnxruntime" if on_cpu_fp32 and _onnxruntime_available() else "torch"
+    if backend == "onnxruntime":
+        if runtime.device.type != "cpu":
+            raise BrushworkError("the onnxruntime backend runs on the CPU: use --device cpu (or --backend torch)")
+        if runtime.precision != "fp32":
+            raise BrushworkError("the onnxruntime backend runs in fp32: use --precision fp32 (or --backend torch)")
+        if not _onnxruntime_available():
+            raise BrushworkError("the onnxruntime backend needs onnx and onnxruntime: pip install 'brushwork[export]'")
+    return backend
+
+
 class FeedForwardStylizer:
     """A loaded feed-forward model, ready to stylize any number of images (thread-safe).
 
@@ -176,17 +193,7 @@ class FeedForwardStylizer:
         self.name = model_file.name if model_file is not None else "network"
         self.card = dict(model_file.card) if model_file is not None else {}
         self.runtime = resolve_runtime(device, precision)
-        on_cpu_fp32 = self.runtime.device.type == "cpu" and self.runtime.precision == "fp32"
-        if backend == "auto":
-            backend = "onnxruntime" if on_cpu_fp32 and _onnxruntime_available() else "torch"
-        elif backend == "onnxruntime":
-            if self.runtime.device.type != "cpu":
-                raise BrushworkError("the onnxruntime backend runs on the CPU: use --device cpu (or --backend torch)")
-            if self.runtime.precision != "fp32":
-                raise BrushworkError("the onnxruntime backend runs in fp32: use --precision fp32 (or --backend torch)")
-            if not _onnxruntime_available():
-                raise BrushworkError("the onnxruntime backend needs onnx and onnxruntime: pip install 'brushwork[export]'")
-        self.backend = backend
+        self.backend = choose_backend(backend, self.runtime)
         self._module = self.runtime.prepare_module(InferenceNet(net, style_blend).eval())
         self._onnx = OnnxRunner(self._module) if backend == "onnxruntime" else None
         self.tile_margin = receptive_radius(net) + 1

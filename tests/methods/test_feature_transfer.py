@@ -33,14 +33,16 @@ def one_thread():
 @pytest.fixture(scope="module")
 def adain_stylizer(vgg):
     torch.manual_seed(0)
-    return AdaINStylizer(Decoder(DecoderConfig("relu4_1", width=0.1)), device="cpu", precision="fp32", vgg=vgg)
+    # torch: exact comparisons with direct computations (onnxruntime rounds differently; tested below)
+    return AdaINStylizer(Decoder(DecoderConfig("relu4_1", width=0.1)), device="cpu", precision="fp32", backend="torch",
+                         vgg=vgg)
 
 
 @pytest.fixture(scope="module")
 def wct_stylizer(vgg):
     torch.manual_seed(0)
     decoders = {layer: Decoder(DecoderConfig(layer, width=0.1)) for layer in DECODER_LAYERS}
-    return WCTStylizer(decoders, device="cpu", precision="fp32", vgg=vgg)
+    return WCTStylizer(decoders, device="cpu", precision="fp32", backend="torch", vgg=vgg)
 
 
 def _options(style, **kw):
@@ -213,3 +215,13 @@ def test_method_dispatch(tmp_path, style_path):
     image = dispatch.stylize(str(style_path), style=str(style_path), method="adain", decoder=str(path), size=32,
                              style_size=32)
     assert image.size == (32, 24)
+
+
+def test_onnxruntime_backend_matches_torch(adain_stylizer, vgg, content_path, style_path):
+    pytest.importorskip("onnxruntime")
+    ort = AdaINStylizer(adain_stylizer.decoders["relu4_1"], device="cpu", precision="fp32", backend="onnxruntime",
+                        vgg=vgg)
+    content = load_image(content_path)[0].contiguous()
+    options = _options(str(style_path), alpha=0.7)
+    expected = adain_stylizer.stylize_tensor(content, options)
+    torch.testing.assert_close(ort.stylize_tensor(content, options), expected, atol=2e-3, rtol=0)
