@@ -57,6 +57,8 @@ def _timed(fn):
 
 def quality(args, vgg, adain, wct) -> tuple[list, list]:
     """Rows of per-method results and the contact sheet's image rows."""
+    import torch
+
     from brushwork.imaging import load_image, resize, resize_long_side, tensor_to_image
     from brushwork.losses import measure_losses
     from brushwork.methods.feedforward import StylizeOptions
@@ -65,6 +67,13 @@ def quality(args, vgg, adain, wct) -> tuple[list, list]:
 
     photos = sorted((ROOT / "brushwork" / "assets" / "examples").glob("*.jpg"))[: args.contents]
     results, sheet = [], []
+    # Warm-up with a throw-away style tensor (never cached): onnxruntime sessions are exported on
+    # first use, a one-time cost that is not per image. Each real style's statistics are still
+    # computed inside its first timed image, as a new style would be.
+    for stylizer in (adain, wct):
+        if stylizer is not None:
+            stylizer.stylize_tensor(torch.rand(1, 3, 64, 64), StylizeOptions(style=torch.rand(1, 3, 64, 64),
+                                                                            method=stylizer.method))
     for photo in photos:
         content, _ = load_image(photo)
         content = resize_long_side(content, args.size).clamp(0, 1)
