@@ -3,6 +3,18 @@ import pytest
 from PIL import Image
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module of tiny-tensor tests: faster, and on a shared, loaded CPU an
+    OpenMP team waiting for a descheduled thread costs milliseconds per op."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
 @pytest.fixture(scope="session")
 def vgg():
     from brushwork.features import load_vgg19

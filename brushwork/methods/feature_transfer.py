@@ -35,14 +35,14 @@ from brushwork.errors import BrushworkError
 from brushwork.features.vgg import LAYER_NAMES
 from brushwork.imaging import load_image, resize, tensor_to_image
 from brushwork.imaging.resize import fit_long_side
-from brushwork.imaging.tiling import count_tiles, map_tiles
+from brushwork.imaging.tiling import count_tiles, map_tiles, tile_settings
 from brushwork.nets.decoder import Decoder, DecoderConfig, pooling_factor
 from brushwork.progress import Progress, ProgressCallback, now
 from brushwork.runtime import resolve_runtime
 
 # Feature statistics are taken from the whole image up to this size, else from a downscaled copy.
 STATS_PIXELS = 2_100_000
-TILE_CROSSFADE = 16
+TILE_CROSSFADE = 16  # default overlap = 2 x (receptive radius + 1) + this crossfade, as in feed-forward tiling
 STD_EPS = 1e-5
 # Covariance regularization, relative to the mean variance of the channels: VGG features have many
 # (nearly) dead channels, whose tiny eigenvalues would otherwise be blown up by the whitening.
@@ -430,14 +430,8 @@ class FeatureTransferStylizer:
         if not opts.tile:
             return 0, 0, 1
         factor, margin = pooling_factor(layer), receptive_radius(layer) + 1
-        overlap = opts.tile_overlap if opts.tile_overlap is not None else 2 * margin + TILE_CROSSFADE
-        if overlap <= 2 * margin:
-            raise BrushworkError(f"tile overlap must be more than {2 * margin} pixels for the {self.method} "
-                                 f"network at {layer} (twice its receptive-field radius), got {overlap}")
-        tile = opts.tile - opts.tile % factor
-        if tile < 2 * overlap:
-            raise BrushworkError(f"tile size must be at least {2 * overlap} pixels for {self.method} "
-                                 f"(twice the overlap at {layer}), got {opts.tile}")
+        tile, overlap = tile_settings(opts.tile, opts.tile_overlap, margin, factor, TILE_CROSSFADE,
+                                      f"the {self.method} network at {layer}")
         ph, pw = (_round_up(v, factor) for v in (h, w))
         if max(ph, pw) <= tile:
             return tile, overlap, 1

@@ -64,7 +64,7 @@ from brushwork.options import option as _opt
 from brushwork.errors import BrushworkError
 from brushwork.imaging import load_image, match_color_statistics, resize, tensor_to_image, transfer_luminance
 from brushwork.imaging.resize import fit_long_side
-from brushwork.imaging.tiling import count_tiles, map_tiles
+from brushwork.imaging.tiling import count_tiles, map_tiles, tile_settings
 from brushwork.methods.export import ALIGN, FEEDFORWARD_KINDS, InferenceNet, OnnxRunner, load_network
 from brushwork.models.registry import ModelFile, find_model
 from brushwork.nets.transformer import StyleTransferNet
@@ -289,15 +289,7 @@ class FeedForwardStylizer:
 
     def _tiling(self, opts: StylizeOptions) -> tuple[int, int]:
         """(tile size rounded down to a multiple of 4, overlap), checked against the network's receptive field."""
-        margin = self.tile_margin
-        overlap = opts.tile_overlap if opts.tile_overlap is not None else 2 * margin + TILE_CROSSFADE
-        if overlap <= 2 * margin:
-            raise BrushworkError(f"tile overlap must be more than {2 * margin} pixels for this network "
-                                 f"(twice its receptive-field radius), got {overlap}")
-        tile = opts.tile - opts.tile % ALIGN
-        if tile < 2 * overlap:
-            raise BrushworkError(f"tile size must be at least {2 * overlap} pixels (twice the overlap), got {opts.tile}")
-        return tile, overlap
+        return tile_settings(opts.tile, opts.tile_overlap, self.tile_margin, ALIGN, TILE_CROSSFADE)
 
     def stylize(self, image, options: StylizeOptions | None = None, *, progress: ProgressCallback | None = None,
                 **overrides):

@@ -10,12 +10,7 @@ from brushwork.models.registry import save_model
 from brushwork.nets.decoder import DECODER_LAYERS, Decoder, DecoderConfig
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
