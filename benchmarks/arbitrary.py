@@ -5,7 +5,7 @@
     python benchmarks/arbitrary.py --random-decoders --skip-optimize --contents 1   # a smoke run, no weights
 
 Quality: every bundled example photo (brushwork/assets/examples, never trained on) x the paintings
-held out of AdaIN's training (recipes/adain-styles.sh), at 512 px (long side). Each output is
+held out of AdaIN's training (recipes/common.sh), at 512 px (long side). Each output is
 measured with `brushwork.losses.measure_losses` (fp32; relu4_2 content loss against the photo,
 Gram style loss over relu1_1..relu5_1 against the painting at the output's long side), the same
 numbers `benchmarks/optimize.py` reports. The issue's goal: AdaIN's style loss within 2x of
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-HELD_OUT = ("the-scream", "water-lilies", "composition-vii")  # as recipes/adain-styles.sh
+HELD_OUT = ("the-scream", "water-lilies", "composition-vii")  # as recipes/common.sh
 
 
 def _random_decoders(vgg):

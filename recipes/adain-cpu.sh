@@ -12,7 +12,7 @@
 #
 # Held-out paintings: the-scream (munch_the_scream.jpg), water-lilies (monet_water_lilies_1919.jpg)
 # and composition-vii (kandinsky_composition_vii.jpg) are NOT trained on: the decoder sees the other
-# 15 paintings of ../shared/data/styles (linked into runs/adain-cpu/adain.styles/; the list is in recipes/adain-styles.sh), and
+# 15 paintings of ../shared/data/styles (linked into runs/adain-cpu/adain.styles/; the list is in recipes/common.sh), and
 # benchmarks/arbitrary.py measures it on the three held-out ones.
 #
 # How (sized on this machine: 2 cores shared with other training, Xeon @ 2.8 GHz, torch 2.13, fp32):
@@ -28,35 +28,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# shellcheck source=recipes/common.sh
+source recipes/common.sh
 DATA=${DATA:-../shared/data/content}
 STYLE_SOURCE=${STYLE_SOURCE:-../shared/data/styles}
 STEPS=${STEPS:-450}
 THREADS=${THREADS:-1}
-PYTHON=${PYTHON:-python3}
 RECIPE=adain-cpu
 OUT=${OUT:-brushwork/models/weights/adain.safetensors}
 RUN=${RUN:-runs/$RECIPE/adain}
 
-if [ -f "$OUT" ] && [ "${FORCE:-0}" != 1 ]; then
-  echo "[$RECIPE] $OUT exists, skipping (FORCE=1 to retrain)"
-  exit 0
-fi
-
-# The training styles: every painting except the held-out ones, as links in one folder.
-styles="$RUN.styles"
-# shellcheck source=recipes/adain-styles.sh
-source recipes/adain-styles.sh
-link_training_styles "$STYLE_SOURCE" "$styles"
-
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-resume=()
-if compgen -G "$RUN/checkpoints/step-*.json" > /dev/null; then resume=(--resume); fi
-echo "[$RECIPE] training ${resume[*]:-from scratch} on $(ls "$styles" | wc -l) styles ($(date -Is))"
-start=$(date +%s)
-"$PYTHON" -m brushwork.cli train --kind adain --data "$DATA" --styles "$styles" \
-  -o "$OUT" --name adain --recipe "$RECIPE" --save-precision fp16 --run-dir "$RUN" "${resume[@]}" \
+keep_trained "$RECIPE" "$OUT"
+link_training_styles "$STYLE_SOURCE" "$RUN.styles"
+train_resumable "$RECIPE" "$RUN" --kind adain --data "$DATA" --styles "$RUN.styles" \
+  -o "$OUT" --name adain --recipe "$RECIPE" --save-precision fp16 \
   --image-size 128 --style-size 256 --batch-size 4 --steps "$STEPS" --decoder-width 0.5 \
   --learning-rate 1e-3 --warmup-steps 25 --content-weight 1 --style-weight 10 \
   --device cpu --precision fp32 --threads "$THREADS" --seed 0 \
   --log-every 10 --preview-every 50 --checkpoint-every 25 -q
-echo "[$RECIPE] done in $(( $(date +%s) - start )) s ($(date -Is))"

@@ -12,29 +12,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# shellcheck source=recipes/common.sh
+source recipes/common.sh
 DATA=${DATA:-../shared/data/content}
 STYLE_SOURCE=${STYLE_SOURCE:-../shared/data/styles}
 STEPS=${STEPS:-40000}
 WORKERS=${WORKERS:-8}
-PYTHON=${PYTHON:-python3}
 RECIPE=adain-gpu
 OUT=${OUT:-brushwork/models/weights/adain.safetensors}
 RUN=${RUN:-runs/$RECIPE/adain}
 
-styles="$RUN.styles"
-# shellcheck source=recipes/adain-styles.sh
-source recipes/adain-styles.sh
-link_training_styles "$STYLE_SOURCE" "$styles"
-
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-resume=()
-if compgen -G "$RUN/checkpoints/step-*.json" > /dev/null; then resume=(--resume); fi
-echo "[$RECIPE] training ${resume[*]:-from scratch} ($(date -Is))"
-start=$(date +%s)
-"$PYTHON" -m brushwork.cli train --kind adain --data "$DATA" --styles "$styles" \
-  -o "$OUT" --name adain --recipe "$RECIPE" --save-precision fp16 --run-dir "$RUN" "${resume[@]}" \
+link_training_styles "$STYLE_SOURCE" "$RUN.styles"
+train_resumable "$RECIPE" "$RUN" --kind adain --data "$DATA" --styles "$RUN.styles" \
+  -o "$OUT" --name adain --recipe "$RECIPE" --save-precision fp16 \
   --image-size 256 --style-size 512 --batch-size 8 --steps "$STEPS" --decoder-width 1.0 \
   --learning-rate 1e-4 --content-weight 1 --style-weight 10 \
   --device cuda --precision bf16 --seed 0 --num-workers "$WORKERS" \
   --log-every 100 --preview-every 2000 --checkpoint-every 2000
-echo "[$RECIPE] done in $(( $(date +%s) - start )) s ($(date -Is))"

@@ -17,28 +17,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# shellcheck source=recipes/common.sh
+source recipes/common.sh
 DATA=${DATA:-../shared/data/content}
 STEPS=${STEPS:-280}
 THREADS=${THREADS:-1}
-PYTHON=${PYTHON:-python3}
 RECIPE=wct-cpu
 OUT=${OUT:-brushwork/models/weights/wct.safetensors}
 RUN=${RUN:-runs/$RECIPE/wct}
 
-if [ -f "$OUT" ] && [ "${FORCE:-0}" != 1 ]; then
-  echo "[$RECIPE] $OUT exists, skipping (FORCE=1 to retrain)"
-  exit 0
-fi
-
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-resume=()
-if compgen -G "$RUN/checkpoints/step-*.json" > /dev/null; then resume=(--resume); fi
-echo "[$RECIPE] training ${resume[*]:-from scratch} ($(date -Is))"
-start=$(date +%s)
-"$PYTHON" -m brushwork.cli train --kind wct-decoders --data "$DATA" \
-  -o "$OUT" --name wct --recipe "$RECIPE" --save-precision fp16 --run-dir "$RUN" "${resume[@]}" \
+keep_trained "$RECIPE" "$OUT"
+train_resumable "$RECIPE" "$RUN" --kind wct-decoders --data "$DATA" \
+  -o "$OUT" --name wct --recipe "$RECIPE" --save-precision fp16 \
   --image-size 128 --batch-size 2 --steps "$STEPS" --decoder-width 0.5 \
   --learning-rate 1e-3 --warmup-steps 25 --content-weight 1 \
   --device cpu --precision fp32 --threads "$THREADS" --seed 0 \
   --log-every 10 --preview-every 50 --checkpoint-every 25 -q
-echo "[$RECIPE] done in $(( $(date +%s) - start )) s ($(date -Is))"

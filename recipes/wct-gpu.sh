@@ -10,23 +10,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# shellcheck source=recipes/common.sh
+source recipes/common.sh
 DATA=${DATA:-../shared/data/content}
 STEPS=${STEPS:-30000}
 WORKERS=${WORKERS:-8}
-PYTHON=${PYTHON:-python3}
 RECIPE=wct-gpu
 OUT=${OUT:-brushwork/models/weights/wct.safetensors}
 RUN=${RUN:-runs/$RECIPE/wct}
 
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-resume=()
-if compgen -G "$RUN/checkpoints/step-*.json" > /dev/null; then resume=(--resume); fi
-echo "[$RECIPE] training ${resume[*]:-from scratch} ($(date -Is))"
-start=$(date +%s)
-"$PYTHON" -m brushwork.cli train --kind wct-decoders --data "$DATA" \
-  -o "$OUT" --name wct --recipe "$RECIPE" --save-precision fp16 --run-dir "$RUN" "${resume[@]}" \
+train_resumable "$RECIPE" "$RUN" --kind wct-decoders --data "$DATA" \
+  -o "$OUT" --name wct --recipe "$RECIPE" --save-precision fp16 \
   --image-size 256 --batch-size 8 --steps "$STEPS" --decoder-width 1.0 \
   --learning-rate 1e-4 --content-weight 1 \
   --device cuda --precision bf16 --seed 0 --num-workers "$WORKERS" \
   --log-every 100 --preview-every 2000 --checkpoint-every 2000
-echo "[$RECIPE] done in $(( $(date +%s) - start )) s ($(date -Is))"
