@@ -114,6 +114,8 @@ class AdaINObjective(Objective):
     def card(self) -> dict:
         o = self.options
         return {
+            # What `brushwork models` shows in its style column: this decoder serves any style image.
+            "style": f"any style image (AdaIN decoder; {len(self.styles.files)} training paintings)",
             "styles": {**self.styles.description, "files": [p.name for p in self.styles.files]},
             "content_weight": o.content_weight,
             "style_weight": o.style_weight,

@@ -82,6 +82,7 @@ class WCTDecodersObjective(Objective):
 
     def card(self) -> dict:
         return {
+            "style": "any style image (WCT decoders; no painting in training)",
             "loss": "pixel MSE + content_weight x feature MSE / mean square of the features, per level",
             "content_weight": self.options.content_weight,
             "network": self.model_config(),
