@@ -6,6 +6,13 @@ styles' channel statistics (t = AdaIN(f(c), f(s))) and the decoder g turns t int
   decoder must produce images whose features carry the new statistics);
 - style: distance of channel means and standard deviations (`mean_std_style_loss`) at relu1_1,
   relu2_1, relu3_1 and relu4_1, against the style crop's.
+Each term is relative: divided by the mean square of its target (t for the content; the style's
+means and standard deviations for each style layer). VGG-19's Caffe-scale activations grow with
+depth (measured on a painting: channel statistics of rms ~30 at relu1_1, ~700 at relu4_1), so raw
+squared errors would let relu4_1 outweigh relu1_1 by ~400x and the decoder would ignore fine texture;
+Huang's VGG was normalized to comparable activations per layer, and relative errors restore that
+balance, so his style weight (10) means about what it meant there.
+
 The styles are a folder of images, each resized once to `style_size` on its short side and cropped
 at random (`image_size`) per step; which style and which crop is a function of the seed and the
 step number alone, so a resumed run samples exactly what an uninterrupted one would.
@@ -83,10 +90,12 @@ class AdaINObjective(Objective):
             target = torch.cat([adain(content_features[i : i + 1], style_features[ADAIN_LAYER][i : i + 1])
                                 for i in range(batch.shape[0])])
             style_targets = {k: mean_std(v) for k, v in style_features.items()}
+            content_scale = target.pow(2).mean().clamp_min(1e-8)
+            style_scales = {k: (m.pow(2).mean() + sd.pow(2).mean()).clamp_min(1e-8) for k, (m, sd) in style_targets.items()}
         output = self.decoder(target.to(content_features.dtype))
         feats = self.vgg(output, STYLE_LAYERS)
-        c = content_loss(feats[ADAIN_LAYER], target)
-        s = sum(mean_std_style_loss(feats[k], *style_targets[k]) for k in STYLE_LAYERS)
+        c = content_loss(feats[ADAIN_LAYER], target) / content_scale
+        s = sum(mean_std_style_loss(feats[k], *style_targets[k]) / style_scales[k] for k in STYLE_LAYERS)
         total = o.content_weight * c + o.style_weight * s
         return total, {"content": float(c.detach()), "style": float(s.detach()), "total": float(total.detach())}
 
