@@ -12,10 +12,11 @@ __all__ = ["BrushworkError", "OptimizeOptions", "optimize"]
 
 def __getattr__(name):
     # Later methods are imported on first use so `import brushwork` stays quick.
-    if name == "stylize":
-        from brushwork.methods.dispatch import stylize
+    if name in ("stylize", "stylize_tensor"):
+        # One entry point for every stylizing method (feedforward, adain, wct): see methods/dispatch.py.
+        from brushwork.methods import dispatch
 
-        return stylize
+        return getattr(dispatch, name)
     if name == "embed_style":
         from brushwork.methods.predict import embed_style
 

@@ -1,4 +1,6 @@
-# Shared by the many-style recipes (source it): one resumable training run of a shipped model.
+# Shared by the recipes (source it from the repository root).
+
+# One resumable training run of a shipped model:
 #
 #   train_model RECIPE NAME KEEP_EXISTING [brushwork train flags ...]
 #
@@ -20,4 +22,45 @@ train_model() {
   "${PYTHON:-python3}" -m brushwork.cli train -o "$out" --name "$name" --recipe "$recipe" --save-precision fp16 \
     --run-dir "$run" "${resume[@]}" "$@"
   echo "[$recipe] $name: done in $(( $(date +%s) - start )) s ($(date -Is))"
+}
+
+# The paintings no arbitrary-style recipe trains on (AdaIN here; the arbitrary-style model's STYLES list
+# in arbitrary-*.sh leaves out the same four presets): starry-night-over-the-rhone, water-lilies,
+# mondrian-composition, in-bed. benchmarks/arbitrary.py and benchmarks/multi.py measure on them.
+HELD_OUT=(vangogh_starry_night_over_the_rhone.png monet_water_lilies_1919.jpg mondrian_composition.jpg
+          toulouse_lautrec_in_bed.png)
+
+# link_training_styles SOURCE_DIR TARGET_DIR: links every painting but the held-out ones into one folder.
+link_training_styles() {
+  local source=$1 target=$2 f name
+  mkdir -p "$target"
+  for f in "$source"/*; do
+    name=$(basename "$f")
+    case "$name" in *.jpg|*.jpeg|*.png) ;; *) continue ;; esac
+    if printf '%s\n' "${HELD_OUT[@]}" | grep -qx "$name"; then continue; fi
+    ln -sfn "$(cd "$(dirname "$f")" && pwd)/$name" "$target/$name"
+  done
+}
+
+# keep_trained RECIPE OUT: exits the recipe when OUT exists, unless FORCE=1 (a CPU recipe must not
+# replace a GPU-trained model).
+keep_trained() {
+  if [ -f "$2" ] && [ "${FORCE:-0}" != 1 ]; then
+    echo "[$1] $2 exists, skipping (FORCE=1 to retrain)"
+    exit 0
+  fi
+}
+
+# train_resumable RECIPE RUN_DIR TRAIN_ARGS...: `brushwork train` in RUN_DIR, continuing its latest
+# checkpoint when there is one, with the start, end and wall time logged.
+train_resumable() {
+  local recipe=$1 run=$2 start
+  shift 2
+  local resume=()
+  if compgen -G "$run/checkpoints/step-*.json" > /dev/null; then resume=(--resume); fi
+  echo "[$recipe] training ${resume[*]:-from scratch} ($(date -Is))"
+  start=$(date +%s)
+  PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "${PYTHON:-python3}" -m brushwork.cli train \
+    --run-dir "$run" "${resume[@]}" "$@"
+  echo "[$recipe] done in $(( $(date +%s) - start )) s ($(date -Is))"
 }

@@ -1,4 +1,4 @@
-"""`brushwork stylize INPUT [INPUT ...] --style NAME|MODEL -o OUT`."""
+"""`brushwork stylize INPUT [INPUT ...] --style NAME|MODEL|IMAGE [--method auto|feedforward|adain|wct] -o OUT`."""
 
 from __future__ import annotations
 
@@ -13,20 +13,27 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".g
 
 
 def register(sub) -> None:
-    from brushwork.methods.feedforward import StylizeOptions
+    from brushwork.methods.dispatch import _METHODS
+    from brushwork.methods.feedforward import DEFAULT_STYLE, StylizeOptions
 
     p = sub.add_parser(
         "stylize",
-        help="stylize images instantly with a trained model (feed-forward network)",
-        description="Stylize photos with a trained feed-forward model: a shipped style name (see `brushwork models`) "
+        help="stylize images instantly: a trained model, or any style image (AdaIN, WCT, style prediction)",
+        description="Stylize photos with a trained feed-forward model (a shipped style name, see `brushwork models`, "
         "or a MODEL.safetensors file made by `brushwork train`; with --model MULTI, --style picks one of its styles "
-        "or a blend (A:0.3,B:0.7); with --method predict, --style is any style image. Inputs are image files or folders (every image "
-        "directly inside). With one input file, -o is the output file (or a folder); otherwise -o is a folder "
-        "and outputs keep the inputs' names.",
+        "or a blend A:0.3,B:0.7), or with any style image by AdaIN, WCT or style prediction (--method). Inputs "
+        "are image files or folders (every image directly inside). With one input file, -o is the output file "
+        "(or a folder); otherwise -o is a folder and outputs keep the inputs' names.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
     p.add_argument("-o", "--output", required=True, help="output image file (one input) or folder")
-    add_dataclass_flags(p, StylizeOptions)
+    p.add_argument("--style", action="append", default=None, metavar="STYLE",
+                   help=f"a shipped model name or MODEL.safetensors file, or for adain and wct a style image or preset "
+                   f"name; repeat for several styles, weighted by --style-blend (default: {DEFAULT_STYLE})")
+    methods = "; ".join(f"{m.name}: {m.description}" for m in _METHODS.values())
+    p.add_argument("--method", default="auto", choices=["auto", *_METHODS],
+                   help=f"auto (default): a trained model when --style names one, else adain. {methods}")
+    add_dataclass_flags(p, StylizeOptions, skip=("style", "method"))
     add_common_flags(p)
     p.set_defaults(run=run)
 
@@ -87,15 +94,17 @@ def _plan_outputs(files: list[Path], output: str, to_folder: bool) -> list[Path]
 def run(args) -> int:
     from brushwork.errors import BrushworkError
     from brushwork.imaging import save_image
-    from brushwork.methods.dispatch import make_stylizer
-    from brushwork.methods.feedforward import StylizeOptions
+    from brushwork.methods.dispatch import get_stylizer
+    from brushwork.methods.feedforward import DEFAULT_STYLE, StylizeOptions
     from brushwork.progress import Progress, ProgressBar
 
     options = dataclass_from_args(StylizeOptions, args)
+    styles = args.style or [DEFAULT_STYLE]
+    options.style = styles[0] if len(styles) == 1 else styles
     options.validate()
     files, to_folder = _collect_inputs(args.inputs)
     targets = _plan_outputs(files, args.output, to_folder)
-    stylizer = make_stylizer(options)  # bad model files fail here, before any image
+    stylizer = get_stylizer(options)  # bad model files or options fail here, before any image
 
     bar = ProgressBar("stylize", quiet=args.quiet, unit="image")
     failures = []

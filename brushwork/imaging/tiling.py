@@ -56,6 +56,26 @@ def _check(tile: int, overlap: int, margin: int, align: int) -> None:
         raise ValueError(f"margin {margin} needs an overlap of more than {2 * margin} pixels, got {overlap}")
 
 
+def tile_settings(tile: int, overlap: int | None, margin: int, align: int, crossfade: int,
+                  network: str = "this network") -> tuple[int, int]:
+    """A user's tile size and overlap (None: the default), checked against a network's receptive field.
+
+    The default overlap is both margins plus `crossfade`; the tile size is rounded down to a
+    multiple of `align`. Returns (tile, overlap); raises BrushworkError with one clear line.
+    """
+    from brushwork.errors import BrushworkError
+
+    overlap = overlap if overlap is not None else 2 * margin + crossfade
+    if overlap <= 2 * margin:
+        raise BrushworkError(f"tile overlap must be more than {2 * margin} pixels for {network} "
+                             f"(twice its receptive-field radius), got {overlap}")
+    size = tile - tile % align
+    if size < 2 * overlap:
+        raise BrushworkError(f"tile size must be at least {2 * overlap} pixels for {network} "
+                             f"(twice the overlap), got {tile}")
+    return size, overlap
+
+
 def tile_spans(length: int, tile: int, overlap: int, align: int = 1) -> list[tuple[int, int]]:
     """(start, stop) per tile along one axis, covering [0, length).
 

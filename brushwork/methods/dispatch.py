@@ -1,65 +1,217 @@
-"""Which method stylizes a `brushwork stylize` request: the `--method` table.
+"""Which method stylizes: the table behind `stylize(..., method=...)` and `brushwork stylize --method`.
 
-`auto` uses a trained feed-forward (or multi-style) model when `--model` or `--style` names one,
-an arbitrary-style model given with `--model` through style prediction, and otherwise (a style
-image, preset, embedding file or blend of them) style prediction with the shipped arbitrary-style
-model when there is one. Each stylizer offers `stylize(image, options)`, `name`, `backend` and
-`runtime`.
+A method is registered by name with the dotted path of a factory `get(options) -> stylizer` (the
+stylizer has `stylize(image, options, progress=)`, `stylize_tensor(...)`, `name`, `backend` and
+`runtime`), a one-line description, and optionally an `auto` predicate `(options) -> bool` saying
+whether `method="auto"` may pick it. `auto` tries the methods with a predicate in registration
+order. A new method is one more `register_method` call.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
+import os
+from dataclasses import dataclass, replace
+
 from brushwork.errors import BrushworkError
-from brushwork.methods.feedforward import DEFAULT_STYLE, StylizeOptions, _merge, get_stylizer
 from brushwork.progress import ProgressCallback
 
 
-def _predict(options: StylizeOptions):
+@dataclass(frozen=True)
+class Method:
+    name: str
+    factory: str  # "module:function", options -> stylizer
+    description: str
+    auto: str | None = None  # "module:function", options -> bool
+
+
+_METHODS: dict[str, Method] = {}
+
+
+def register_method(name: str, factory: str, description: str, auto: str | None = None) -> None:
+    _METHODS[name] = Method(name, factory, description, auto)
+
+
+def method_names() -> list[str]:
+    return list(_METHODS)
+
+
+def _load(path: str):
+    module, _, func = path.partition(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def resolve_method(options) -> str:
+    """The method that will stylize with these options (`auto` resolved), checked against them."""
+    if options.method != "auto":
+        if options.method not in _METHODS:
+            raise BrushworkError(f"unknown method {options.method!r}: expected auto, {', '.join(_METHODS)}")
+        return options.method
+    for method in _METHODS.values():
+        if method.auto is not None and _load(method.auto)(options):
+            return method.name
+    style = options.style if isinstance(options.style, (str, os.PathLike)) else "these styles"
+    raise BrushworkError(
+        f"cannot stylize with {os.fspath(style)!r}: it is no trained feed-forward model, and neither an AdaIN decoder "
+        "nor an arbitrary-style model is installed (train one with recipes/adain-cpu.sh or recipes/arbitrary-cpu.sh, "
+        "or pass --decoder FILE or --model FILE; see `brushwork models`)"
+    )
+
+
+def get_stylizer(options):
+    """A stylizer for these options, reused across calls with the same model and settings."""
+    return _load(_METHODS[resolve_method(options)].factory)(options)
+
+
+def stylize(image, style=None, *, method: str = "auto", progress: ProgressCallback | None = None, **options):
+    """Stylize `image` (path, PIL image, array or tensor); returns a PIL image (alpha kept).
+
+    `style`: a shipped model name or model file (feed-forward), or for `method="adain"` / `"wct"`
+    any style image or preset name, or a list of them (weights: `style_blend=[...]`).
+    `method="auto"` picks a trained model when `style` (or `model`) names one, else AdaIN, else style
+    prediction (`method="predict"`, with `model=` an arbitrary-style model or the shipped one). Other options are the
+    fields of `StylizeOptions` (e.g. `alpha=0.8, preserve_color="luminance", mask="mask.png", tile=1024`).
+    """
+    from brushwork.methods.feedforward import DEFAULT_STYLE, StylizeOptions, _merge
+
+    opts = _merge(StylizeOptions(style=DEFAULT_STYLE if style is None else style, method=method), options)
+    return get_stylizer(opts).stylize(image, opts, progress=progress)
+
+
+def stylize_tensor(image, style=None, *, method: str = "auto", progress: ProgressCallback | None = None, **options):
+    """Like `stylize` for an N x 3 x H x W tensor in [0, 1]; returns a tensor in [0, 1]."""
+    from brushwork.methods.feedforward import DEFAULT_STYLE, StylizeOptions, _merge
+
+    opts = _merge(StylizeOptions(style=DEFAULT_STYLE if style is None else style, method=method), options)
+    return get_stylizer(opts).stylize_tensor(image, opts, progress=progress)
+
+
+# ------------------------------------------------------------------------------------------------
+# The methods
+
+
+def feedforward_stylizer(options):
+    from brushwork.methods.feedforward import get_stylizer as feedforward_get_stylizer
+
+    if isinstance(options.style, (list, tuple)):
+        if len(options.style) != 1:
+            raise BrushworkError("a feed-forward model is one --style; several style images need --method adain or wct")
+        options = replace(options, style=options.style[0])
+    for name, default in (("mask", None), ("decoder", None), ("alpha", 1.0)):
+        if getattr(options, name) != default:
+            raise BrushworkError(f"--{name} is for --method adain or wct, not for a feed-forward model")
+    return feedforward_get_stylizer(options)
+
+
+def feedforward_model_named(options) -> bool:
+    """`auto` picks the feed-forward method when `style` is one shipped model name or model file."""
+    from brushwork.methods.export import FEEDFORWARD_KINDS
+    from brushwork.models.registry import ModelFile, find_model
+
+    if options.model is not None:  # --model MULTI --style NAME; an arbitrary-style --model is `predict`'s
+        return not arbitrary_model_given(options)
+    style = options.style
+    if isinstance(style, (list, tuple)):
+        if len(style) != 1:
+            return False
+        style = style[0]
+    if isinstance(style, ModelFile):
+        return style.kind in FEEDFORWARD_KINDS
+    if not isinstance(style, (str, os.PathLike)):
+        return hasattr(style, "norm_layers")  # a StyleTransferNet object
+    try:
+        find_model(os.fspath(style), kinds=FEEDFORWARD_KINDS)
+    except BrushworkError:
+        return False
+    return True
+
+
+def _decoder_stamp(decoder):
+    try:
+        st = os.stat(decoder)
+        return st.st_mtime_ns, st.st_size  # a rewritten model file is loaded afresh
+    except (OSError, TypeError):
+        return None
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_feature_stylizer(factory: str, decoder, stamp, device: str, precision: str, backend: str):
+    return _load(factory)(decoder, device=device, precision=precision, backend=backend)
+
+
+def _feature_stylizer(factory: str, options):
+    decoder = options.decoder
+    if decoder is not None and not isinstance(decoder, (str, os.PathLike)):
+        return _load(factory).from_options(options)
+    decoder = os.fspath(decoder) if decoder is not None else None
+    return _cached_feature_stylizer(factory, decoder, _decoder_stamp(decoder), options.device, options.precision,
+                                    options.backend)
+
+
+def adain_stylizer(options):
+    return _feature_stylizer("brushwork.methods.adain:AdaINStylizer", options)
+
+
+def wct_stylizer(options):
+    return _feature_stylizer("brushwork.methods.wct:WCTStylizer", options)
+
+
+def arbitrary_model_given(options) -> bool:
+    from brushwork.methods.predict import ARBITRARY_KINDS
+    from brushwork.models.registry import ModelFile, find_model
+
+    model = options.model
+    if model is None:
+        return False
+    return (model if isinstance(model, ModelFile) else find_model(os.fspath(model))).kind in ARBITRARY_KINDS
+
+
+def predict_stylizer(options):
     from brushwork.methods.predict import get_predictor
 
+    for name, default in (("mask", None), ("decoder", None), ("alpha", 1.0)):
+        if getattr(options, name) != default:
+            raise BrushworkError(f"--{name} is for --method adain or wct, not for --method predict")
     return get_predictor(options)
 
 
-def _feedforward(options: StylizeOptions):
-    return get_stylizer(options)
-
-
-STYLIZERS = {"feedforward": _feedforward, "predict": _predict}
-
-
-def choose_method(options: StylizeOptions) -> str:
-    """The method `auto` stands for with these options (or the one named)."""
-    from brushwork.methods.export import FEEDFORWARD_KINDS
+def predict_model_available(options) -> bool:
+    """`auto` predicts the style's norm parameters when --model is an arbitrary-style model, or (a
+    plain style image, no AdaIN decoder) when an arbitrary-style model is shipped."""
     from brushwork.methods.predict import ARBITRARY_KINDS, DEFAULT_ARBITRARY_MODEL
     from brushwork.models.registry import find_model
 
-    if options.method != "auto":
-        return options.method
     if options.model is not None:
-        return "predict" if find_model(options.model).kind in ARBITRARY_KINDS else "feedforward"
-    try:
-        find_model(options.style, kinds=FEEDFORWARD_KINDS)
-        return "feedforward"
-    except BrushworkError:
-        pass
+        return arbitrary_model_given(options)
     try:
         find_model(DEFAULT_ARBITRARY_MODEL, kinds=ARBITRARY_KINDS)
     except BrushworkError:
-        return "feedforward"  # no arbitrary-style model shipped: the feed-forward error says what to do
-    return "predict"
+        return False
+    return True
 
 
-def make_stylizer(options: StylizeOptions):
-    """A loaded stylizer for these options (bad models fail here, before any image is read)."""
-    options.validate()
-    return STYLIZERS[choose_method(options)](options)
+def adain_decoder_available(options) -> bool:
+    """`auto` falls back to AdaIN when a decoder is given or shipped (and no --model names another method's)."""
+    if options.model is not None:
+        return False
+    if options.decoder is not None:
+        return True
+    from brushwork.models.registry import weights_dir
+
+    return (weights_dir() / "adain.safetensors").is_file()
 
 
-def stylize(image, style=DEFAULT_STYLE, *, progress: ProgressCallback | None = None, **options):
-    """Stylize `image` by whichever method the options ask for (`method`, default auto); a PIL image out.
-
-    `style` and the options are those of `StylizeOptions`: e.g. `stylize(img, "udnie", model="multi-paintings")`,
-    `stylize(img, "any.jpg", method="predict", strength=0.7)`, `stylize(img, "starry-night", tile=1024)`.
-    """
-    opts = _merge(StylizeOptions(style=style), options)
-    return make_stylizer(opts).stylize(image, opts, progress=progress)
+register_method("feedforward", "brushwork.methods.dispatch:feedforward_stylizer",
+                "a trained per-style model (Johnson et al. 2016): --style NAME|MODEL",
+                auto="brushwork.methods.dispatch:feedforward_model_named")
+register_method("adain", "brushwork.methods.dispatch:adain_stylizer",
+                "any style image, by adaptive instance normalization (Huang and Belongie 2017)",
+                auto="brushwork.methods.dispatch:adain_decoder_available")
+register_method("wct", "brushwork.methods.dispatch:wct_stylizer",
+                "any style image, by whitening and colouring at five layers (Li et al. 2017)")
+# After adain, so that `auto` prefers AdaIN for a plain style image when both are installed.
+register_method("predict", "brushwork.methods.dispatch:predict_stylizer",
+                "any style image or embedding, through an arbitrary-style model's style-prediction network "
+                "(Ghiasi et al. 2017): --style IMAGE|STYLE.npy [--model MODEL]",
+                auto="brushwork.methods.dispatch:predict_model_available")

@@ -64,7 +64,7 @@ from brushwork.options import option as _opt
 from brushwork.errors import BrushworkError
 from brushwork.imaging import load_image, match_color_statistics, resize, tensor_to_image, transfer_luminance
 from brushwork.imaging.resize import fit_long_side
-from brushwork.imaging.tiling import count_tiles, map_tiles
+from brushwork.imaging.tiling import count_tiles, map_tiles, tile_settings
 from brushwork.methods.blend import multi_style_weights
 from brushwork.methods.export import ALIGN, FEEDFORWARD_KINDS, InferenceNet, OnnxRunner, load_network
 from brushwork.models.registry import ModelFile, find_model
@@ -73,8 +73,6 @@ from brushwork.progress import Progress, ProgressCallback, now
 from brushwork.runtime import resolve_runtime
 
 COLOR_MODES = ("none", "luminance", "histogram")
-# How `brushwork stylize` turns --style (and --model) into an image; `brushwork.methods.dispatch` picks.
-METHODS = ("auto", "feedforward", "predict")
 BACKENDS = ("auto", "torch", "onnxruntime")
 DEFAULT_STYLE = "starry-night"
 MIN_SIDE = 16  # smaller inputs are padded up to this (the network downsamples 4x)
@@ -101,8 +99,9 @@ class StylizeOptions:
     style: str = _opt(
         DEFAULT_STYLE,
         "a shipped model name (see `brushwork models`) or a MODEL.safetensors file; with --model a multi-style "
-        "model, one of its styles or a blend A:0.3,B:0.7; with --method predict, a style image, preset or "
-        "embedding file (.npy/.json), or a blend of them",
+        "model, one of its styles or a blend A:0.3,B:0.7; for adain and wct any style image or preset name, or "
+        "several (repeat --style); with --method predict, a style image, preset or embedding file (.npy/.json), "
+        "or a blend of them",
     )
     model: str | None = _opt(
         None,
@@ -110,9 +109,8 @@ class StylizeOptions:
     )
     method: str = _opt(
         "auto",
-        "feedforward (a trained model), predict (any style image, through the arbitrary-style model), or auto "
-        "(feedforward when --style or --model names a model of that kind, else predict)",
-        choices=METHODS,
+        "auto (a model when --style or --model names one, else the best arbitrary-style method installed), "
+        "feedforward, predict, adain or wct (see `brushwork.methods.dispatch`)",
     )
     strength: float = _opt(1.0, "how much style: 1 = fully stylized, 0 = the input unchanged (a blend in between; "
                                 "with --method predict, between the photo's own style embedding and the style's)")
@@ -127,7 +125,15 @@ class StylizeOptions:
                      "(0: off); exact up to 2 MP, above that the network's statistics come from a downscaled copy")
     tile_overlap: int | None = _opt(None, "overlap of neighbouring tiles in pixels (default: twice the network's "
                                     f"receptive-field radius + {TILE_CROSSFADE}: 128 for the standard network)")
-    style_blend: list | None = _opt(None, "for a multi-style model: blend weights over its styles (default: its first style)")
+    style_blend: list | None = _opt(None, "blend weights over several styles: a multi-style model's (default: its first "
+                                    "style), or one per --style for adain and wct (default: equal)")
+    alpha: float = _opt(1.0, "adain, wct: content-style trade-off in feature space (1: the style's statistics, 0: the "
+                        "decoder's reconstruction of the input)")
+    mask: object | None = _opt(None, "adain, wct: grey mask image assigning styles to regions; one style: white is "
+                               "styled, black keeps the content; N styles: N grey levels, black (first style) to "
+                               "white (last)")
+    decoder: str | None = _opt(None, "adain, wct: decoder model file (default: the shipped `adain` or `wct` model)")
+    style_size: int = _opt(512, "adain, wct: long side of each style image when its statistics are taken")
     device: str = _opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     precision: str = _opt("auto", "auto, fp32 or bf16 (auto: bf16 on CUDA or a CPU with native bf16, else fp32)")
     backend: str = _opt("auto", "auto (onnxruntime on the CPU when installed, else torch), torch or onnxruntime",
@@ -149,8 +155,14 @@ class StylizeOptions:
             bad(f"tile overlap must be zero or more, got {self.tile_overlap}")
         if self.backend not in BACKENDS:
             bad(f"unknown backend {self.backend!r}: expected auto, torch or onnxruntime")
-        if self.method not in METHODS:
-            bad(f"unknown method {self.method!r}: expected {', '.join(METHODS)}")
+        if not isinstance(self.alpha, (int, float)) or not 0.0 <= self.alpha <= 1.0:
+            bad(f"alpha must be between 0 and 1, got {self.alpha}")
+        if not 16 <= self.style_size <= 4096:
+            bad(f"style size must be between 16 and 4096 pixels, got {self.style_size}")
+        from brushwork.methods.dispatch import method_names
+
+        if self.method != "auto" and self.method not in method_names():
+            bad(f"unknown method {self.method!r}: expected auto, {', '.join(method_names())}")
 
 
 def _onnxruntime_available() -> bool:
@@ -160,6 +172,23 @@ def _onnxruntime_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def choose_backend(backend: str, runtime) -> str:
+    """`auto`: onnxruntime on the CPU in fp32 when it is installed (see the module docstring), else torch."""
+    if backend not in BACKENDS:
+        raise BrushworkError(f"unknown backend {backend!r}: expected auto, torch or onnxruntime")
+    on_cpu_fp32 = runtime.device.type == "cpu" and runtime.precision == "fp32"
+    if backend == "auto":
+        return "onnxruntime" if on_cpu_fp32 and _onnxruntime_available() else "torch"
+    if backend == "onnxruntime":
+        if runtime.device.type != "cpu":
+            raise BrushworkError("the onnxruntime backend runs on the CPU: use --device cpu (or --backend torch)")
+        if runtime.precision != "fp32":
+            raise BrushworkError("the onnxruntime backend runs in fp32: use --precision fp32 (or --backend torch)")
+        if not _onnxruntime_available():
+            raise BrushworkError("the onnxruntime backend needs onnx and onnxruntime: pip install 'brushwork[export]'")
+    return backend
 
 
 class FeedForwardStylizer:
@@ -172,26 +201,14 @@ class FeedForwardStylizer:
                  style_blend: Sequence[float] | None = None, device: str = "auto", precision: str = "auto",
                  backend: str = "auto", norm_params: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None):
         """`norm_params`: (scale, shift) per norm layer to use instead of the model's own (style prediction)."""
-        if backend not in BACKENDS:
-            raise BrushworkError(f"unknown backend {backend!r}: expected auto, torch or onnxruntime")
         model_file = _resolve_model(model)
         net = load_network(model_file if model_file is not None else model)
         self.name = model_file.name if model_file is not None else "network"
         self.card = dict(model_file.card) if model_file is not None else {}
         self.runtime = resolve_runtime(device, precision)
-        on_cpu_fp32 = self.runtime.device.type == "cpu" and self.runtime.precision == "fp32"
-        if backend == "auto":
-            backend = "onnxruntime" if on_cpu_fp32 and _onnxruntime_available() else "torch"
-        elif backend == "onnxruntime":
-            if self.runtime.device.type != "cpu":
-                raise BrushworkError("the onnxruntime backend runs on the CPU: use --device cpu (or --backend torch)")
-            if self.runtime.precision != "fp32":
-                raise BrushworkError("the onnxruntime backend runs in fp32: use --precision fp32 (or --backend torch)")
-            if not _onnxruntime_available():
-                raise BrushworkError("the onnxruntime backend needs onnx and onnxruntime: pip install 'brushwork[export]'")
-        self.backend = backend
+        self.backend = choose_backend(backend, self.runtime)
         self._module = self.runtime.prepare_module(InferenceNet(net, style_blend, norm_params).eval())
-        self._onnx = OnnxRunner(self._module) if backend == "onnxruntime" else None
+        self._onnx = OnnxRunner(self._module) if self.backend == "onnxruntime" else None
         self.tile_margin = receptive_radius(net) + 1
 
     @classmethod
@@ -290,15 +307,7 @@ class FeedForwardStylizer:
 
     def _tiling(self, opts: StylizeOptions) -> tuple[int, int]:
         """(tile size rounded down to a multiple of 4, overlap), checked against the network's receptive field."""
-        margin = self.tile_margin
-        overlap = opts.tile_overlap if opts.tile_overlap is not None else 2 * margin + TILE_CROSSFADE
-        if overlap <= 2 * margin:
-            raise BrushworkError(f"tile overlap must be more than {2 * margin} pixels for this network "
-                                 f"(twice its receptive-field radius), got {overlap}")
-        tile = opts.tile - opts.tile % ALIGN
-        if tile < 2 * overlap:
-            raise BrushworkError(f"tile size must be at least {2 * overlap} pixels (twice the overlap), got {opts.tile}")
-        return tile, overlap
+        return tile_settings(opts.tile, opts.tile_overlap, self.tile_margin, ALIGN, TILE_CROSSFADE)
 
     def stylize(self, image, options: StylizeOptions | None = None, *, progress: ProgressCallback | None = None,
                 **overrides):

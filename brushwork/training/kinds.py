@@ -58,3 +58,13 @@ register_kind(
     "brushwork.training.arbitrary:build_objective",
     "any style: a style-prediction network trained with the transformer (Ghiasi et al. 2017): --styles DIR --data DIR",
 )
+register_kind(
+    "adain",
+    "brushwork.training.adain:build_objective",
+    "the AdaIN decoder (Huang and Belongie 2017), for any style image: --data DIR --styles DIR",
+)
+register_kind(
+    "wct-decoders",
+    "brushwork.training.wct:build_objective",
+    "the five WCT decoders (Li et al. 2017), trained to invert VGG-19 at relu1_1..relu5_1: --data DIR",
+)

@@ -40,7 +40,8 @@ class TrainOptions:
     style: str | None = _opt(None, "style image file or preset name (see `brushwork models`)")
     styles: str | None = _opt(
         None,
-        "style images for --kind multi and arbitrary: a folder of images, or comma-separated files and preset names",
+        "style images for --kind multi, arbitrary and adain: a folder of images (searched recursively), or "
+        "comma-separated files and preset names",
     )
     data: str | None = _opt(None, "folder of training photos (searched recursively; unreadable files are skipped)")
     output: str | None = _opt(None, "model file to write (.safetensors)")
@@ -68,7 +69,8 @@ class TrainOptions:
     style_layers: dict = _opt(
         {"relu1_2": 1.0, "relu2_2": 1.0, "relu3_3": 1.0, "relu4_3": 1.0}, "style layers with weights"
     )
-    style_size: int = _opt(512, "long side of the style image when its Gram matrices are computed (sets the stroke scale)")
+    style_size: int = _opt(512, "long side of the style image when its Gram matrices are computed (sets the stroke "
+                           "scale); --kind adain: short side the style images are resized to before random crops")
     seed: int = _opt(0, "random seed (initial weights, photo order and crops)")
     init: str | None = _opt(
         None,
@@ -85,6 +87,8 @@ class TrainOptions:
     )
     width: int = _opt(32, "channels of the network's first layer (16: the light, faster network)")
     num_residual: int = _opt(5, "residual blocks in the network")
+    decoder_width: float = _opt(1.0, "--kind adain and wct-decoders: multiplier of the decoder's channel counts "
+                                "(0.5: a quarter of the work, for the CPU)")
     log_every: int = _opt(50, "steps per record in RUN_DIR/log.jsonl")
     preview_every: int = _opt(500, "write a preview of a fixed photo to RUN_DIR/previews every N steps (0: never)")
     checkpoint_every: int = _opt(1000, "write a checkpoint to RUN_DIR/checkpoints every N steps (0: only at the end)")
@@ -158,6 +162,8 @@ class TrainOptions:
             bad(f"style size must be between 16 and 4096 pixels, got {self.style_size}")
         if not 1 <= self.width <= 256:
             bad(f"width must be between 1 and 256, got {self.width}")
+        if not 0.05 <= self.decoder_width <= 4:
+            bad(f"decoder width must be between 0.05 and 4, got {self.decoder_width}")
         if not 0 <= self.num_residual <= 32:
             bad(f"residual blocks must be between 0 and 32, got {self.num_residual}")
         for name in ("log_every", "preview_every", "checkpoint_every", "num_workers"):

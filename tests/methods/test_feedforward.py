@@ -166,6 +166,8 @@ def test_onnxruntime_and_torch_backends_agree(model_path):
 def test_auto_backend_on_this_cpu(model_path):
     s = FeedForwardStylizer(model_path)
     assert s.backend == ("onnxruntime" if ff._onnxruntime_available() else "torch")
+    # ... and the backend it reports is the one that runs (an auto choice once left the ONNX session unbuilt).
+    assert (s._onnx is not None) == (s.backend == "onnxruntime")
 
 
 def test_stylizer_is_reused(model_path):

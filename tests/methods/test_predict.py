@@ -130,7 +130,7 @@ def test_predict_refuses_other_kinds_of_model(tmp_path, save_tiny_multi):
 
 def test_auto_method_picks_by_what_style_and_model_name(tmp_path, monkeypatch, save_tiny_multi, save_tiny_arbitrary):
     import brushwork.models.registry as registry
-    from brushwork.methods.dispatch import choose_method
+    from brushwork.methods.dispatch import resolve_method as choose_method
 
     shipped = tmp_path / "weights"
     shipped.mkdir()
@@ -140,8 +140,9 @@ def test_auto_method_picks_by_what_style_and_model_name(tmp_path, monkeypatch, s
     assert choose_method(StylizeOptions(style="udnie", model="paintings")) == "feedforward"
     assert choose_method(StylizeOptions(style="udnie", model=str(arbitrary))) == "predict"
     assert choose_method(StylizeOptions(style="udnie", method="predict")) == "predict"
-    # A style image with no arbitrary-style model shipped: feed-forward, whose error explains what to do.
-    assert choose_method(StylizeOptions(style="water-lilies")) == "feedforward"
+    # A style image with no arbitrary-style model (nor AdaIN decoder) shipped: an error that says what to do.
+    with pytest.raises(BrushworkError, match="arbitrary-style model"):
+        choose_method(StylizeOptions(style="water-lilies"))
     save_tiny_arbitrary(shipped / "arbitrary.safetensors")
     assert choose_method(StylizeOptions(style="water-lilies")) == "predict"
     assert choose_method(StylizeOptions(style="paintings")) == "feedforward"

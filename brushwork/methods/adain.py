@@ -1,0 +1,56 @@
+"""Arbitrary style transfer by adaptive instance normalization (Huang and Belongie 2017).
+
+VGG-19 encodes the content and the style image up to relu4_1; the content features are given the
+channel-wise means and standard deviations of the style's (`adain`), blended with the content
+features by `alpha`, and a trained decoder turns them back into an image. Any style image works,
+including paintings never seen in training. Options, several styles, masks, colour preservation and
+tiles: see `brushwork.methods.feature_transfer`.
+
+    from brushwork import stylize
+    stylize("photo.jpg", style="painting.jpg", method="adain", alpha=0.8)
+"""
+
+from __future__ import annotations
+
+from brushwork.methods.feature_transfer import (
+    AffineMap,
+    FeatureTransferStylizer,
+    adain,
+    adain_map,
+    weighted_mean_std,
+)
+from brushwork.nets.decoder import Decoder, DecoderConfig
+
+ADAIN_LAYER = "relu4_1"
+MODEL_KIND = "adain"
+DEFAULT_MODEL = "adain"
+
+
+def decoder_from_model(model) -> Decoder:
+    """The decoder of an `adain` model file (config: layer and width)."""
+    from brushwork.models.registry import load_state_strict
+
+    decoder = Decoder(DecoderConfig.from_dict(model.config))
+    load_state_strict(decoder, model)
+    return decoder
+
+
+class AdaINStylizer(FeatureTransferStylizer):
+    """A loaded AdaIN decoder (a shipped name, a model file, or a `Decoder`), ready for any style image."""
+
+    method = "adain"
+    model_kind = MODEL_KIND
+    default_model = DEFAULT_MODEL
+
+    def statistics(self, features, weight=None):
+        return weighted_mean_std(features, weight)
+
+    def transfer_map(self, content_stats, style_stats) -> AffineMap:
+        return adain_map(content_stats, style_stats)
+
+    def decoders_from_model(self, model) -> dict[str, Decoder]:
+        decoder = decoder_from_model(model)
+        return {decoder.config.layer: decoder}
+
+
+__all__ = ["ADAIN_LAYER", "AdaINStylizer", "adain", "decoder_from_model"]

@@ -1,0 +1,508 @@
+"""Style transfer by feature statistics, shared by AdaIN (`methods/adain.py`) and WCT (`methods/wct.py`).
+
+Both encode the content with VGG-19, give its features at a layer the statistics of the style's
+features (AdaIN: channel means and standard deviations; WCT: means and the full covariance), and
+decode back to an image with a trained decoder; WCT does so at several layers, coarse to fine.
+
+The transforms are affine maps of each feature vector, y = A (x - mu_c) + mu_s, which is what makes
+every option below cheap and exact:
+- several styles: the transformed features of style k are affine in that style's statistics, so
+  blending the transformed features with weights w_k (Huang and Belongie's interpolation) equals
+  one map with the blended A and shift;
+- alpha: alpha * y + (1 - alpha) * x is again affine (A' = alpha A + (1 - alpha) I);
+- a mask: each region r gets its own map, built from the content statistics inside r and the style
+  of r, and a feature vector takes the maps of the regions it belongs to, weighted by the region
+  weights downsampled to the feature resolution (soft at the borders, so no blocky edges);
+- tiles: the content statistics are taken once from the whole image (from a copy downscaled to
+  `STATS_PIXELS` for larger ones, as the feed-forward tiled mode does), so each tile applies the
+  same fixed per-pixel map; the encoder and decoder are then local (`receptive_radius`), and the
+  tiling of `brushwork.imaging.tiling` discards the pixels that saw a tile's padding.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import threading
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from brushwork.errors import BrushworkError
+from brushwork.features.vgg import LAYER_NAMES
+from brushwork.imaging import load_image, resize, tensor_to_image
+from brushwork.imaging.resize import fit_long_side
+from brushwork.imaging.tiling import count_tiles, map_tiles, tile_settings
+from brushwork.nets.decoder import Decoder, DecoderConfig, pooling_factor
+from brushwork.progress import Progress, ProgressCallback, now
+from brushwork.runtime import resolve_runtime
+
+# Feature statistics are taken from the whole image up to this size, else from a downscaled copy.
+STATS_PIXELS = 2_100_000
+TILE_CROSSFADE = 16  # default overlap = 2 x (receptive radius + 1) + this crossfade, as in feed-forward tiling
+STD_EPS = 1e-5
+# Covariance regularization, relative to the mean variance of the channels: VGG features have many
+# (nearly) dead channels, whose tiny eigenvalues would otherwise be blown up by the whitening.
+COV_EPS = 1e-5
+
+
+# ------------------------------------------------------------------------------------------------
+# Statistics and transforms (pure functions on features)
+
+
+def weighted_mean_std(features: torch.Tensor, weight: torch.Tensor | None = None, eps: float = STD_EPS):
+    """Channel means and standard deviations (each C, float32) of 1 x C x h x w features.
+
+    `weight` (1 x 1 x h x w, >= 0) restricts them to a region (a soft one: a weighted average).
+    """
+    f = features.float()[0].flatten(1)
+    if weight is None:
+        mean = f.mean(1)
+        var = f.var(1, unbiased=False)
+    else:
+        w = weight.float()[0].flatten(1)
+        total = w.sum().clamp_min(1e-8)
+        mean = (f * w).sum(1) / total
+        var = ((f - mean[:, None]) ** 2 * w).sum(1) / total
+    return mean, (var + eps).sqrt()
+
+
+def weighted_mean_cov(features: torch.Tensor, weight: torch.Tensor | None = None):
+    """Channel means (C) and covariance (C x C) in float64 of 1 x C x h x w features, optionally weighted."""
+    f = features.double()[0].flatten(1)
+    w = torch.ones_like(f[:1]) if weight is None else weight.double()[0].flatten(1)
+    total = w.sum().clamp_min(1e-8)
+    mean = (f * w).sum(1) / total
+    d = f - mean[:, None]
+    return mean, (d * w) @ d.T / total
+
+
+def _sym_power(cov: torch.Tensor, power: float) -> torch.Tensor:
+    """cov ** power for a symmetric PSD matrix, by eigendecomposition (float64).
+
+    Negative powers (whitening) are regularized by COV_EPS; rounding can leave tiny negative
+    eigenvalues on a PSD matrix, whose true value is 0.
+    """
+    evals, evecs = torch.linalg.eigh(cov)
+    evals = evals.clamp_min(0.0)
+    if power < 0:
+        evals = evals + COV_EPS * max(float(torch.diagonal(cov).mean()), 1e-12)
+    return (evecs * evals.pow(power)) @ evecs.T
+
+
+@dataclass
+class AffineMap:
+    """y = A x + shift on every feature vector x (C channels); A is diagonal (`scale`) or full (`matrix`)."""
+
+    shift: torch.Tensor  # C
+    scale: torch.Tensor | None = None  # C (AdaIN)
+    matrix: torch.Tensor | None = None  # C x C (WCT)
+
+    @classmethod
+    def identity(cls, channels: int) -> "AffineMap":
+        return cls(shift=torch.zeros(channels), scale=torch.ones(channels))
+
+    def apply(self, features: torch.Tensor) -> torch.Tensor:
+        f = features.float()
+        shift = self.shift.float().to(f.device)[None, :, None, None]
+        if self.matrix is None:
+            return f * self.scale.float().to(f.device)[None, :, None, None] + shift
+        # contiguous: einsum may return another memory layout, and convolutions then take another
+        # kernel path, with different rounding.
+        return (torch.einsum("dc,nchw->ndhw", self.matrix.float().to(f.device), f) + shift).contiguous()
+
+    def dense(self) -> "AffineMap":
+        return self if self.matrix is not None else AffineMap(self.shift, matrix=torch.diag(self.scale.double()))
+
+    @staticmethod
+    def blend(maps: list["AffineMap"], weights: list[float]) -> "AffineMap":
+        """The map whose output is the weighted sum of the maps' outputs (weights sum to 1)."""
+        if len(maps) == 1:
+            return maps[0]
+        shift = sum(w * m.shift.double() for m, w in zip(maps, weights))
+        if all(m.matrix is None for m in maps):
+            return AffineMap(shift, scale=sum(w * m.scale.double() for m, w in zip(maps, weights)))
+        return AffineMap(shift, matrix=sum(w * m.dense().matrix.double() for m, w in zip(maps, weights)))
+
+    def with_alpha(self, alpha: float) -> "AffineMap":
+        """alpha * (A x + shift) + (1 - alpha) * x."""
+        if alpha == 1.0:
+            return self
+        if self.matrix is None:
+            return AffineMap(alpha * self.shift, scale=alpha * self.scale + (1 - alpha))
+        eye = torch.eye(self.matrix.shape[0], dtype=self.matrix.dtype)
+        return AffineMap(alpha * self.shift, matrix=alpha * self.matrix + (1 - alpha) * eye)
+
+
+def adain_map(content_stats, style_stats) -> AffineMap:
+    """AdaIN as a map: (x - mu_c) / sigma_c * sigma_s + mu_s, per channel."""
+    (mc, sc), (ms, ss) = content_stats, style_stats
+    scale = ss.double() / sc.double()
+    return AffineMap(ms.double() - scale * mc.double(), scale=scale)
+
+
+def wct_map(content_stats, style_stats) -> AffineMap:
+    """Whitening then colouring: C_s^(1/2) C_c^(-1/2) (x - mu_c) + mu_s (symmetric roots, float64)."""
+    (mc, cc), (ms, cs) = content_stats, style_stats
+    matrix = _sym_power(cs.double(), 0.5) @ _sym_power(cc.double(), -0.5)
+    return AffineMap(ms.double() - matrix @ mc.double(), matrix=matrix)
+
+
+def adain(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """Adaptive instance normalization of 1 x C x h x w content features to the style's channel statistics."""
+    return adain_map(weighted_mean_std(content), weighted_mean_std(style)).apply(content)
+
+
+def wct(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """Whitening-colouring transform of 1 x C x h x w content features to the style's mean and covariance."""
+    return wct_map(weighted_mean_cov(content), weighted_mean_cov(style)).apply(content)
+
+
+def apply_region_maps(features: torch.Tensor, maps: list[AffineMap], weights: torch.Tensor | None) -> torch.Tensor:
+    """Each region's map, weighted by that region's weight (N x R x h x w, summing to 1) per position."""
+    if weights is None:
+        return maps[0].apply(features)
+    out = None
+    for r, m in enumerate(maps):
+        part = m.apply(features) * weights[:, r : r + 1].float()
+        out = part if out is None else out + part
+    return out
+
+
+def region_masks(mask: torch.Tensor, num_styles: int) -> torch.Tensor:
+    """Region weights (1 x R x H x W, summing to 1) from a grey 1 x 1 x H x W mask in [0, 1].
+
+    One style: two regions, the content (black) and the style (white), softly in between.
+    N styles: N regions by the nearest of N grey levels from black (the first style) to white (the last).
+    """
+    if num_styles == 1:
+        return torch.cat([1 - mask, mask], 1)
+    level = (mask * (num_styles - 1)).round().long().clamp_(0, num_styles - 1)
+    return F.one_hot(level[:, 0], num_styles).permute(0, 3, 1, 2).float()
+
+
+def encoder_receptive_radius(layer: str) -> int:
+    """Image pixels an encoder feature at `layer` can see on each side (3 x 3 convs and 2 x 2 pools)."""
+    radius, stride = 0, 1
+    for name in LAYER_NAMES[: LAYER_NAMES.index(layer) + 1]:
+        if name.startswith(("conv", "pool")):
+            radius += stride
+        if name.startswith("pool"):
+            stride *= 2
+    return radius
+
+
+def receptive_radius(layer: str) -> int:
+    """Encoder plus decoder (its mirror: the same 3 x 3 convs at the same scales)."""
+    encoder = encoder_receptive_radius(layer)
+    convs_only = sum(pooling_factor(n) for n in LAYER_NAMES[: LAYER_NAMES.index(layer) + 1] if n.startswith("conv"))
+    return encoder + convs_only
+
+
+# ------------------------------------------------------------------------------------------------
+# The stylizer
+
+
+@dataclass
+class _StyleSource:
+    image: torch.Tensor  # 1 x 3 x h x w at the statistics size
+    stats: dict  # layer -> statistics
+
+
+class FeatureTransferStylizer:
+    """Encoder, decoder(s) and cached style statistics; subclasses say which statistics and map.
+
+    Subclasses set `method`, `model_kind`, `default_model` and implement `statistics` and `transfer_map`.
+    """
+
+    method = ""
+    model_kind = ""
+    default_model = ""
+
+    def __init__(self, decoder=None, *, device: str = "auto", precision: str = "auto", backend: str = "auto", vgg=None):
+        from brushwork.features import load_vgg19
+        from brushwork.methods.feedforward import choose_backend
+
+        self.runtime = resolve_runtime(device, precision)
+        # The CPU policy of the feed-forward method, for the same reason: onnxruntime ran VGG-19 to
+        # relu4_1 2.2x and the half-width decoder 2.1x faster than PyTorch at 512 px here.
+        self.backend = choose_backend(backend, self.runtime)
+        self._onnx_sessions: dict = {}
+        self._onnx_lock = threading.Lock()
+        decoders, self.name, self.card = self._load_decoders(decoder)
+        # Coarse to fine (deepest layer first): WCT's order; AdaIN has one level.
+        self.levels = sorted(decoders, key=LAYER_NAMES.index, reverse=True)
+        self.decoders = {k: self.runtime.prepare_module(d.eval().requires_grad_(False)) for k, d in decoders.items()}
+        self.vgg = self.runtime.prepare_module(vgg if vgg is not None else load_vgg19())
+        self._style_cache: dict = {}
+
+    @classmethod
+    def from_options(cls, options) -> "FeatureTransferStylizer":
+        return cls(options.decoder, device=options.device, precision=options.precision, backend=options.backend)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, device={str(self.runtime.device)!r}, precision={self.runtime.precision!r})"
+
+    # -- subclass hooks ---------------------------------------------------------------------------
+    def statistics(self, features: torch.Tensor, weight: torch.Tensor | None = None):
+        raise NotImplementedError
+
+    def transfer_map(self, content_stats, style_stats) -> AffineMap:
+        raise NotImplementedError
+
+    def decoders_from_model(self, model) -> dict[str, Decoder]:
+        raise NotImplementedError
+
+    # -- loading ---------------------------------------------------------------------------------
+    def _load_decoders(self, decoder) -> tuple[dict[str, Decoder], str, dict]:
+        from brushwork.models.registry import ModelFile, find_model
+
+        if isinstance(decoder, Decoder):
+            return {decoder.config.layer: decoder}, "decoder", {}
+        if isinstance(decoder, dict):  # layer -> Decoder, as built in tests and training
+            return dict(decoder), "decoders", {}
+        if decoder is None:
+            try:
+                model = find_model(self.default_model, kinds=(self.model_kind,))
+            except BrushworkError:
+                raise BrushworkError(
+                    f"no {self.method} decoder is installed (a shipped model named {self.default_model!r}): "
+                    f"train it with recipes/{self.method}-cpu.sh, or pass a model file with --decoder FILE"
+                ) from None
+        elif isinstance(decoder, ModelFile):
+            model = decoder
+        else:
+            model = find_model(os.fspath(decoder), kinds=(self.model_kind,))
+        return self.decoders_from_model(model), model.name, dict(model.card)
+
+    # -- styles ----------------------------------------------------------------------------------
+    def style_source(self, style, style_size: int) -> _StyleSource:
+        """The style image at `style_size` (long side) and its statistics at every level (cached by file)."""
+        from brushwork.presets import resolve_style
+
+        key = None
+        if isinstance(style, (str, os.PathLike)):
+            path = resolve_style(style)
+            st = path.stat()
+            key = (str(path.resolve()), st.st_mtime_ns, style_size)
+            if key in self._style_cache:
+                return self._style_cache[key]
+            style = path
+        image, _ = load_image(style)
+        image = resize(image, fit_long_side(image.shape[2], image.shape[3], style_size)).clamp_(0.0, 1.0)
+        feats = self.encode(image, self.levels)
+        source = _StyleSource(image, {k: self.statistics(f) for k, f in feats.items()})
+        if key is not None:
+            self._style_cache[key] = source
+        return source
+
+    # -- networks --------------------------------------------------------------------------------
+    def _onnx(self, part: str, layer: str, example: torch.Tensor):
+        """The onnxruntime session of the encoder up to `layer` or of its decoder, exported on first use."""
+        from brushwork.methods.export import cpu_session
+
+        with self._onnx_lock:
+            key = (part, layer)
+            if key not in self._onnx_sessions:
+                module = _EncoderTo(self.vgg, layer) if part == "encoder" else self.decoders[layer]
+                self._onnx_sessions[key] = cpu_session(_onnx_bytes(module, example), torch.get_num_threads())
+            return self._onnx_sessions[key]
+
+    def _run_onnx(self, part: str, layer: str, x: torch.Tensor) -> torch.Tensor:
+        (y,) = self._onnx(part, layer, x).run(None, {"x": x.detach().float().cpu().contiguous().numpy()})
+        return torch.from_numpy(y)
+
+    def encode(self, image: torch.Tensor, layers) -> dict[str, torch.Tensor]:
+        """VGG features (float32) of an image padded to fit the deepest layer."""
+        rt = self.runtime
+        x = _pad_to(image, pooling_factor(max(layers, key=LAYER_NAMES.index)))
+        if self.backend == "onnxruntime" and len(layers) == 1:
+            return {layers[0]: self._run_onnx("encoder", layers[0], x)}
+        with torch.no_grad(), rt.autocast():
+            feats = self.vgg(rt.prepare_input(x.float()), layers)
+        return {k: v.float() for k, v in feats.items()}
+
+    def _transform_and_decode(self, x: torch.Tensor, layer: str, maps: list[AffineMap],
+                              weights: torch.Tensor | None, feats: torch.Tensor | None = None) -> torch.Tensor:
+        """Encode x (1 x 3 x h x w, h and w multiples of the layer's pooling factor; or pass its
+        features), map, decode."""
+        rt = self.runtime
+        with torch.no_grad():
+            if feats is None:
+                feats = self.encode(x, [layer])[layer]
+            if weights is not None:
+                weights = F.avg_pool2d(weights.to(feats.device), pooling_factor(layer))
+            t = apply_region_maps(feats, maps, weights)
+            if self.backend == "onnxruntime":
+                return self._run_onnx("decoder", layer, t)
+            with rt.autocast():
+                y = self.decoders[layer](rt.prepare_input(t))
+        return y.float().cpu()
+
+    def transform_features(self, content_features: torch.Tensor, layer: str, styles: list[_StyleSource],
+                           blend: list[float], alpha: float, regions: torch.Tensor | None) -> torch.Tensor:
+        """The transformed features the decoder receives (for tests and inspection): regions at feature size."""
+        maps = self._maps(content_features, layer, styles, blend, alpha, regions)
+        return apply_region_maps(content_features, maps, regions)
+
+    def _maps(self, feats, layer, styles, blend, alpha, regions) -> list[AffineMap]:
+        """One map per region (or one without regions) from content features at the statistics size."""
+        def styled(weight, sources, weights):
+            content_stats = self.statistics(feats, weight)
+            return AffineMap.blend([self.transfer_map(content_stats, s.stats[layer]) for s in sources],
+                                   weights).with_alpha(alpha)
+
+        if regions is None:
+            return [styled(None, styles, blend)]
+        if len(styles) == 1:  # region 0 keeps the content, region 1 takes the style
+            return [AffineMap.identity(feats.shape[1]), styled(regions[:, 1:2], styles, [1.0])]
+        return [styled(regions[:, r : r + 1], [s], [1.0]) for r, s in enumerate(styles)]
+
+    # -- stylizing -------------------------------------------------------------------------------
+    def stylize_tensor(self, image: torch.Tensor, options=None, *, progress: ProgressCallback | None = None,
+                       **overrides) -> torch.Tensor:
+        """Stylize N x 3 x H x W RGB in [0, 1] with the style(s) of `options.style`; returns [0, 1]."""
+        from brushwork.methods.feedforward import _merge, _postprocess
+
+        opts = _merge(options, overrides)
+        if not torch.is_tensor(image) or image.dim() != 4 or image.shape[1] != 3:
+            raise BrushworkError(f"expected an N x 3 x H x W image tensor, got {getattr(image, 'shape', type(image))}")
+        styles_given = opts.style if isinstance(opts.style, (list, tuple)) else [opts.style]
+        blend = _normalized_blend(opts.style_blend, len(styles_given))
+        if opts.mask is not None and len(styles_given) > 1 and opts.style_blend is not None:
+            raise BrushworkError("with a mask each region takes its own style: give no --style-blend")
+        styles = [self.style_source(s, opts.style_size) for s in styles_given]
+        content = image.detach().float().cpu().clamp(0.0, 1.0).contiguous()
+        if opts.size is not None:
+            content = resize(content, fit_long_side(content.shape[2], content.shape[3], opts.size)).clamp_(0.0, 1.0)
+        n, _, h, w = content.shape
+        regions_full = None
+        if opts.mask is not None:
+            mask, _ = load_image(opts.mask)
+            mask = resize(mask.mean(1, keepdim=True), (h, w)).clamp_(0.0, 1.0)
+            regions_full = region_masks(mask, len(styles))
+        started = now()
+        plans = [self._tile_plan(h, w, layer, opts) for layer in self.levels]
+        total = n * sum(p[2] for p in plans)
+        done = 0
+        outputs = []
+        for i in range(n):
+            current = content[i : i + 1]
+            for layer, (tile, overlap, count) in zip(self.levels, plans):
+                factor = pooling_factor(layer)
+                stats_image, stats_regions = _statistics_copy(current, regions_full)
+                feats = self.encode(stats_image, [layer])[layer]
+                regions_at_stats = None
+                if stats_regions is not None:
+                    regions_at_stats = F.avg_pool2d(_pad_to(stats_regions, factor), factor)
+                maps = self._maps(feats, layer, styles, blend, opts.alpha, regions_at_stats)
+                x = _pad_to(current, factor)
+                extra = _pad_to(regions_full, factor) if regions_full is not None else None
+
+                def run(piece, layer=layer, maps=maps, extra=extra):
+                    weights = piece[:, 3:] if extra is not None else None
+                    return self._transform_and_decode(piece[:, :3], layer, maps, weights)
+
+                joined = x if extra is None else torch.cat([x, extra], 1)
+                if count == 1 and stats_image is current:  # the statistics' features are this pass's
+                    y = self._transform_and_decode(x, layer, maps, extra, feats=feats)
+                elif count == 1:
+                    y = run(joined)
+                else:
+                    def on_tile(k, _total, base=done):
+                        if progress is not None:
+                            progress(Progress(step=base + k, total=total, size=(h, w), elapsed=now() - started))
+
+                    y = map_tiles(run, joined, tile, overlap, margin=receptive_radius(layer) + 1, align=factor,
+                                  progress=on_tile)
+                done += count
+                current = y[:, :, :h, :w].clamp_(0.0, 1.0)
+                if progress is not None:
+                    progress(Progress(step=done, total=total, size=(h, w), elapsed=now() - started))
+            outputs.append(_postprocess(current, content[i : i + 1], opts))
+        return outputs[0] if n == 1 else torch.cat(outputs, 0)
+
+    def _tile_plan(self, h: int, w: int, layer: str, opts) -> tuple[int, int, int]:
+        """(tile, overlap, tiles per image) at one level; tiles of 1 mean one pass over the whole image."""
+        if not opts.tile:
+            return 0, 0, 1
+        factor, margin = pooling_factor(layer), receptive_radius(layer) + 1
+        tile, overlap = tile_settings(opts.tile, opts.tile_overlap, margin, factor, TILE_CROSSFADE,
+                                      f"the {self.method} network at {layer}")
+        ph, pw = (_round_up(v, factor) for v in (h, w))
+        if max(ph, pw) <= tile:
+            return tile, overlap, 1
+        return tile, overlap, count_tiles(ph, pw, tile, overlap, factor)
+
+    def stylize(self, image, options=None, *, progress: ProgressCallback | None = None, **overrides):
+        """Stylize one image (path, PIL image, array or tensor); returns a PIL image (alpha kept)."""
+        from brushwork.methods.feedforward import _merge
+
+        opts = _merge(options, overrides)
+        rgb, alpha = load_image(image)
+        out = self.stylize_tensor(rgb, opts, progress=progress)
+        if alpha is not None and tuple(alpha.shape[-2:]) != tuple(out.shape[-2:]):
+            alpha = resize(alpha, tuple(out.shape[-2:])).clamp_(0.0, 1.0)
+        return tensor_to_image(out, alpha)
+
+
+class _EncoderTo(torch.nn.Module):
+    """VGG-19 up to one layer as a module of one input and one output (for the ONNX export)."""
+
+    def __init__(self, vgg, layer: str):
+        super().__init__()
+        self.vgg, self.layer = vgg, layer
+
+    def forward(self, x):
+        return self.vgg(x, [self.layer])[self.layer]
+
+
+def _onnx_bytes(module: torch.nn.Module, example: torch.Tensor) -> bytes:
+    """The module as an ONNX graph with free batch, height and width (traced on `example`)."""
+    buffer = io.BytesIO()
+    axes = {0: "n", 2: "h", 3: "w"}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about the layer-name loop
+        torch.onnx.export(module.float().cpu().eval(), (example.float().cpu(),), buffer, opset_version=17,
+                          input_names=["x"], output_names=["y"], dynamic_axes={"x": axes, "y": axes}, dynamo=False)
+    return buffer.getvalue()
+
+
+def _normalized_blend(blend, count: int) -> list[float]:
+    if blend is None:
+        return [1.0 / count] * count
+    if len(blend) != count:
+        raise BrushworkError(f"{len(blend)} style blend weights given for {count} styles")
+    if any(not (w >= 0 and math.isfinite(w)) for w in blend) or sum(blend) <= 0:
+        raise BrushworkError("style blend weights must be zero or more and not all zero")
+    total = float(sum(blend))
+    return [float(w) / total for w in blend]
+
+
+def _round_up(v: int, m: int) -> int:
+    return v + (-v) % m
+
+
+def _pad_to(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Pad bottom and right to a multiple of `factor`, and to at least 2 x factor (reflecting where possible)."""
+    h, w = x.shape[-2:]
+    ph = max(_round_up(h, factor), 2 * factor) - h
+    pw = max(_round_up(w, factor), 2 * factor) - w
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x
+
+
+def _statistics_copy(image: torch.Tensor, regions: torch.Tensor | None):
+    """The image (and region weights) the content statistics are taken from: itself up to STATS_PIXELS."""
+    h, w = image.shape[-2:]
+    if h * w <= STATS_PIXELS:
+        return image, regions
+    scale = math.sqrt(STATS_PIXELS / (h * w))
+    size = (max(16, int(h * scale)), max(16, int(w * scale)))
+    small = resize(image, size).clamp_(0.0, 1.0)
+    return small, (F.interpolate(regions, size=size, mode="area") if regions is not None else None)

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Reduced-scale recipe for the CPU: the AdaIN decoder (Huang and Belongie 2017), about 25 minutes on
+# one core. Usage:
+#
+#   bash recipes/adain-cpu.sh
+#
+# Writes brushwork/models/weights/adain.safetensors (fp16, card recipe "adain-cpu"), which
+# `brushwork stylize --method adain` (and --method auto, for a style that has no trained model) uses.
+# Logs, previews and checkpoints go to runs/adain-cpu/adain/; running the script again resumes an
+# unfinished run from its last checkpoint. An existing model is kept (FORCE=1 retrains), so a
+# GPU-trained decoder is never replaced by this one.
+#
+# Held-out paintings: starry-night-over-the-rhone, water-lilies, mondrian-composition and in-bed are
+# NOT trained on (the same four as the arbitrary-style model's): the decoder sees the other
+# 14 paintings of ../shared/data/styles (linked into runs/adain-cpu/adain.styles/; the list is in recipes/lib.sh), and
+# benchmarks/arbitrary.py measures it on the four held-out ones.
+#
+# How (sized on this machine: 2 cores shared with other training, Xeon @ 2.8 GHz, torch 2.13, fp32):
+# - One thread (--threads 1): on shared cores torch's OpenMP threads wait on each other at every op.
+# - A light decoder (--decoder-width 0.5: a quarter of the full decoder's work); VGG-19 up to relu4_1
+#   runs three times per step (photos, style crops, decoded images) and dominates the cost.
+# - 128 px photo crops, style images resized to 256 px on the short side and cropped to 128 px
+#   (Huang: 512 -> 256; halved for the CPU), batch 4. Measured: 3.0-3.6 s per step (5 steps, twice), so 450
+#   steps take ~25 minutes.
+# - Style weight 10 (Huang's lambda), content weight 1; lr 1e-3 with a 25-step warm-up: a short run
+#   needs a larger step than Huang's 1e-4.
+# STEPS=N sets the steps; THREADS=N the threads.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# shellcheck source=recipes/lib.sh
+source recipes/lib.sh
+DATA=${DATA:-../shared/data/content}
+STYLE_SOURCE=${STYLE_SOURCE:-../shared/data/styles}
+STEPS=${STEPS:-450}
+THREADS=${THREADS:-1}
+RECIPE=adain-cpu
+OUT=${OUT:-brushwork/models/weights/adain.safetensors}
+RUN=${RUN:-runs/$RECIPE/adain}
+
+keep_trained "$RECIPE" "$OUT"
+link_training_styles "$STYLE_SOURCE" "$RUN.styles"
+train_resumable "$RECIPE" "$RUN" --kind adain --data "$DATA" --styles "$RUN.styles" \
+  -o "$OUT" --name adain --recipe "$RECIPE" --save-precision fp16 \
+  --image-size 128 --style-size 256 --batch-size 4 --steps "$STEPS" --decoder-width 0.5 \
+  --learning-rate 1e-3 --warmup-steps 25 --content-weight 1 --style-weight 10 \
+  --device cpu --precision fp32 --threads "$THREADS" --seed 0 \
+  --log-every 10 --preview-every 50 --checkpoint-every 25 -q

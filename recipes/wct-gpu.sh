@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Full-scale recipe for a CUDA GPU: the five WCT decoders (Li et al. 2017) at full width, 256 px
+# crops, batch 8, lr 1e-4, bf16 autocast, 30,000 steps (STEPS=N; the card records the steps trained),
+# on all photos of ../shared/data/content. Usage:
+#
+#   bash recipes/wct-gpu.sh
+#
+# Writes brushwork/models/weights/wct.safetensors (fp16, card recipe "wct-gpu"), replacing a
+# CPU-trained one; runs/wct-gpu/wct/ resumes when run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# shellcheck source=recipes/lib.sh
+source recipes/lib.sh
+DATA=${DATA:-../shared/data/content}
+STEPS=${STEPS:-30000}
+WORKERS=${WORKERS:-8}
+RECIPE=wct-gpu
+OUT=${OUT:-brushwork/models/weights/wct.safetensors}
+RUN=${RUN:-runs/$RECIPE/wct}
+
+train_resumable "$RECIPE" "$RUN" --kind wct-decoders --data "$DATA" \
+  -o "$OUT" --name wct --recipe "$RECIPE" --save-precision fp16 \
+  --image-size 256 --batch-size 8 --steps "$STEPS" --decoder-width 1.0 \
+  --learning-rate 1e-4 --content-weight 1 \
+  --device cuda --precision bf16 --seed 0 --num-workers "$WORKERS" \
+  --log-every 100 --preview-every 2000 --checkpoint-every 2000

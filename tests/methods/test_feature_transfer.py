@@ -1,0 +1,222 @@
+"""AdaIN and WCT on tiny images with small random decoders: the statistics they promise, alpha, style
+weights, masks, tiles, and the `method` dispatch."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from brushwork.errors import BrushworkError
+from brushwork.imaging import load_image
+from brushwork.methods import dispatch
+from brushwork.methods.adain import AdaINStylizer
+from brushwork.methods.feature_transfer import (
+    adain,
+    region_masks,
+    weighted_mean_cov,
+    weighted_mean_std,
+    wct,
+)
+from brushwork.methods.feedforward import StylizeOptions
+from brushwork.methods.wct import WCTStylizer
+from brushwork.nets.decoder import DECODER_LAYERS, Decoder, DecoderConfig
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def adain_stylizer(vgg):
+    torch.manual_seed(0)
+    # torch: exact comparisons with direct computations (onnxruntime rounds differently; tested below)
+    return AdaINStylizer(Decoder(DecoderConfig("relu4_1", width=0.1)), device="cpu", precision="fp32", backend="torch",
+                         vgg=vgg)
+
+
+@pytest.fixture(scope="module")
+def wct_stylizer(vgg):
+    torch.manual_seed(0)
+    decoders = {layer: Decoder(DecoderConfig(layer, width=0.1)) for layer in DECODER_LAYERS}
+    return WCTStylizer(decoders, device="cpu", precision="fp32", backend="torch", vgg=vgg)
+
+
+def _options(style, **kw):
+    return StylizeOptions(style=style, style_size=64, **kw)
+
+
+def _correlated_features(seed, channels=8, pixels=(20, 20)):
+    gen = torch.Generator().manual_seed(seed)
+    mix = torch.eye(channels) + 0.3 * torch.randn(channels, channels, generator=gen)  # well conditioned
+    x = torch.randn(channels, pixels[0] * pixels[1], generator=gen)
+    return (mix @ x + 3 * torch.randn(channels, 1, generator=gen)).reshape(1, channels, *pixels)
+
+
+def test_adain_gives_the_content_the_style_channel_statistics():
+    content, style = _correlated_features(1), _correlated_features(2, pixels=(9, 13))
+    out = adain(content, style)
+    mean, std = weighted_mean_std(out)
+    style_mean, style_std = weighted_mean_std(style)
+    torch.testing.assert_close(mean, style_mean, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(std, style_std, atol=1e-4, rtol=1e-4)
+
+
+def test_wct_gives_the_content_the_style_covariance():
+    content, style = _correlated_features(3), _correlated_features(4, pixels=(15, 17))
+    out = wct(content, style)
+    mean, cov = weighted_mean_cov(out)
+    style_mean, style_cov = weighted_mean_cov(style)
+    torch.testing.assert_close(mean, style_mean, atol=1e-3, rtol=1e-4)
+    # The whitening's regularization (COV_EPS of the mean variance) leaves a small relative error.
+    assert (cov - style_cov).abs().max() < 1e-3 * style_cov.abs().max()
+
+
+def test_adain_features_before_decoding_have_the_style_statistics(adain_stylizer, content_path, style_path):
+    content = load_image(content_path)[0].contiguous()
+    style = adain_stylizer.style_source(str(style_path), 64)
+    feats = adain_stylizer.encode(content, ["relu4_1"])["relu4_1"]
+    t = adain_stylizer.transform_features(feats, "relu4_1", [style], [1.0], 1.0, None)
+    mean, std = weighted_mean_std(t)
+    # A channel the content never activates (all zeros) cannot be given a spread, only the mean:
+    # AdaIN scales deviations from the mean, and there are none.
+    live = weighted_mean_std(feats)[1] > 1e-2
+    assert live.sum() > 100
+    torch.testing.assert_close(mean, style.stats["relu4_1"][0], atol=1e-2, rtol=1e-3)
+    torch.testing.assert_close(std[live], style.stats["relu4_1"][1][live], atol=1e-2, rtol=1e-3)
+
+
+def test_wct_features_before_decoding_have_the_style_covariance(wct_stylizer, content_path, style2_path):
+    # relu1_1 of a 48 x 64 image: 64 channels from 3,072 positions, so the covariance has full rank.
+    content = load_image(content_path)[0].contiguous()
+    style = wct_stylizer.style_source(str(style2_path), 64)
+    feats = wct_stylizer.encode(content, ["relu1_1"])["relu1_1"]
+    t = wct_stylizer.transform_features(feats, "relu1_1", [style], [1.0], 1.0, None)
+    mean, cov = weighted_mean_cov(t)
+    style_mean, style_cov = style.stats["relu1_1"]
+    assert (mean - style_mean).abs().max() < 1e-3 * style_mean.abs().max()
+    assert (cov - style_cov).abs().max() < 0.02 * style_cov.abs().max()
+
+
+def test_alpha_zero_gives_the_decoders_reconstruction(adain_stylizer, vgg, content_path, style_path):
+    content = load_image(content_path)[0].contiguous()
+    out = adain_stylizer.stylize_tensor(content, _options(str(style_path), alpha=0.0))
+    decoder = adain_stylizer.decoders["relu4_1"]
+    with torch.no_grad():
+        expected = decoder(vgg(content, ["relu4_1"])["relu4_1"]).clamp(0, 1)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+    styled = adain_stylizer.stylize_tensor(content, _options(str(style_path), alpha=1.0))
+    assert (styled - expected).abs().mean() > 1e-3  # and alpha 1 is something else
+
+
+def test_wct_alpha_zero_is_the_chain_of_reconstructions(wct_stylizer, vgg, content_path, style_path):
+    content = load_image(content_path)[0].contiguous()
+    out = wct_stylizer.stylize_tensor(content, _options(str(style_path), alpha=0.0))
+    x = content
+    with torch.no_grad():
+        for layer in ("relu5_1", "relu4_1", "relu3_1", "relu2_1", "relu1_1"):
+            x = wct_stylizer.decoders[layer](vgg(x, [layer])[layer]).clamp(0, 1)
+    torch.testing.assert_close(out, x, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("which", ["adain", "wct"])
+def test_style_weights_at_an_endpoint_reproduce_that_style(which, adain_stylizer, wct_stylizer, content_path,
+                                                           style_path, style2_path):
+    stylizer = adain_stylizer if which == "adain" else wct_stylizer
+    content = load_image(content_path)[0].contiguous()
+    single = stylizer.stylize_tensor(content, _options(str(style2_path)))
+    blended = stylizer.stylize_tensor(content, _options([str(style_path), str(style2_path)], style_blend=[0.0, 2.0]))
+    torch.testing.assert_close(blended, single, atol=1e-4, rtol=0)
+    middle = stylizer.stylize_tensor(content, _options([str(style_path), str(style2_path)], style_blend=[1.0, 1.0]))
+    assert (middle - single).abs().mean() > 1e-3
+
+
+def test_mask_regions_get_their_own_styles_statistics(adain_stylizer, wct_stylizer, content_path, style_path,
+                                                      style2_path):
+    content = load_image(content_path)[0].contiguous()  # 48 x 64: relu4_1 is 6 x 8
+    mask = torch.zeros(1, 1, 48, 64)
+    mask[..., 32:] = 1.0  # the right half (feature columns 4..7) takes the second style
+    regions = torch.nn.functional.avg_pool2d(region_masks(mask, 2), 8)
+    styles = [adain_stylizer.style_source(str(p), 64) for p in (style_path, style2_path)]
+    feats = adain_stylizer.encode(content, ["relu4_1"])["relu4_1"]
+    t = adain_stylizer.transform_features(feats, "relu4_1", styles, [0.5, 0.5], 1.0, regions)
+    for half, style in ((slice(0, 4), styles[0]), (slice(4, 8), styles[1])):
+        mean, std = weighted_mean_std(t[..., half])
+        live = weighted_mean_std(feats[..., half])[1] > 1e-2  # see the test above
+        torch.testing.assert_close(mean, style.stats["relu4_1"][0], atol=1e-2, rtol=1e-3)
+        torch.testing.assert_close(std[live], style.stats["relu4_1"][1][live], atol=1e-2, rtol=1e-3)
+
+    # WCT, at relu1_1 (full resolution): each half gets its style's covariance.
+    wstyles = [wct_stylizer.style_source(str(p), 64) for p in (style_path, style2_path)]
+    feats = wct_stylizer.encode(content, ["relu1_1"])["relu1_1"]
+    t = wct_stylizer.transform_features(feats, "relu1_1", wstyles, [0.5, 0.5], 1.0, region_masks(mask, 2))
+    for half, style in ((slice(0, 32), wstyles[0]), (slice(32, 64), wstyles[1])):
+        _, cov = weighted_mean_cov(t[..., half])
+        style_cov = style.stats["relu1_1"][1]
+        assert (cov - style_cov).abs().max() < 0.05 * style_cov.abs().max()
+
+
+def test_a_mask_with_one_style_keeps_the_content_where_black(adain_stylizer, tmp_path, content_path, style_path):
+    content = load_image(content_path)[0].contiguous()
+    black = tmp_path / "black.png"
+    Image.fromarray(np.zeros((48, 64), np.uint8)).save(black)
+    kept = adain_stylizer.stylize_tensor(content, _options(str(style_path), mask=str(black)))
+    reconstruction = adain_stylizer.stylize_tensor(content, _options(str(style_path), alpha=0.0))
+    torch.testing.assert_close(kept, reconstruction, atol=1e-5, rtol=0)
+
+
+def test_region_masks_levels():
+    grey = torch.tensor([0.0, 0.3, 0.5, 0.8, 1.0]).view(1, 1, 1, 5)
+    assert region_masks(grey, 3).argmax(1).flatten().tolist() == [0, 1, 1, 2, 2]
+    two = region_masks(grey, 1)
+    torch.testing.assert_close(two.sum(1), torch.ones(1, 1, 5))
+    assert two[0, 1, 0].tolist() == pytest.approx([0.0, 0.3, 0.5, 0.8, 1.0])  # white: the style region
+
+
+def test_tiled_equals_untiled(adain_stylizer, style_path):
+    # relu4_1's encoder + decoder see 67 px each way: overlap 140 > 2 x 68, tile 280, two tiles across.
+    gen = torch.Generator().manual_seed(0)
+    image = torch.nn.functional.interpolate(torch.rand(1, 3, 25, 43, generator=gen), size=(200, 344), mode="bilinear")
+    whole = adain_stylizer.stylize_tensor(image, _options(str(style_path)))
+    tiled = adain_stylizer.stylize_tensor(image, _options(str(style_path), tile=280, tile_overlap=140))
+    assert tiled.shape == whole.shape == (1, 3, 200, 344)
+    assert (tiled - whole).abs().max() < 1e-3
+    with pytest.raises(BrushworkError, match="overlap must be more than"):
+        adain_stylizer.stylize_tensor(image, _options(str(style_path), tile=280, tile_overlap=100))
+
+
+def test_colour_preservation_and_odd_sizes(adain_stylizer, style_path):
+    image = torch.rand(1, 3, 37, 29)
+    out = adain_stylizer.stylize_tensor(image, _options(str(style_path), preserve_color="luminance", size=45))
+    assert out.shape == (1, 3, 45, 35) and 0 <= out.min() and out.max() <= 1
+
+
+def test_method_dispatch(tmp_path, style_path):
+    from brushwork.models.registry import save_model
+
+    assert {"feedforward", "adain", "wct"} <= set(dispatch.method_names())
+    # auto: a shipped model name goes to the feed-forward network...
+    assert dispatch.resolve_method(StylizeOptions(style="starry-night")) == "feedforward"
+    # ... a style image goes to AdaIN when a decoder is given, and fails clearly without one.
+    decoder = Decoder(DecoderConfig("relu4_1", width=0.1))
+    path = save_model(tmp_path / "d.safetensors", "adain", decoder.state_dict(), decoder.config.to_dict(), {})
+    assert dispatch.resolve_method(StylizeOptions(style=str(style_path), decoder=str(path))) == "adain"
+    with pytest.raises(BrushworkError, match="alpha must be between 0 and 1"):
+        dispatch.stylize(str(style_path), style=str(style_path), method="adain", alpha=-0.1)
+    with pytest.raises(BrushworkError, match="for --method adain or wct"):
+        dispatch.stylize(str(style_path), style="starry-night", mask=str(style_path))
+    with pytest.raises(BrushworkError, match="unknown method"):
+        StylizeOptions(method="nope").validate()
+    with pytest.raises(BrushworkError, match="expected wct"):
+        WCTStylizer(str(path), device="cpu")
+    image = dispatch.stylize(str(style_path), style=str(style_path), method="adain", decoder=str(path), size=32,
+                             style_size=32)
+    assert image.size == (32, 24)
+
+
+def test_onnxruntime_backend_matches_torch(adain_stylizer, vgg, content_path, style_path):
+    pytest.importorskip("onnxruntime")
+    ort = AdaINStylizer(adain_stylizer.decoders["relu4_1"], device="cpu", precision="fp32", backend="onnxruntime",
+                        vgg=vgg)
+    content = load_image(content_path)[0].contiguous()
+    options = _options(str(style_path), alpha=0.7)
+    expected = adain_stylizer.stylize_tensor(content, options)
+    torch.testing.assert_close(ort.stylize_tensor(content, options), expected, atol=2e-3, rtol=0)
