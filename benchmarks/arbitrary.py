@@ -62,7 +62,6 @@ def quality(args, vgg, adain, wct) -> tuple[list, list]:
     from brushwork.imaging import load_image, resize, resize_long_side, tensor_to_image
     from brushwork.losses import measure_losses
     from brushwork.methods.feedforward import StylizeOptions
-    from brushwork.methods.optimize import OptimizeOptions, run_optimization
     from brushwork.presets import resolve_style
 
     photos = sorted((ROOT / "brushwork" / "assets" / "examples").glob("*.jpg"))[: args.contents]
@@ -95,9 +94,10 @@ def quality(args, vgg, adain, wct) -> tuple[list, list]:
             if args.skip_optimize:
                 row.append(None)
             else:
-                opts = OptimizeOptions(size=args.size)
-                result, seconds = _timed(lambda: run_optimization(content, [style_path], opts, vgg=vgg))
-                out = resize(result.image, tuple(content.shape[2:])).clamp(0, 1)
+                from _reference import optimize_reference
+
+                reference, seconds = optimize_reference(photo, style_path, args.size, vgg=vgg)  # cached
+                out = resize(load_image(reference)[0], tuple(content.shape[2:])).clamp(0, 1)
                 results.append({"method": "`brushwork optimize` (defaults)", "photo": photo.stem, "style": style_name,
                                 "seconds": seconds, **measure_losses(vgg, out, content, style_at_output)})
                 row.append(tensor_to_image(out))
@@ -123,8 +123,9 @@ def print_quality(results) -> None:
             ratios = f"{s_ratio:.2f}x | {c_ratio:.2f}x"
         else:
             ratios = "- | -"
-        ms = statistics.median(r["seconds"] for r in rs) * 1000
-        print(f"| {m} | {style:.4g} | {content:.4g} | {ratios} | {ms:,.0f} |")
+        timed = [r["seconds"] for r in rs if r["seconds"] is not None]  # None: optimize's result came from its cache
+        ms = f"{statistics.median(timed) * 1000:,.0f}" if timed else "(cached)"
+        print(f"| {m} | {style:.4g} | {content:.4g} | {ratios} | {ms} |")
     print("\nPer pair (style loss / content loss):\n")
     pairs = list(dict.fromkeys((r["photo"], r["style"]) for r in results))
     print("| photo x painting | " + " | ".join(methods) + " |")

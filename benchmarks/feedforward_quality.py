@@ -17,7 +17,6 @@ painting, optimize's result and the network's.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import time
 from pathlib import Path
@@ -30,30 +29,8 @@ EXAMPLES = ROOT / "brushwork/assets/examples"
 STYLE_GOAL, CONTENT_GOAL = 2.0, 1.5
 
 
-def cached_optimize(content: Path, style: Path, size: int, cache: Path):
-    """optimize's default result for this pair, from the cache when an identical run was made before."""
-    from PIL import Image
-
-    from brushwork import optimize
-    from brushwork.methods.optimize import OptimizeOptions
-
-    # The key covers the inputs' bytes and optimize's defaults, so a changed default is recomputed.
-    key = hashlib.sha256()
-    for p in (content, style):
-        key.update(p.read_bytes())
-    key.update(repr((size, OptimizeOptions())).encode())
-    path = cache / f"{content.stem}--{style.stem}--{size}--{key.hexdigest()[:12]}.png"
-    if path.is_file():
-        return Image.open(path).convert("RGB"), None
-    start = time.perf_counter()
-    image = optimize(content, style, size=size)
-    seconds = time.perf_counter() - start
-    cache.mkdir(parents=True, exist_ok=True)
-    image.save(path)
-    return image, seconds
-
-
 def main() -> None:
+    from _reference import DEFAULT_CACHE, optimize_reference
     from _sheet import contact_sheet
 
     from brushwork import stylize
@@ -68,9 +45,9 @@ def main() -> None:
                         help="photo files, or names of bundled examples")
     parser.add_argument("--models", nargs="+", default=None, help="shipped model names (default: every feed-forward one)")
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--cache", default=str(ROOT / ".benchmarks/optimize-cache"),
+    parser.add_argument("--cache", default=str(DEFAULT_CACHE),
                         help="folder for optimize's results (they take minutes each)")
-    parser.add_argument("--sheet", default=str(ROOT / ".benchmarks/feedforward-quality.png"))
+    parser.add_argument("--sheet", default=str(ROOT / "out/benchmarks/feedforward-quality.png"))
     args = parser.parse_args()
 
     models = [m for m in shipped_models() if m.kind == "feedforward"]
@@ -86,7 +63,7 @@ def main() -> None:
         style_path = resolve_style(model.card.get("style", {}).get("preset") or model.card["style"]["file"])
         style_img, _ = load_image(style_path, max_side=args.size)
         for photo in photos:
-            reference, opt_seconds = cached_optimize(photo, style_path, args.size, Path(args.cache))
+            reference, opt_seconds = optimize_reference(photo, style_path, args.size, args.cache, vgg=vgg)
             start = time.perf_counter()
             output = stylize(photo, model.path, size=args.size)
             net_ms = (time.perf_counter() - start) * 1000
