@@ -10,20 +10,14 @@
 train_model() {
   local recipe=$1 name=$2 keep=$3
   shift 3
-  local out="brushwork/models/weights/$name.safetensors" run="runs/$recipe/$name" start
+  local out="brushwork/models/weights/$name.safetensors"
   if [ "$keep" = 1 ] && [ -f "$out" ] && [ "${FORCE:-0}" != 1 ]; then
     echo "[$recipe] $out exists, skipping (FORCE=1 to retrain)"
     return 0
   fi
-  local resume=()
-  if compgen -G "$run/checkpoints/step-*.json" > /dev/null; then resume=(--resume); fi
-  echo "[$recipe] $name: training ${resume[*]:-from scratch} ($(date -Is))"
-  start=$(date +%s)
-  "${PYTHON:-python3}" -m brushwork.cli train -o "$out" --name "$name" --recipe "$recipe" --save-precision fp16 \
-    --run-dir "$run" "${resume[@]}" "$@"
-  echo "[$recipe] $name: done in $(( $(date +%s) - start )) s ($(date -Is))"
+  train_resumable "$recipe" "runs/$recipe/$name" -o "$out" --name "$name" --recipe "$recipe" \
+    --save-precision fp16 "$@"
 }
-
 # The paintings no arbitrary-style recipe trains on (AdaIN here; the arbitrary-style model's STYLES list
 # in arbitrary-*.sh leaves out the same four presets): starry-night-over-the-rhone, water-lilies,
 # mondrian-composition, in-bed. benchmarks/arbitrary.py and benchmarks/multi.py measure on them.
