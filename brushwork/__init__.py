@@ -5,9 +5,12 @@ tensors) and options, reports progress through a callback, and returns a PIL ima
 """
 
 from brushwork.errors import BrushworkError
+
+# The one place the version is written: pyproject.toml reads it from here.
+__version__ = "0.1.0"
 from brushwork.methods.optimize import OptimizeOptions, optimize
 
-__all__ = ["BrushworkError", "OptimizeOptions", "optimize"]
+__all__ = ["__version__", "BrushworkError", "OptimizeOptions", "optimize"]
 
 
 def __getattr__(name):

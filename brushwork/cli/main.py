@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+import brushwork
 from brushwork.errors import BrushworkError
 
 
@@ -18,21 +19,13 @@ def build_parser() -> argparse.ArgumentParser:
     from brushwork.cli import commands
 
     parser = _Parser(prog="brushwork", description="Neural style transfer: repaint a photo in the style of a painting.")
-    parser.add_argument("--version", action="version", version=f"brushwork {_version()}")
+    parser.add_argument("--version", action="version", version=f"brushwork {brushwork.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for register in commands.REGISTRY:
         register(sub)
     return parser
 
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("brushwork")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def main(argv=None) -> int:

@@ -27,6 +27,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
+import brushwork
 from brushwork.errors import BrushworkError
 from brushwork.server.catalog import Catalog, fast_method_available, normalize_name
 from brushwork.server.config import ServerConfig
@@ -162,14 +163,6 @@ def _check_fields(sent: list[str], allowed) -> None:
             fail(422, f"unknown field {name!r}: expected one of {', '.join(sorted(allowed))}")
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("brushwork")
-    except PackageNotFoundError:
-        return "unknown"
-
 
 def _encode_png(image) -> bytes:
     buf = io.BytesIO()
@@ -232,7 +225,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
 
     app = FastAPI(
         title="Brushwork",
-        version=_version(),
+        version=brushwork.__version__,
         description="Neural style transfer over HTTP: fast stylization with trained models "
         "(`POST /v1/stylize`) and image optimization as background jobs (`/v1/jobs`). "
         "Errors are JSON objects `{\"error\": \"...\"}`.",
@@ -322,7 +315,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     @app.get("/v1/info", tags=["catalog"], summary="Version, limits and methods")
     def info():
         return {
-            "version": _version(),
+            "version": brushwork.__version__,
             "methods": method_list(),
             "limits": {"max_upload_bytes": cfg.max_upload_bytes, "max_pixels": cfg.max_pixels,
                        "max_size": cfg.max_size, "max_steps": cfg.max_steps, "result_ttl": cfg.result_ttl},

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+import brushwork
 from brushwork.errors import BrushworkError
 from brushwork.progress import ProgressCallback
 from brushwork.runtime import Runtime, resolve_runtime
@@ -61,14 +62,6 @@ def _preview_photo(options: TrainOptions) -> torch.Tensor:
     return resize_long_side(image, min(512, 2 * options.image_size)).clamp(0, 1)
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("brushwork")
-    except PackageNotFoundError:
-        return "unknown"
-
 
 def build_card(options: TrainOptions, objective, loop: LoopResult, data_desc: dict, rt: Runtime) -> dict:
     card = {
@@ -88,7 +81,7 @@ def build_card(options: TrainOptions, objective, loop: LoopResult, data_desc: di
         "hardware": hardware_description(rt),
         "wall_time_s": round(loop.wall_time, 1),
         "date": datetime.date.today().isoformat(),
-        "brushwork_version": _version(),
+        "brushwork_version": brushwork.__version__,
     }
     card.update(objective.card())
     return card
