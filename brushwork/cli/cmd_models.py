@@ -22,7 +22,9 @@ def register(sub) -> None:
 
 def _credit(card: dict, model=None) -> str:
     if model is not None and model.styles:
-        return f"{len(model.styles)} styles: {', '.join(model.styles)}"
+        shown = model.styles[:3]  # the table stays one screen wide; --json lists them all
+        more = f" and {len(model.styles) - len(shown)} more" if len(model.styles) > len(shown) else ""
+        return f"{len(model.styles)} styles: {', '.join(shown)}{more}"
     if model is not None and model.kind == "arbitrary":
         return "any style image (--method predict)"
     style = card.get("style") or {}
