@@ -39,12 +39,15 @@ def _examples(names: list[str] | None) -> list[Path]:
 
 
 def _adain_stylize():
-    """AdaIN's entry point when this branch has it, else None."""
-    try:
-        from brushwork.methods import adain
-    except ImportError:
+    """AdaIN through the public entry point when an AdaIN decoder is installed, else None."""
+    import functools
+
+    import brushwork
+    from brushwork.models.registry import weights_dir
+
+    if not (weights_dir() / "adain.safetensors").is_file():
         return None
-    return getattr(adain, "stylize", None)
+    return functools.partial(brushwork.stylize, method="adain")
 
 
 class Measure:
@@ -129,7 +132,7 @@ def held_out_section(args, measure: Measure) -> None:
         med = {k: statistics.median(r[k] for r in rows) for k in ("style_loss", "content_loss", "ms")}
         print(f"| {name} | {med['style_loss']:.4g} | {med['content_loss']:.4g} | {med['ms']:.0f} |")
     if adain is None:
-        print("\n(AdaIN: `brushwork.methods.adain` is not on this branch; skipped.)")
+        print("\n(AdaIN: no decoder installed; skipped.)")
     sheet = contact_sheet(sheet_rows, args.sheet, labels=["photo", "style", *[name for name, _ in methods]])
     print(f"\ncontact sheet: {sheet}")
 
