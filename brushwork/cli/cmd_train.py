@@ -44,6 +44,7 @@ def run(args) -> int:
         return 130
     if not args.quiet:
         losses = ", ".join(f"{k} {v:.4g}" for k, v in loop.losses.items())
-        print(f"wrote {result.output} ({loop.step} steps, {loop.wall_time:.0f} s; {losses}); "
+        stopped = f" of {loop.total}, stopped by --time-limit" if loop.time_limited else ""
+        print(f"wrote {result.output} ({loop.step} steps{stopped}, {loop.wall_time:.0f} s; {losses}); "
               f"log, previews and checkpoints in {loop.run_dir}", file=sys.stderr)
     return 0

@@ -112,6 +112,7 @@ class LoopOptions:
     keep_checkpoints: int = 2
     num_workers: int = 0
     preview_size: int = 256  # long side of the preview photo
+    time_limit: float | None = None  # seconds of training in this session; then stop as if finished
 
     def validate(self) -> None:
         if self.steps < 1:
@@ -125,6 +126,8 @@ class LoopOptions:
                 raise BrushworkError(f"{name.replace('_', ' ')} must be zero or more, got {getattr(self, name)}")
         if self.keep_checkpoints < 1:
             raise BrushworkError("keep at least one checkpoint")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise BrushworkError(f"time limit must be a positive number of seconds, got {self.time_limit}")
 
 
 @dataclass
@@ -138,6 +141,7 @@ class LoopResult:
     run_dir: Path
     checkpoint: Path | None  # the checkpoint written last, if any
     records: list[dict] = field(default_factory=list)
+    time_limited: bool = False  # stopped by LoopOptions.time_limit before `total` steps (not interrupted)
 
 
 PreviewCallback = Callable[[int, torch.Tensor], None]
@@ -496,6 +500,7 @@ class Trainer:
         elapsed_before = self.elapsed
         images_total = self.data_position * opts.batch_size
         interrupted = False
+        time_limited = False
         rate = 0.0
         previous_handlers = self._install_signal_handlers()
         if self.step == 0 and opts.preview_every:
@@ -525,7 +530,11 @@ class Trainer:
                 now = time.perf_counter()
                 seconds = now - interval["start"]
                 rate = interval["images"] / seconds if seconds > 0 else 0.0
-                last = self.step == opts.steps
+                # A time limit ends the session like the last step: logged, previewed, checkpointed.
+                if (opts.time_limit is not None and self.step < opts.steps
+                        and time.perf_counter() - session_start >= opts.time_limit):
+                    time_limited = True
+                last = self.step == opts.steps or time_limited
                 if last or (opts.log_every and self.step % opts.log_every == 0):
                     self._append_log({
                         "step": self.step,
@@ -551,6 +560,8 @@ class Trainer:
                         ))
                     except KeyboardInterrupt:  # the callback's way to cancel: the step is complete
                         self._stop_signal = self._stop_signal or "callback"
+                if time_limited:
+                    break
                 if self._stop_signal is not None and not last:
                     interrupted = True
                     self.save_checkpoint()
@@ -567,5 +578,6 @@ class Trainer:
             run_dir=self.run_dir,
             checkpoint=self.last_checkpoint,
             records=list(self.records),
+            time_limited=time_limited,
         )
 

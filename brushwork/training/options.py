@@ -50,6 +50,12 @@ class TrainOptions:
     batch_size: int = _opt(4, "photos per step")
     steps: int | None = _opt(None, f"training steps (default: {DEFAULT_STEPS} unless --epochs is given)")
     epochs: float | None = _opt(None, "train for this many passes over the photos instead of --steps")
+    time_limit: float | None = _opt(
+        None,
+        "stop after this many seconds of training in this run (the step in flight finishes), then write the model "
+        "with the steps done, as the card says; --resume continues towards --steps. For fixed-length sessions "
+        "(a GPU lent for minutes, a CPU overnight) where the number of steps that fit is not known in advance",
+    )
     learning_rate: float = _opt(1e-3, "Adam learning rate")
     warmup_steps: int = _opt(
         0,
@@ -146,6 +152,8 @@ class TrainOptions:
             bad("give --steps or --epochs, not both")
         if self.steps is not None and self.steps < 1:
             bad(f"steps must be at least 1, got {self.steps}")
+        if self.time_limit is not None and not (self.time_limit > 0 and math.isfinite(self.time_limit)):
+            bad(f"time limit must be a positive number of seconds, got {self.time_limit}")
         if self.epochs is not None and not (self.epochs > 0 and math.isfinite(self.epochs)):
             bad(f"epochs must be a positive number, got {self.epochs}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):

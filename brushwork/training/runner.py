@@ -71,6 +71,7 @@ def build_card(options: TrainOptions, objective, loop: LoopResult, data_desc: di
                                                       f"'{data_desc['folder']}'"},
         "recipe": options.recipe,
         "steps": loop.step,
+        "planned_steps": loop.total,
         "batch_size": options.batch_size,
         "image_size": options.image_size,
         "learning_rate": options.learning_rate,
@@ -83,6 +84,8 @@ def build_card(options: TrainOptions, objective, loop: LoopResult, data_desc: di
         "date": datetime.date.today().isoformat(),
         "brushwork_version": brushwork.__version__,
     }
+    if loop.time_limited:
+        card["stopped_by"] = f"time limit ({options.time_limit:g} s of training in the last session)"
     card.update(objective.card())
     return card
 
@@ -154,6 +157,7 @@ def _train(options: TrainOptions, progress, on_preview, vgg) -> TrainResult:
         preview_every=options.preview_every,
         checkpoint_every=options.checkpoint_every,
         num_workers=options.num_workers,
+        time_limit=options.time_limit,
     )
     trainer = Trainer(objective, dataset, loop_options, rt, run_dir, resume=options.resume, preview_image=preview,
                       progress=progress, on_preview=on_preview, identity={"init": init_card})

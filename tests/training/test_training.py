@@ -237,3 +237,29 @@ def test_learning_rate_warm_up(tmp_path, photos, tiny, vgg):
     # Step k (0-based) runs at lr * (k + 1) / (warmup + 1): the last step here is k = 1.
     assert meta["optimizer"]["param_groups"][0]["lr"] == pytest.approx(tiny["learning_rate"] * 2 / 4)
     assert result.card["warmup_steps"] == 3
+
+
+def test_time_limit_writes_the_model_so_far_and_resume_continues_exactly(tmp_path, photos, tiny, vgg):
+    common = dict(steps=3, checkpoint_every=0, log_every=1)
+    straight = train(_options(tmp_path, photos, tiny, name="straight", **common), vgg=vgg)
+
+    # A limit shorter than any step: the first step finishes, then the run ends as if complete.
+    opts = _options(tmp_path, photos, tiny, name="limited", time_limit=1e-9, **common)
+    first = train(opts, vgg=vgg)
+    assert not first.interrupted and first.loop.time_limited and first.loop.step == 1
+    card = read_model(opts.output).card
+    assert card["steps"] == 1 and card["planned_steps"] == 3 and "time limit" in card["stopped_by"]
+    assert [c.step for c in list_checkpoints(opts.resolved_run_dir())] == [1]
+
+    # Resumed without a limit, the run reaches --steps with the weights of an uninterrupted run.
+    second = train(opts, resume=True, time_limit=None, vgg=vgg)
+    assert second.loop.step == 3 and not second.loop.time_limited
+    assert "stopped_by" not in read_model(opts.output).card
+    a, b = read_model(straight.output).tensors, read_model(opts.output).tensors
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_time_limit_must_be_positive(tmp_path, photos, tiny, vgg):
+    with pytest.raises(BrushworkError, match="time limit must be a positive number"):
+        train(_options(tmp_path, photos, tiny, steps=1, time_limit=0.0), vgg=vgg)
