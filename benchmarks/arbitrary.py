@@ -222,9 +222,18 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3, help="timed rounds for the speed table")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--sheet", default=str(ROOT / "out" / "benchmarks" / "arbitrary.png"), help="contact sheet PNG")
+    p.add_argument("--gpu-only", action="store_true", help="only the CUDA table (images per second at 512 and 1024 px)")
     args = p.parse_args()
 
     import torch
+
+    if args.gpu_only:
+        from brushwork.presets import resolve_style
+
+        if not torch.cuda.is_available():
+            raise SystemExit("--gpu-only: no CUDA device here")
+        gpu_speed(args, resolve_style(args.styles.split(",")[0]))
+        return
 
     from _sheet import contact_sheet
     from brushwork.features import load_vgg19

@@ -251,6 +251,7 @@ def main() -> None:
     p.add_argument("--tiled-size", type=int, default=4096, help="side of the tiled case (0: skip)")
     p.add_argument("--tile", type=int, default=1024, help="tile size of the tiled case")
     p.add_argument("--tiled-reference", action="store_true", help="also run the untiled reference at the tiled size")
+    p.add_argument("--gpu-only", action="store_true", help="only the CUDA table (images per second at 1920 x 1080)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--size", type=int, help=argparse.SUPPRESS)
     p.add_argument("--repeat", type=int, default=3, help="timed rounds per size (default: %(default)s)")
@@ -263,6 +264,11 @@ def main() -> None:
         args.threads = torch.get_num_threads()
     if args.worker:
         worker(args)
+        return
+    if args.gpu_only:
+        if not torch.cuda.is_available():
+            raise SystemExit("--gpu-only: no CUDA device here")
+        _gpu_table(args)
         return
 
     from brushwork.models.registry import shipped_models

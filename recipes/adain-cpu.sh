@@ -12,7 +12,7 @@
 #
 # Held-out paintings: starry-night-over-the-rhone, water-lilies, mondrian-composition and in-bed are
 # NOT trained on (the same four as the arbitrary-style model's): the decoder sees the other
-# 14 paintings of ../shared/data/styles (linked into runs/adain-cpu/adain.styles/; the list is in recipes/lib.sh), and
+# 14 paintings of the style presets, brushwork/assets/styles (linked into runs/adain-cpu/adain.styles/; the list is in recipes/lib.sh), and
 # benchmarks/arbitrary.py measures it on the four held-out ones.
 #
 # How (sized on this machine: 2 cores shared with other training, Xeon @ 2.8 GHz, torch 2.13, fp32):
@@ -31,17 +31,17 @@ cd "$(dirname "$0")/.."
 # shellcheck source=recipes/lib.sh
 source recipes/lib.sh
 DATA=${DATA:-../shared/data/content}
-STYLE_SOURCE=${STYLE_SOURCE:-../shared/data/styles}
+STYLE_SOURCE=${STYLE_SOURCE:-$PRESET_STYLES}
 STEPS=${STEPS:-450}
 THREADS=${THREADS:-1}
 RECIPE=adain-cpu
-OUT=${OUT:-brushwork/models/weights/adain.safetensors}
+MODEL=${MODEL:-brushwork/models/weights/adain.safetensors}
 RUN=${RUN:-runs/$RECIPE/adain}
 
-keep_trained "$RECIPE" "$OUT"
+keep_trained "$RECIPE" "$MODEL"
 link_training_styles "$STYLE_SOURCE" "$RUN.styles"
 train_resumable "$RECIPE" "$RUN" --kind adain --data "$DATA" --styles "$RUN.styles" \
-  -o "$OUT" --name adain --recipe "$RECIPE" --save-precision fp16 \
+  -o "$MODEL" --name adain --recipe "$RECIPE" --save-precision fp16 \
   --image-size 128 --style-size 256 --batch-size 4 --steps "$STEPS" --decoder-width 0.5 \
   --learning-rate 1e-3 --warmup-steps 25 --content-weight 1 --style-weight 10 \
   --device cpu --precision fp32 --threads "$THREADS" --seed 0 \

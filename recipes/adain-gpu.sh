@@ -7,25 +7,23 @@
 #   bash recipes/adain-gpu.sh
 #
 # Writes brushwork/models/weights/adain.safetensors (fp16, card recipe "adain-gpu"), replacing a
-# CPU-trained one. The same held-out paintings as recipes/adain-cpu.sh are excluded from training:
-# the-scream, water-lilies and composition-vii. runs/adain-gpu/adain/ resumes when run again.
+# CPU-trained one. The held-out paintings of recipes/lib.sh (HELD_OUT) are excluded from training. runs/adain-gpu/adain/ resumes when run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # shellcheck source=recipes/lib.sh
 source recipes/lib.sh
 DATA=${DATA:-../shared/data/content}
-STYLE_SOURCE=${STYLE_SOURCE:-../shared/data/styles}
+STYLE_SOURCE=${STYLE_SOURCE:-$PRESET_STYLES}
 STEPS=${STEPS:-40000}
-WORKERS=${WORKERS:-8}
 RECIPE=adain-gpu
-OUT=${OUT:-brushwork/models/weights/adain.safetensors}
+MODEL=${MODEL:-brushwork/models/weights/adain.safetensors}
 RUN=${RUN:-runs/$RECIPE/adain}
 
 link_training_styles "$STYLE_SOURCE" "$RUN.styles"
+gpu_flags
 train_resumable "$RECIPE" "$RUN" --kind adain --data "$DATA" --styles "$RUN.styles" \
-  -o "$OUT" --name adain --recipe "$RECIPE" --save-precision fp16 \
+  -o "$MODEL" --name adain --recipe "$RECIPE" --save-precision fp16 \
   --image-size 256 --style-size 512 --batch-size 8 --steps "$STEPS" --decoder-width 1.0 \
   --learning-rate 1e-4 --content-weight 1 --style-weight 10 \
-  --device cuda --precision bf16 --seed 0 --num-workers "$WORKERS" \
-  --log-every 100 --preview-every 2000 --checkpoint-every 2000
+  "${GPU_FLAGS[@]}"

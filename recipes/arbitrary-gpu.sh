@@ -15,7 +15,6 @@ cd "$(dirname "$0")/.."
 
 DATA=${DATA:-../shared/data/content}
 STEPS=${STEPS:-100000}
-WORKERS=${WORKERS:-8}
 PYTHON=${PYTHON:-python3}
 RECIPE=arbitrary-gpu
 NAME=${NAME:-arbitrary}
@@ -23,8 +22,8 @@ STYLES=${STYLES:-bedroom-in-arles,charing-cross-bridge,composition-vii,degas-dan
 
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHON
 source recipes/lib.sh
+gpu_flags
 train_model "$RECIPE" "$NAME" 0 --kind arbitrary --styles "$STYLES" --data "$DATA" \
   --image-size 256 --batch-size 8 --steps "$STEPS" --learning-rate 1e-3 --style-ramp 2000 \
   --width 32 --num-residual 5 --style-size 512 --photo-styles 0.25 --embedding-size 100 \
-  --device cuda --precision bf16 --seed 0 --num-workers "$WORKERS" \
-  --log-every 100 --preview-every 2000 --checkpoint-every 2000
+  "${GPU_FLAGS[@]}"

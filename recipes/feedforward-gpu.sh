@@ -14,7 +14,6 @@ cd "$(dirname "$0")/.."
 
 DATA=${DATA:-../shared/data/content}
 STEPS=${STEPS:-40000}
-WORKERS=${WORKERS:-8}
 PYTHON=${PYTHON:-python3}
 RECIPE=feedforward-gpu
 if [ "$#" -gt 0 ]; then STYLES=("$@"); else
@@ -22,8 +21,10 @@ if [ "$#" -gt 0 ]; then STYLES=("$@"); else
 fi
 
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+source recipes/lib.sh
+gpu_flags
 for style in "${STYLES[@]}"; do
-  out="brushwork/models/weights/$style.safetensors"
+  out="${WEIGHTS_DIR:-brushwork/models/weights}/$style.safetensors"
   run="runs/$RECIPE/$style"
   resume=()
   if compgen -G "$run/checkpoints/step-*.json" > /dev/null; then resume=(--resume); fi
@@ -34,7 +35,6 @@ for style in "${STYLES[@]}"; do
     --recipe "$RECIPE" --save-precision fp16 --run-dir "$run" "${resume[@]}" \
     --image-size 256 --batch-size 8 --steps "$STEPS" --learning-rate 1e-3 \
     --width 32 --num-residual 5 --style-size 512 \
-    --device cuda --precision bf16 --seed 0 --num-workers "$WORKERS" \
-    --log-every 100 --preview-every 2000 --checkpoint-every 2000
+    "${GPU_FLAGS[@]}"
   echo "[$RECIPE] $style: done in $(( $(date +%s) - start )) s ($(date -Is))"
 done

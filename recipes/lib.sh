@@ -4,13 +4,13 @@
 #
 #   train_model RECIPE NAME KEEP_EXISTING [brushwork train flags ...]
 #
-# Writes brushwork/models/weights/NAME.safetensors (fp16, card recipe RECIPE) with logs, previews and
+# Writes brushwork/models/weights/NAME.safetensors (or WEIGHTS_DIR/NAME.safetensors; fp16, card recipe RECIPE) with logs, previews and
 # checkpoints in runs/RECIPE/NAME/, resuming from its last checkpoint when there is one. With
 # KEEP_EXISTING=1 an existing model is left alone unless FORCE=1 (CPU recipes never replace a GPU model).
 train_model() {
   local recipe=$1 name=$2 keep=$3
   shift 3
-  local out="brushwork/models/weights/$name.safetensors"
+  local out="${WEIGHTS_DIR:-brushwork/models/weights}/$name.safetensors"
   if [ "$keep" = 1 ] && [ -f "$out" ] && [ "${FORCE:-0}" != 1 ]; then
     echo "[$recipe] $out exists, skipping (FORCE=1 to retrain)"
     return 0
@@ -21,17 +21,21 @@ train_model() {
 # The paintings no arbitrary-style recipe trains on (AdaIN here; the arbitrary-style model's STYLES list
 # in arbitrary-*.sh leaves out the same four presets): starry-night-over-the-rhone, water-lilies,
 # mondrian-composition, in-bed. benchmarks/arbitrary.py and benchmarks/multi.py measure on them.
-HELD_OUT=(vangogh_starry_night_over_the_rhone.png monet_water_lilies_1919.jpg mondrian_composition.jpg
-          toulouse_lautrec_in_bed.png)
+HELD_OUT=(starry-night-over-the-rhone water-lilies mondrian-composition in-bed)
 
-# link_training_styles SOURCE_DIR TARGET_DIR: links every painting but the held-out ones into one folder.
+# The shipped style presets (the 18 shared paintings, credited in CREDITS.md): the recipes' style source,
+# so a recipe needs nothing beside the package and the photos (a lent GPU gets only what is carried).
+PRESET_STYLES=brushwork/assets/styles
+
+# link_training_styles SOURCE_DIR TARGET_DIR: links every painting but the held-out ones into one folder
+# (a held-out painting is matched by its file name without the suffix: a preset name).
 link_training_styles() {
   local source=$1 target=$2 f name
   mkdir -p "$target"
   for f in "$source"/*; do
     name=$(basename "$f")
     case "$name" in *.jpg|*.jpeg|*.png) ;; *) continue ;; esac
-    if printf '%s\n' "${HELD_OUT[@]}" | grep -qx "$name"; then continue; fi
+    if printf '%s\n' "${HELD_OUT[@]}" | grep -qx "${name%.*}"; then continue; fi
     ln -sfn "$(cd "$(dirname "$f")" && pwd)/$name" "$target/$name"
   done
 }
@@ -57,4 +61,14 @@ train_resumable() {
   PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "${PYTHON:-python3}" -m brushwork.cli train \
     --run-dir "$run" "${resume[@]}" "$@"
   echo "[$recipe] done in $(( $(date +%s) - start )) s ($(date -Is))"
+}
+
+# gpu_flags: sets GPU_FLAGS, the flags every GPU recipe ends with: CUDA and bf16 autocast (DEVICE= and
+# PRECISION= override them, for a smoke run on the CPU), WORKERS loader processes (default 8), a log
+# record every 100 steps, and, when TIME_LIMIT (seconds) is set, --time-limit: the model is written
+# when it runs out, its card saying the steps done (a lent GPU's session is minutes long).
+gpu_flags() {
+  GPU_FLAGS=(--device "${DEVICE:-cuda}" --precision "${PRECISION:-bf16}" --seed 0 --num-workers "${WORKERS:-8}"
+             --log-every 100 --preview-every 2000 --checkpoint-every 2000)
+  if [ -n "${TIME_LIMIT:-}" ]; then GPU_FLAGS+=(--time-limit "$TIME_LIMIT"); fi
 }

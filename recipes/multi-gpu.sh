@@ -14,7 +14,6 @@ cd "$(dirname "$0")/.."
 
 DATA=${DATA:-../shared/data/content}
 STEPS=${STEPS:-80000}
-WORKERS=${WORKERS:-8}
 PYTHON=${PYTHON:-python3}
 RECIPE=multi-gpu
 NAME=${NAME:-multi-paintings}
@@ -22,8 +21,8 @@ STYLES=${STYLES:-starry-night,great-wave,the-scream,composition-vii,udnie,woman-
 
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHON
 source recipes/lib.sh
+gpu_flags
 train_model "$RECIPE" "$NAME" 0 --kind multi --styles "$STYLES" --data "$DATA" \
   --image-size 256 --batch-size 8 --steps "$STEPS" --learning-rate 1e-3 --style-ramp 1000 \
   --width 32 --num-residual 5 --style-size 512 \
-  --device cuda --precision bf16 --seed 0 --num-workers "$WORKERS" \
-  --log-every 100 --preview-every 2000 --checkpoint-every 2000
+  "${GPU_FLAGS[@]}"

@@ -23,12 +23,12 @@ DATA=${DATA:-../shared/data/content}
 STEPS=${STEPS:-280}
 THREADS=${THREADS:-1}
 RECIPE=wct-cpu
-OUT=${OUT:-brushwork/models/weights/wct.safetensors}
+MODEL=${MODEL:-brushwork/models/weights/wct.safetensors}
 RUN=${RUN:-runs/$RECIPE/wct}
 
-keep_trained "$RECIPE" "$OUT"
+keep_trained "$RECIPE" "$MODEL"
 train_resumable "$RECIPE" "$RUN" --kind wct-decoders --data "$DATA" \
-  -o "$OUT" --name wct --recipe "$RECIPE" --save-precision fp16 \
+  -o "$MODEL" --name wct --recipe "$RECIPE" --save-precision fp16 \
   --image-size 128 --batch-size 2 --steps "$STEPS" --decoder-width 0.5 \
   --learning-rate 1e-3 --warmup-steps 25 --content-weight 1 \
   --device cpu --precision fp32 --threads "$THREADS" --seed 0 \

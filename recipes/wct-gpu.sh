@@ -14,14 +14,14 @@ cd "$(dirname "$0")/.."
 source recipes/lib.sh
 DATA=${DATA:-../shared/data/content}
 STEPS=${STEPS:-30000}
-WORKERS=${WORKERS:-8}
 RECIPE=wct-gpu
-OUT=${OUT:-brushwork/models/weights/wct.safetensors}
+MODEL=${MODEL:-brushwork/models/weights/wct.safetensors}
 RUN=${RUN:-runs/$RECIPE/wct}
+# DECODER_WIDTH=0.5: a quarter of the weights (10 MB in fp16 instead of 42), as recipes/gpu-session.sh trains it.
 
+gpu_flags
 train_resumable "$RECIPE" "$RUN" --kind wct-decoders --data "$DATA" \
-  -o "$OUT" --name wct --recipe "$RECIPE" --save-precision fp16 \
-  --image-size 256 --batch-size 8 --steps "$STEPS" --decoder-width 1.0 \
+  -o "$MODEL" --name wct --recipe "$RECIPE" --save-precision fp16 \
+  --image-size 256 --batch-size 8 --steps "$STEPS" --decoder-width "${DECODER_WIDTH:-1.0}" \
   --learning-rate 1e-4 --content-weight 1 \
-  --device cuda --precision bf16 --seed 0 --num-workers "$WORKERS" \
-  --log-every 100 --preview-every 2000 --checkpoint-every 2000
+  "${GPU_FLAGS[@]}"

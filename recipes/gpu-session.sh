@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# A lent GPU session in one command: every shipped model trained at once on one CUDA GPU for a fixed
+# time, then the GPU speed figures, all packed into $OUT for the device tool to bring back.
+#
+# Why one command: a session that is lent a GPU gets 15 minutes of device time in all (the machine's
+# start included) and at most 10 minutes per command, far less than the full recipes' step counts need
+# (feedforward-gpu.sh's 40,000 steps per style, ...). So the ten trainings of the shipped models (six
+# styles, the multi-style network, the arbitrary-style network, the AdaIN decoder and the WCT decoders)
+# run side by side, each with --time-limit TRAIN_SECONDS, and each card records the steps it reached
+# (planned_steps: the full recipe's). Run on the same setting again, they would resume from their
+# checkpoints, but a fresh machine has none: the next session starts over (or longer, if lent more).
+#
+# Here, first:    bash recipes/pack-gpu-session.sh        (gpu-pack/: photos and VGG-19 weights)
+# On the GPU:     run(command="bash recipes/gpu-session.sh", carry=["gpu-pack"], timeout_s=570)
+# Back here:      bash recipes/gpu-session.sh --unpack FILES_AT
+#                 (FILES_AT: the folder the device tool names; writes the GPU-trained models into
+#                 brushwork/models/weights/ and the logs, cards and speed figures into runs/gpu-session/)
+# A smoke run on the CPU (one step of two trainers, a few minutes):
+#   DEVICE=cpu PRECISION=fp32 OMP_NUM_THREADS=1 WORKERS=1 TRAIN_SECONDS=5 SPEED=0 TRAINERS="starry-night wct" \
+#     OUT=/tmp/o bash recipes/gpu-session.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "--unpack" ]; then
+  set -e
+  from=${2:?usage: gpu-session.sh --unpack FOLDER}
+  cat "$from"/gpu-session.tar.part-* > /tmp/gpu-session.tar
+  tar -xf /tmp/gpu-session.tar
+  rm /tmp/gpu-session.tar
+  echo "unpacked: $(ls runs/gpu-session/weights/ | tr '\n' ' ')"
+  for f in runs/gpu-session/weights/*.safetensors; do
+    cp "$f" brushwork/models/weights/
+  done
+  cat runs/gpu-session/summary.md
+  exit 0
+fi
+
+TRAIN_SECONDS=${TRAIN_SECONDS:-330}
+SPEED=${SPEED:-1}
+OUT=${OUT:?set OUT to the folder for the results (the device tool sets it)}
+PYTHON=${PYTHON:-python3}
+PACK=${PACK:-gpu-pack}
+SESSION=runs/gpu-session
+WEIGHTS=$SESSION/weights
+
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHON PYTHONUNBUFFERED=1
+export DATA=${DATA:-$PACK/content}
+if [ -f "$PACK/vgg19_q.bin" ]; then export BRUSHWORK_VGG19_WEIGHTS=$PWD/$PACK/vgg19_q.bin; fi
+export TIME_LIMIT=$TRAIN_SECONDS
+# 16 CPU cores for ten trainers: two loader processes each keep a GPU trainer fed with 256 px photos.
+export WORKERS=${WORKERS:-2}
+rm -rf "$SESSION"
+mkdir -p "$WEIGHTS" "$SESSION/logs" "$OUT"
+start=$(date +%s)
+{
+  echo "# GPU session $(date -Is)"
+  echo
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/GPU: /'
+  "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+  echo "photos: $(ls "$DATA" | wc -l) in $DATA; training: $TRAIN_SECONDS s per model, all at once"
+} > "$SESSION/summary.md" 2>&1
+
+# name, then the command: every trainer writes its model into $WEIGHTS, its log into $SESSION/logs.
+trainers=(
+  "starry-night|bash recipes/feedforward-gpu.sh starry-night"
+  "great-wave|bash recipes/feedforward-gpu.sh great-wave"
+  "the-scream|bash recipes/feedforward-gpu.sh the-scream"
+  "composition-vii|bash recipes/feedforward-gpu.sh composition-vii"
+  "udnie|bash recipes/feedforward-gpu.sh udnie"
+  "woman-with-a-hat|bash recipes/feedforward-gpu.sh woman-with-a-hat"
+  "multi-paintings|bash recipes/multi-gpu.sh"
+  "arbitrary|bash recipes/arbitrary-gpu.sh"
+  "adain|bash recipes/adain-gpu.sh"
+  "wct|DECODER_WIDTH=0.5 bash recipes/wct-gpu.sh"
+)
+# TRAINERS="starry-night adain" runs only those (a CPU smoke run cannot afford ten at once).
+if [ -n "${TRAINERS:-}" ]; then
+  chosen=()
+  for entry in "${trainers[@]}"; do
+    case " $TRAINERS " in *" ${entry%%|*} "*) chosen+=("$entry") ;; esac
+  done
+  trainers=("${chosen[@]}")
+fi
+pids=()
+for entry in "${trainers[@]}"; do
+  name=${entry%%|*}
+  command=${entry#*|}
+  # WEIGHTS_DIR for the recipes that name models after styles, MODEL for the AdaIN and WCT ones.
+  WEIGHTS_DIR=$WEIGHTS MODEL=$WEIGHTS/$name.safetensors bash -c "$command" > "$SESSION/logs/$name.log" 2>&1 &
+  pids+=("$!")
+done
+failed=()
+for i in "${!pids[@]}"; do
+  wait "${pids[$i]}" || failed+=("${trainers[$i]%%|*}")
+done
+echo "training: $(( $(date +%s) - start )) s wall; failed: ${failed[*]:-none}" >> "$SESSION/summary.md"
+
+# Per model: steps reached, photos per second (all ten shared the GPU), final losses, from each card.
+"$PYTHON" - "$WEIGHTS" >> "$SESSION/summary.md" 2>&1 <<'EOF'
+import json, sys
+from pathlib import Path
+from brushwork.models.registry import read_model
+print("\n| model | kind | steps (planned) | photos/s while shared | wall s | final losses |\n|---|---|---|---|---|---|")
+total = 0.0
+for path in sorted(Path(sys.argv[1]).glob("*.safetensors")):
+    card = read_model(path).card
+    rate = card["steps"] * card["batch_size"] / max(card["wall_time_s"], 1e-9)
+    total += rate
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in card.get("final_losses", {}).items())
+    print(f"| {path.stem} | {card['kind']} | {card['steps']} ({card.get('planned_steps')}) | {rate:.1f} | "
+          f"{card['wall_time_s']} | {losses} |")
+print(f"\nAll trainers together: {total:.0f} photos per second (256 px crops).")
+EOF
+
+if [ "$SPEED" = 1 ]; then
+  {
+    echo
+    timeout 60 "$PYTHON" benchmarks/stylize.py --gpu-only --model "$WEIGHTS/starry-night.safetensors"
+    timeout 60 "$PYTHON" benchmarks/arbitrary.py --gpu-only --adain-decoder "$WEIGHTS/adain.safetensors" \
+      --wct-decoder "$WEIGHTS/wct.safetensors"
+  } >> "$SESSION/summary.md" 2>&1
+fi
+echo "session: $(( $(date +%s) - start )) s" >> "$SESSION/summary.md"
+
+# What comes back: at most 8 files of 16 MiB. The models, logs and summary in one tar, split in parts.
+{ find "$SESSION" -type f; ls runs/*-gpu/*/log.jsonl runs/*-gpu/*/card.json 2>/dev/null; } \
+  | tar -cf - -T - | split -b 15m - "$OUT/gpu-session.tar.part-"
+cp "$SESSION/summary.md" "$OUT/summary.md"
+cat "$SESSION/summary.md"
+ls -la "$OUT"
