@@ -104,13 +104,31 @@ def _save_tiny_arbitrary(path, seed=0, embedding_size=8):
     return save_model(path, "arbitrary", state, config, {"name": path.stem})
 
 
-@pytest.fixture
+def _save_tiny_adain(path, seed=0):
+    import torch
+
+    from brushwork.models.registry import save_model
+    from brushwork.nets.decoder import Decoder, DecoderConfig
+
+    torch.manual_seed(seed)
+    decoder = Decoder(DecoderConfig("relu4_1", width=0.1))
+    return save_model(path, "adain", decoder.state_dict(), decoder.config.to_dict(), {"name": path.stem})
+
+
+# Session-scoped: they hand out plain functions, so fixtures of any scope can save tiny models.
+@pytest.fixture(scope="session")
 def save_tiny_multi():
     """save_tiny_multi(path): a multi-style model file with styles TINY_MULTI_STYLES."""
     return _save_tiny_multi
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def save_tiny_arbitrary():
     """save_tiny_arbitrary(path, embedding_size=8): an arbitrary-style model file (style size 32)."""
     return _save_tiny_arbitrary
+
+
+@pytest.fixture(scope="session")
+def save_tiny_adain():
+    """save_tiny_adain(path): an AdaIN decoder model file (relu4_1, a tenth of the standard width)."""
+    return _save_tiny_adain

@@ -5,6 +5,10 @@ stylizer has `stylize(image, options, progress=)`, `stylize_tensor(...)`, `name`
 `runtime`), a one-line description, and optionally an `auto` predicate `(options) -> bool` saying
 whether `method="auto"` may pick it. `auto` tries the methods with a predicate in registration
 order. A new method is one more `register_method` call.
+
+A method also says which kinds of model file it loads and which `StylizeOptions` field names that
+file, and whether it takes any style image: front ends that keep their own model directory (the
+web server) pick the method's model from these and pass it in that field.
 """
 
 from __future__ import annotations
@@ -24,17 +28,27 @@ class Method:
     factory: str  # "module:function", options -> stylizer
     description: str
     auto: str | None = None  # "module:function", options -> bool
+    model_kinds: tuple[str, ...] = ()  # the kinds of model file it loads
+    model_option: str | None = None  # the StylizeOptions field that names that file
+    any_style: bool = False  # takes any style image, not only a style it was trained on
 
 
 _METHODS: dict[str, Method] = {}
 
 
-def register_method(name: str, factory: str, description: str, auto: str | None = None) -> None:
-    _METHODS[name] = Method(name, factory, description, auto)
+def register_method(name: str, factory: str, description: str, auto: str | None = None, *,
+                    model_kinds: tuple[str, ...] = (), model_option: str | None = None,
+                    any_style: bool = False) -> None:
+    _METHODS[name] = Method(name, factory, description, auto, tuple(model_kinds), model_option, any_style)
 
 
 def method_names() -> list[str]:
     return list(_METHODS)
+
+
+def registered_methods() -> list[Method]:
+    """Every method, in registration order (the order `auto` tries them in)."""
+    return list(_METHODS.values())
 
 
 def _load(path: str):
@@ -204,14 +218,18 @@ def adain_decoder_available(options) -> bool:
 
 register_method("feedforward", "brushwork.methods.dispatch:feedforward_stylizer",
                 "a trained per-style model (Johnson et al. 2016): --style NAME|MODEL",
-                auto="brushwork.methods.dispatch:feedforward_model_named")
+                auto="brushwork.methods.dispatch:feedforward_model_named",
+                model_kinds=("feedforward", "multi"), model_option="style")  # a multi-style model: `model`
 register_method("adain", "brushwork.methods.dispatch:adain_stylizer",
                 "any style image, by adaptive instance normalization (Huang and Belongie 2017)",
-                auto="brushwork.methods.dispatch:adain_decoder_available")
+                auto="brushwork.methods.dispatch:adain_decoder_available",
+                model_kinds=("adain",), model_option="decoder", any_style=True)
 register_method("wct", "brushwork.methods.dispatch:wct_stylizer",
-                "any style image, by whitening and colouring at five layers (Li et al. 2017)")
+                "any style image, by whitening and colouring at five layers (Li et al. 2017)",
+                model_kinds=("wct",), model_option="decoder", any_style=True)
 # After adain, so that `auto` prefers AdaIN for a plain style image when both are installed.
 register_method("predict", "brushwork.methods.dispatch:predict_stylizer",
                 "any style image or embedding, through an arbitrary-style model's style-prediction network "
                 "(Ghiasi et al. 2017): --style IMAGE|STYLE.npy [--model MODEL]",
-                auto="brushwork.methods.dispatch:predict_model_available")
+                auto="brushwork.methods.dispatch:predict_model_available",
+                model_kinds=("arbitrary",), model_option="model", any_style=True)

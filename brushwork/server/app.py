@@ -1,8 +1,9 @@
 """The HTTP API (`/v1`) and the web page (`/`), built on the library's methods: a front end only.
 
 Requests are parsed and checked here, images are decoded from the uploaded bytes in memory, and
-the work is handed to `brushwork.methods` (fast stylization inline, bounded; optimization as a
-background job). Every error a client can cause is a 4xx with a JSON body `{"error": "..."}`.
+the work is handed to `brushwork.methods` (fast stylization inline, bounded, through the method
+table of `brushwork.methods.dispatch`; optimization as a background job). Every error a client can
+cause is a 4xx with a JSON body `{"error": "..."}`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from starlette.exceptions import HTTPException
 
 import brushwork
 from brushwork.errors import BrushworkError
+from brushwork.methods.dispatch import registered_methods
 from brushwork.server.catalog import Catalog, fast_method_available, normalize_name
 from brushwork.server.config import ServerConfig
 from brushwork.server.jobs import CANCELLED, DONE, FAILED, FINISHED, RUNNING, Job, JobManager, QueueFull
@@ -37,7 +39,23 @@ log = logging.getLogger("brushwork.server")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 UPLOAD_PATHS = ("/v1/stylize", "/v1/jobs")
-FAST_METHODS = ("feedforward", "fast")
+FAST_METHODS = ("feedforward", "fast")  # a named style's trained model ("fast": the older name)
+# The one-pass methods that take any style image, in the dispatch table's order: adain, wct, predict;
+# and those of them that `auto` may pick, in the order it tries them.
+ANY_STYLE_METHODS = tuple(m.name for m in registered_methods() if m.any_style)
+AUTO_ANY_STYLE_METHODS = tuple(m.name for m in registered_methods() if m.any_style and m.auto is not None)
+# What /v1/info says of them; the table's own descriptions are written for the command line.
+ANY_STYLE_DESCRIPTIONS = {
+    "adain": "fast, any style image: adaptive instance normalization of VGG-19 features, then a trained decoder "
+             "(Huang and Belongie 2017)",
+    "wct": "fast, any style image: whitening and colouring of VGG-19 features at five layers (Li et al. 2017); "
+           "slower than adain",
+    "predict": "fast, any style image: a style-prediction network sets the norm parameters of a transformation "
+               "network (Ghiasi et al. 2017); strength moves between the photo's own style and the image's",
+}
+# An uploaded style image is decoded no larger than this: adain and wct look at it at 512 px (long
+# side), predict at its model's style size (short side; 256 for the shipped model).
+STYLE_IMAGE_SIDE = 1024
 STYLIZE_FIELDS = ("photo", "style", "style_image", "method", "strength", "preserve_color", "size")
 # Optimization options a request may not set: they name files on the server, or pick its hardware.
 SERVER_ONLY_OPTIONS = {"mask", "vgg_weights", "device", "precision", "style_blend"}
@@ -49,6 +67,11 @@ SSE_KEEPALIVE_S = 15.0
 
 def fail(status: int, message: str, headers: dict | None = None):
     raise HTTPException(status_code=status, detail=message, headers=headers)
+
+
+def _or_list(names) -> str:
+    names = list(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,8 +249,9 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     app = FastAPI(
         title="Brushwork",
         version=brushwork.__version__,
-        description="Neural style transfer over HTTP: fast stylization with trained models "
-        "(`POST /v1/stylize`) and image optimization as background jobs (`/v1/jobs`). "
+        description="Neural style transfer over HTTP: fast stylization in one pass, with a style's trained model "
+        "or any uploaded style image (`POST /v1/stylize`), and image optimization as background jobs "
+        "(`/v1/jobs`). `GET /v1/info` lists the methods and which this server can run. "
         "Errors are JSON objects `{\"error\": \"...\"}`.",
         openapi_url="/v1/openapi.json",
         docs_url=None,  # the interactive docs pages load scripts from a CDN; the app serves none
@@ -303,14 +327,37 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
 
     # -- catalog -----------------------------------------------------------------------------
 
+    def any_style_methods(models: list | None = None) -> dict:
+        """Method name -> model entry, for the one-pass methods that take any style image and have a
+        model in the model directory (the dispatch table's order)."""
+        if not fast_method_available():
+            return {}
+        return {name: entry for name, entry in catalog.any_style_models(models).items() if entry is not None}
+
+    def auto_any_style_method(available: dict) -> str | None:
+        """What method auto runs for a style image: the dispatch table's first auto method present here."""
+        return next((name for name in AUTO_ANY_STYLE_METHODS if name in available), None)
+
     def method_list() -> list[dict]:
-        fast = fast_method_available() and any(m.public()["fast"] for m in catalog.models())
-        return [
-            {"name": "feedforward", "endpoint": "/v1/stylize", "available": fast,
-             "description": "fast: one pass of a trained network (seconds); only for styles with a trained model"},
-            {"name": "optimize", "endpoint": "/v1/jobs", "available": True,
-             "description": "slow, best quality: the image itself is optimized step by step; any style image"},
+        models = catalog.models()
+        fast = fast_method_available() and any(m.public()["fast"] for m in models)
+        available = any_style_methods(models)
+        auto = auto_any_style_method(available)
+        methods = [
+            {"name": "feedforward", "endpoint": "/v1/stylize", "available": fast, "style_image": False,
+             "auto": True, "description": "fast: one pass of a network trained on one painting (seconds); only for "
+                                          "named styles with a trained model"},
         ]
+        for name in ANY_STYLE_METHODS:
+            entry = available.get(name)
+            methods.append({"name": name, "endpoint": "/v1/stylize", "available": entry is not None,
+                            "style_image": True, "auto": name == auto, "model": entry.name if entry else None,
+                            "description": ANY_STYLE_DESCRIPTIONS.get(name, "fast, any style image")})
+        methods.append({"name": "optimize", "endpoint": "/v1/jobs", "available": True, "style_image": True,
+                        "auto": False,
+                        "description": "slow, best quality: the image itself is optimized step by step; any style "
+                                       "image or preset"})
+        return methods
 
     @app.get("/v1/info", tags=["catalog"], summary="Version, limits and methods")
     def info():
@@ -361,65 +408,107 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
 
     # -- fast stylization --------------------------------------------------------------------
 
+    def style_image_advice(available: dict) -> str:
+        """What a client can do with its own style image on this server."""
+        if not available:
+            return "start an optimize job (POST /v1/jobs); this server has no one-pass method for a style image"
+        return f"use method {_or_list(available)} (or auto), or start an optimize job (POST /v1/jobs)"
+
+    def plan_stylize(method: str, style: str | None, style_image: UploadFile | None):
+        """(method, model entry) for a request, or a 422 that says which methods would work."""
+        if method == "optimize":
+            fail(422, "method optimize is slow: start a job with POST /v1/jobs")
+        if method not in ("auto", *FAST_METHODS, *ANY_STYLE_METHODS):
+            fail(422, f"unknown method {method!r}: expected {_or_list(['auto', 'feedforward', *ANY_STYLE_METHODS])} "
+                      "(POST /v1/jobs runs optimize)")
+        choose_style(style, style_image)
+        if style_image is not None:
+            available = any_style_methods()
+            if method in FAST_METHODS:
+                fail(422, "method feedforward takes a named style with a trained model, not a style image: "
+                          + style_image_advice(available))
+            chosen = auto_any_style_method(available) if method == "auto" else method
+            if chosen is None:
+                fail(422, "no one-pass method for a style image is installed on this server: "
+                          "start an optimize job (POST /v1/jobs)")
+            if chosen not in available:
+                why = "one-pass methods are not installed" if not fast_method_available() else \
+                    f"it has no {chosen} model"
+                fail(422, f"method {chosen} is not available on this server ({why}): {style_image_advice(available)}")
+            return chosen, available[chosen]
+        if method in ANY_STYLE_METHODS:
+            fail(422, f"method {method} takes an uploaded style_image, not a named style; a named style needs a "
+                      "trained model (method feedforward or auto), or an optimize job (POST /v1/jobs)")
+        entry = catalog.fast_model_for(style)
+        if entry is None and catalog.preset(style) is None:
+            fail(422, f"unknown style {style!r}: see GET /v1/styles and GET /v1/models")
+        if entry is not None and not fast_method_available():
+            fail(422, "fast stylization is not installed on this server: start an optimize job (POST /v1/jobs)")
+        if entry is None:
+            available = any_style_methods()
+            upload = f"upload the painting as style_image with method {_or_list(available)}, or " if available else ""
+            fail(422, f"no trained model for style {normalize_name(style)!r}: {upload}start an optimize job "
+                      "(POST /v1/jobs), which takes the style by name")
+        return "feedforward", entry
+
     @app.post(
-        "/v1/stylize", tags=["stylize"], summary="Stylize a photo with a fast method; returns the image (PNG)",
+        "/v1/stylize", tags=["stylize"], summary="Stylize a photo in one pass; returns the image (PNG)",
         response_class=Response,
-        responses={200: {"content": {"image/png": {}}, "description": "the stylized image"},
+        responses={200: {"content": {"image/png": {}}, "description": "the stylized image; the headers "
+                         "X-Brushwork-Method and X-Brushwork-Model say what painted it"},
                    413: {"description": "upload too large"}, 415: {"description": "not an image upload"},
-                   422: {"description": "bad options, unknown style or no fast model for it"},
+                   422: {"description": "bad options, unknown style, or no method here for this style: "
+                                        "the message says which would work"},
                    503: {"description": "busy: retry after the Retry-After header's seconds"}},
     )
     def stylize(
         photo: UploadFile = File(..., description="the photo (JPEG, PNG, WebP, ...; EXIF orientation is honoured)"),
-        style: Optional[str] = Form(None, description="a style preset or model name (GET /v1/styles, /v1/models)"),
-        style_image: Optional[UploadFile] = File(None, description="your own style image (needs an arbitrary-style "
-                                                 "method; today only jobs with method optimize take one)"),
-        method: str = Form("feedforward", description="feedforward (alias fast): a trained network, one pass"),
-        strength: float = Form(1.0, description="1 = fully stylized, 0 = the photo unchanged"),
+        style: Optional[str] = Form(None, description="a style preset or model name that has a trained model "
+                                    "(GET /v1/styles: fast_model; GET /v1/models); or give style_image"),
+        style_image: Optional[UploadFile] = File(None, description="your own style image, instead of style: painted "
+                                                 "by a one-pass method that takes any style (adain, predict, wct; "
+                                                 "GET /v1/info says which this server has)"),
+        method: str = Form("auto", description="auto: feedforward for a named style; for a style_image, "
+                           f"{' if this server has its model, else '.join(AUTO_ANY_STYLE_METHODS)} (GET /v1/info: "
+                           f"auto); or feedforward (alias fast), {_or_list(ANY_STYLE_METHODS)}"),
+        strength: float = Form(1.0, description="1 = fully stylized, 0 = the photo unchanged (predict: between the "
+                               "photo's own style and the style image's)"),
         preserve_color: str = Form("none", description="none, luminance or histogram: keep the photo's colours"),
         size: Optional[int] = Form(None, description="long side of the output in pixels (default: the photo's, "
                                    "at most the server's max size)"),
         sent: list = Depends(_form_fields),
     ):
         _check_fields(sent, STYLIZE_FIELDS)
-        if method not in FAST_METHODS:
-            if method == "optimize":
-                fail(422, "method optimize is slow: start a job with POST /v1/jobs")
-            fail(422, f"unknown method {method!r}: expected feedforward (POST /v1/jobs runs optimize)")
-        choose_style(style, style_image)
-        if style_image is not None:
-            fail(422, "fast stylization with an uploaded style image is not available yet: "
-                      "start a job with method optimize (POST /v1/jobs)")
-        if not fast_method_available():
-            fail(422, f"no fast model for style {style!r} (fast stylization is not installed); "
-                      "use a job with method optimize")
-        entry = catalog.fast_model_for(style)
-        if entry is None:
-            if catalog.preset(style) is not None:
-                fail(422, f"no fast model for style {normalize_name(style)!r}; use a job with method optimize "
-                          "(POST /v1/jobs)")
-            fail(422, f"unknown style {style!r}: see GET /v1/styles and GET /v1/models")
+        chosen, entry = plan_stylize(method, style, style_image)
         if not (isinstance(strength, (int, float)) and math.isfinite(strength) and 0 <= strength <= 1):
             fail(422, f"strength must be between 0 and 1, got {strength}")
         if preserve_color not in ("none", "luminance", "histogram"):
             fail(422, f"unknown colour preservation {preserve_color!r}: expected none, luminance or histogram")
         if size is not None and not 16 <= size <= cfg.max_size:
             fail(422, f"size must be between 16 and {cfg.max_size} pixels, got {size}")
+        from brushwork.methods.feedforward import StylizeOptions
+
         data = read_upload(photo, "the photo")
+        style_data = read_upload(style_image, "the style image") if style_image is not None else None
         started = time.perf_counter()
         try:
             with gate.enter():
                 image = decode(data, "the photo")
                 del data
-                out_size = size or min(max(image.size), cfg.max_size)
+                painting = None
+                if style_data is not None:
+                    painting = decode(style_data, "the style image", max_side=STYLE_IMAGE_SIDE)
+                    del style_data
+                options = StylizeOptions(style=painting if painting is not None else entry.name, method=chosen,
+                                         strength=float(strength), preserve_color=preserve_color,
+                                         size=size or min(max(image.size), cfg.max_size))
                 try:
                     stylizer = catalog.stylizer(entry)
                 except BrushworkError as exc:
                     log.error("model %s cannot be loaded: %s", entry.name, exc)
                     fail(500, f"model {entry.name!r} cannot be loaded on this server")
                 try:
-                    result = stylizer.stylize(image, strength=float(strength), preserve_color=preserve_color,
-                                              size=out_size)
+                    result = stylizer.stylize(image, options)
                 except BrushworkError as exc:
                     fail(422, str(exc))
                 except MemoryError:
@@ -429,8 +518,8 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
             fail(503, "too many stylizations at once: try again shortly", headers={"Retry-After": "2"})
         elapsed_ms = (time.perf_counter() - started) * 1000
         return Response(png, media_type="image/png",
-                        headers={"X-Brushwork-Model": entry.name, "X-Brushwork-Time-Ms": f"{elapsed_ms:.0f}",
-                                 "Cache-Control": "no-store"})
+                        headers={"X-Brushwork-Method": chosen, "X-Brushwork-Model": entry.name,
+                                 "X-Brushwork-Time-Ms": f"{elapsed_ms:.0f}", "Cache-Control": "no-store"})
 
     # -- optimization jobs -------------------------------------------------------------------
 

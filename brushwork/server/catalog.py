@@ -2,7 +2,9 @@
 
 Every name a request gives is looked up here among known presets and models; nothing a request
 sends is ever used as a path. The model directory is rescanned when it changes, so models that
-appear while the server runs are picked up without a restart.
+appear while the server runs are picked up without a restart. Besides per-style (feed-forward)
+models it may hold the models of the methods that take any style image (AdaIN and WCT decoders,
+an arbitrary-style model): which method loads which kind comes from `brushwork.methods.dispatch`.
 """
 
 from __future__ import annotations
@@ -109,6 +111,15 @@ class Catalog:
                 return m
         return None
 
+    def any_style_models(self, models: list[ModelEntry] | None = None) -> dict[str, ModelEntry | None]:
+        """For each method that takes any style image, in the dispatch table's order: the model it would
+        load from the model directory (the first by name of its kinds), or None."""
+        from brushwork.methods.dispatch import registered_methods
+
+        models = self.models() if models is None else models
+        return {m.name: next((e for e in models if e.kind in m.model_kinds), None)
+                for m in registered_methods() if m.any_style}
+
     def _rescan(self) -> None:
         d = self.model_dir
         try:
@@ -149,7 +160,14 @@ class Catalog:
             self._scan_stamp = stamp
 
     def stylizer(self, entry: ModelEntry):
-        """A loaded `FeedForwardStylizer` for a model, built once and reused while the file is unchanged."""
+        """A loaded stylizer for a model, built once and reused while the file is unchanged.
+
+        Per-style models are kept here, one per model in the directory (a server alternates between
+        them); the models of the any-style methods come through the dispatch table, which keeps the
+        last few loaded.
+        """
+        if entry.kind not in FAST_KINDS:
+            return self._any_style_stylizer(entry)
         with self._lock:
             cached = self._stylizers.get(entry.name)
             if cached is not None and cached[0] == entry.stamp:
@@ -167,6 +185,18 @@ class Catalog:
             with self._lock:
                 self._stylizers[entry.name] = (entry.stamp, stylizer)
             return stylizer
+
+
+    def _any_style_stylizer(self, entry: ModelEntry):
+        from brushwork.methods import dispatch
+        from brushwork.methods.feedforward import StylizeOptions
+
+        method = next((m for m in dispatch.registered_methods() if m.any_style and entry.kind in m.model_kinds), None)
+        if method is None:
+            raise BrushworkError(f"model {entry.name!r} is a {entry.kind} model, which no one-pass method loads")
+        options = StylizeOptions(method=method.name, device=self.device, precision=self.precision,
+                                 **{method.model_option: str(entry.path)})
+        return dispatch.get_stylizer(options)
 
 
 def fast_method_available() -> bool:

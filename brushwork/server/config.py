@@ -28,7 +28,8 @@ class ServerConfig:
     max_jobs: int = _opt(64, "finished jobs kept at most; the oldest are dropped first")
     preview_interval: float = _opt(1.0, "seconds between live preview images of a running job")
     preview_size: int = _opt(384, "long side of live preview images in pixels")
-    model_dir: str | None = _opt(None, "directory of feed-forward models (*.safetensors) instead of the shipped ones")
+    model_dir: str | None = _opt(None, "directory of models (*.safetensors: per-style models, AdaIN or WCT decoders, "
+                                 "an arbitrary-style model) instead of the shipped ones")
     device: str = _opt("auto", "device for the methods: auto (CUDA when present), cpu, cuda or cuda:N")
     precision: str = _opt("auto", "auto, fp32 or bf16")
 

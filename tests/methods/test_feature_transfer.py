@@ -212,6 +212,20 @@ def test_method_dispatch(tmp_path, style_path):
     assert image.size == (32, 24)
 
 
+def test_the_method_table_says_which_model_each_method_loads():
+    from brushwork.methods import adain, predict, wct
+    from brushwork.methods.export import FEEDFORWARD_KINDS
+
+    table = {m.name: m for m in dispatch.registered_methods()}
+    assert list(table) == dispatch.method_names()
+    assert table["feedforward"].model_kinds == FEEDFORWARD_KINDS and not table["feedforward"].any_style
+    any_style = {"adain": (adain.MODEL_KIND,), "wct": (wct.MODEL_KIND,), "predict": predict.ARBITRARY_KINDS}
+    for name, kinds in any_style.items():
+        assert table[name].model_kinds == kinds and table[name].any_style
+    for method in table.values():  # front ends pass the model's path in this option
+        assert hasattr(StylizeOptions(), method.model_option)
+
+
 def test_onnxruntime_backend_matches_torch(adain_stylizer, vgg, content_path, style_path):
     pytest.importorskip("onnxruntime")
     ort = AdaINStylizer(adain_stylizer.decoders["relu4_1"], device="cpu", precision="fp32", backend="onnxruntime",

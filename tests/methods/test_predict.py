@@ -146,3 +146,51 @@ def test_auto_method_picks_by_what_style_and_model_name(tmp_path, monkeypatch, s
     save_tiny_arbitrary(shipped / "arbitrary.safetensors")
     assert choose_method(StylizeOptions(style="water-lilies")) == "predict"
     assert choose_method(StylizeOptions(style="paintings")) == "feedforward"
+
+
+def test_a_style_used_again_is_neither_re_embedded_nor_rebuilt(predictor, photo, style_path, style2_path, monkeypatch):
+    import brushwork.methods.predict as predict_module
+
+    embedded, built = [], []
+    real_statistics, real_stylizer = predict_module.style_statistics, predict_module.FeedForwardStylizer
+
+    def counting_statistics(*args, **kwargs):
+        embedded.append(1)
+        return real_statistics(*args, **kwargs)
+
+    def counting_stylizer(*args, **kwargs):
+        built.append(1)
+        return real_stylizer(*args, **kwargs)
+
+    monkeypatch.setattr(predict_module, "style_statistics", counting_statistics)
+    monkeypatch.setattr(predict_module, "FeedForwardStylizer", counting_stylizer)
+    options = StylizeOptions(style=str(style_path), method="predict")
+    first = _pixels(predictor.stylize(photo, options))
+    assert (len(embedded), len(built)) == (1, 1)
+    # The same painting again, from its path or as an image already in memory: nothing recomputed.
+    assert np.array_equal(_pixels(predictor.stylize(photo, options)), first)
+    assert np.array_equal(_pixels(predictor.stylize(photo, options, style=Image.open(style_path))), first)
+    assert (len(embedded), len(built)) == (1, 1)
+    # Another painting is embedded and gets its own network, and the first one is still kept.
+    second = _pixels(predictor.stylize(photo, options, style=str(style2_path)))
+    assert (len(embedded), len(built)) == (2, 2)
+    assert np.abs(second - first).max() > 5
+    assert np.array_equal(_pixels(predictor.stylize(photo, options)), first)
+    assert (len(embedded), len(built)) == (2, 2)
+
+
+def test_the_style_caches_are_bounded(predictor, photo, monkeypatch):
+    import brushwork.methods.predict as predict_module
+
+    rng = np.random.default_rng(0)
+    paintings = [Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)) for _ in range(6)]
+    for painting in paintings:
+        predictor.stylize(photo, StylizeOptions(method="predict"), style=painting)
+    assert len(predictor._embeddings._items) == len(predictor._stylizers._items) == predict_module.STYLE_CACHE_SIZE
+    embedded, real_statistics = [], predict_module.style_statistics
+    monkeypatch.setattr(predict_module, "style_statistics",
+                        lambda *a, **k: embedded.append(1) or real_statistics(*a, **k))
+    predictor.embed_image(paintings[-1])  # recent: kept
+    assert embedded == []
+    predictor.embed_image(paintings[0])  # the oldest: forgotten
+    assert embedded == [1]

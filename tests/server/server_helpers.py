@@ -47,6 +47,22 @@ def image_bytes(size=(48, 32), fmt="PNG", mode="RGB", seed=0, exif_orientation=N
     return buf.getvalue()
 
 
+def photo(data=None, name="photo.png", ctype="image/png"):
+    """The photo field of a form upload."""
+    return {"photo": (name, image_bytes() if data is None else data, ctype)}
+
+
+def assert_error(r, status, *words):
+    """A JSON error of this status whose one message contains every word (case-insensitive); returns it."""
+    assert r.status_code == status, (r.status_code, r.text)
+    assert r.headers["content-type"].startswith("application/json")
+    body = r.json()
+    assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"]
+    for w in words:
+        assert w.lower() in body["error"].lower(), body["error"]
+    return body["error"]
+
+
 def bomb_png(width=100_000, height=100_000) -> bytes:
     """A tiny PNG whose header claims a huge image (a decompression bomb stand-in)."""
     def chunk(kind, data):

@@ -12,13 +12,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from server_helpers import bomb_png, decode, image_bytes, save_tiny_model, wait_for
+from server_helpers import assert_error, bomb_png, decode, image_bytes, photo, save_tiny_model, wait_for
 
 STATIC = Path(__file__).resolve().parents[2] / "brushwork" / "server" / "static"
-
-
-def photo(data=None, name="photo.png", ctype="image/png"):
-    return {"photo": (name, image_bytes() if data is None else data, ctype)}
 
 
 def job_form(**overrides):
@@ -39,16 +35,6 @@ def wait_state(client, job_id, states=("done", "failed", "cancelled"), timeout=1
         return body if body.get("state") in states else None
 
     return wait_for(check, timeout, 0.05, f"job to reach {states}")
-
-
-def assert_error(r, status, *words):
-    assert r.status_code == status, (r.status_code, r.text)
-    assert r.headers["content-type"].startswith("application/json")
-    body = r.json()
-    assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"]
-    for w in words:
-        assert w.lower() in body["error"].lower(), body["error"]
-    return body["error"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -93,7 +79,9 @@ def test_openapi_describes_every_endpoint(client):
 def test_info(client):
     body = client.get("/v1/info").json()
     assert body["limits"]["max_size"] == 256
-    assert {m["name"] for m in body["methods"]} == {"feedforward", "optimize"}
+    assert [m["name"] for m in body["methods"]] == ["feedforward", "adain", "wct", "predict", "optimize"]
+    # Only a per-style model in this model directory: the any-style methods are listed, not available.
+    assert [m["name"] for m in body["methods"] if m["available"]] == ["feedforward", "optimize"]
 
 
 def test_styles_list_presets_with_credits_thumbnails_and_fast_models(client):
@@ -164,7 +152,7 @@ def test_stylize_honours_exif_rotation_and_keeps_alpha(client):
 
 def test_stylize_bad_options_and_styles(client):
     post = lambda **form: client.post("/v1/stylize", files=photo(), data=form)  # noqa: E731
-    assert_error(post(style="udnie"), 422, "no fast model for style 'udnie'", "optimize")
+    assert_error(post(style="udnie"), 422, "no trained model for style 'udnie'", "optimize")
     assert_error(post(style="no-such-style"), 422, "unknown style")
     assert_error(post(), 422, "missing style")
     assert_error(post(style="starry-night", method="optimize"), 422, "/v1/jobs")
@@ -178,7 +166,7 @@ def test_stylize_bad_options_and_styles(client):
     assert_error(post(style="starry-night", steps="3"), 422, "unknown field 'steps'")
     assert_error(post(style="starry-night", vgg_weights="/etc/passwd"), 422, "cannot be set over HTTP")
     r = client.post("/v1/stylize", files={**photo(), "style_image": ("s.png", image_bytes(), "image/png")})
-    assert_error(r, 422, "optimize")
+    assert_error(r, 422, "no one-pass method for a style image", "optimize")  # more in test_server_style_upload.py
     r = client.post("/v1/stylize", files={**photo(), "style_image": ("s.png", image_bytes(), "image/png")},
                     data={"style": "starry-night"})
     assert_error(r, 422, "not both")
@@ -190,7 +178,9 @@ def test_stylize_without_the_fast_method_installed(client, monkeypatch):
 
     monkeypatch.setattr(server_app, "fast_method_available", lambda: False)
     assert_error(client.post("/v1/stylize", files=photo(), data={"style": "starry-night"}), 422,
-                 "no fast model", "optimize")
+                 "not installed", "optimize")
+    r = client.post("/v1/stylize", files={**photo(), "style_image": ("s.png", image_bytes(), "image/png")})
+    assert_error(r, 422, "no one-pass method for a style image", "optimize")
     assert client.get("/v1/styles").json()["styles"][0]["fast_model"] is None
 
 
@@ -245,7 +235,7 @@ def test_stylize_answers_503_when_busy(app_factory):
     release, entered = threading.Event(), threading.Event()
 
     class SlowStylizer:
-        def stylize(self, image, **options):
+        def stylize(self, image, options):
             entered.set()
             release.wait(30)
             return image

@@ -1,8 +1,9 @@
 """The web page in real headless Chromium (Debian's `chromium`, driven by Playwright).
 
-The server runs on 127.0.0.1 in a thread with a tiny fast model for "starry-night". The page is
-loaded with every request outside the server blocked (it must need nothing else), a photo is
-uploaded, stylized with the preset, and an optimization job is started, watched and cancelled.
+The server runs on 127.0.0.1 in a thread with a tiny fast model for "starry-night" and a tiny AdaIN
+decoder. The page is loaded with every request outside the server blocked (it must need nothing
+else), a photo is uploaded, stylized with the preset and with an uploaded style image, and an
+optimization job is started, watched and cancelled.
 
 These tests skip, with the reason, only when Playwright or Chromium is missing; with
 BRUSHWORK_REQUIRE_BROWSER=1 (set by .ci/run, which installs chromium) they fail instead.
@@ -47,9 +48,10 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory, vgg):
+def live(tmp_path_factory, vgg, save_tiny_adain):
     models = tmp_path_factory.mktemp("models")
     save_tiny_model(models)
+    save_tiny_adain(models / "adain.safetensors")
     app = make_app(models, vgg, workers=1, max_steps=100000, preview_interval=0.2, max_size=256)
     with LiveServer(app) as server:
         yield server
@@ -63,7 +65,9 @@ def files(tmp_path_factory):
         "phone": d / "phone.jpg",
         "corrupt": d / "corrupt.jpg",
         "notes": d / "notes.txt",
+        "painting": d / "painting.png",
     }
+    paths["painting"].write_bytes(image_bytes((40, 40), seed=5))
     paths["photo"].write_bytes(image_bytes((48, 32), seed=1))
     paths["phone"].write_bytes(image_bytes((40, 24), fmt="JPEG", exif_orientation=6))
     paths["corrupt"].write_bytes(image_bytes((48, 32), fmt="JPEG")[:200])
@@ -154,6 +158,26 @@ def test_stylize_with_a_preset_shows_the_result(page, files):
     set_range(page, "#compare-slider", 20)
     assert page.evaluate("document.getElementById('after-clip').style.clipPath") == "inset(0px 0px 0px 20%)"
     assert page.locator("#status").text_content() == "Done."
+    assert page.errors == []
+
+
+def test_own_style_image_is_painted_in_one_pass(page, files):
+    page.set_input_files("#photo-input", str(files["photo"]))
+    page.set_input_files("#style-input", str(files["painting"]))
+    assert page.is_checked("#method-fast")  # the server has a one-pass method for any style image
+    assert "adain" in page.locator("#method-note").text_content()
+    set_range(page, "#size", 64)
+    page.click("#go")
+    page.wait_for_selector("#result-box:not([hidden])", timeout=60000)
+    page.wait_for_function("document.getElementById('result-after').naturalWidth > 0")
+    size = page.evaluate("[document.getElementById('result-after').naturalWidth, "
+                         "document.getElementById('result-after').naturalHeight]")
+    assert size == [64, 43]
+    assert "(adain)" in page.locator("#result-info").text_content()
+    assert page.locator("#download").get_attribute("download") == "brushwork-custom.png"
+    # Optimize still takes the style image.
+    page.check("#method-optimize")
+    assert "Optimize" in page.locator("#method-note").text_content()
     assert page.errors == []
 
 

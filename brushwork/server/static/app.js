@@ -11,6 +11,7 @@ const state = {
   photoUrl: null,       // object URL of the photo (the browser applies its EXIF orientation)
   style: null,          // preset name or UPLOAD
   styleFile: null,      // File, for "your own style"
+  anyStyle: null,       // the one-pass method the server runs for an uploaded style (GET /v1/info), or null
   job: null,            // running job id
   events: null,         // EventSource
   pollTimer: null,
@@ -167,8 +168,8 @@ function selectStyle(name) {
   } else if (name === UPLOAD && state.styleFile) {
     credit.textContent = `Your style: ${state.styleFile.name}`;
   }
-  // Prefer the fast method when this painting has a model, unless the user chose optimize on purpose.
-  if (preset && preset.fast_model && !state.userPickedMethod) $("method-fast").checked = true;
+  // Prefer the fast method when it can paint this style, unless the user chose optimize on purpose.
+  if (fastAvailable() && !state.userPickedMethod) $("method-fast").checked = true;
   updateControls();
 }
 
@@ -205,9 +206,16 @@ function setupStyleUpload() {
 // ---------------------------------------------------------------------------------------------
 // Controls
 
+// A painting with a trained model, or your own style image when the server has a one-pass method for any style.
+function fastAvailable() {
+  const preset = currentPreset();
+  if (state.style === UPLOAD) return !!state.anyStyle;
+  return !!(preset && preset.fast_model);
+}
+
 function updateControls() {
   const preset = currentPreset();
-  const fastOk = !!(preset && preset.fast_model);
+  const fastOk = fastAvailable();
   const fastRadio = $("method-fast");
   fastRadio.disabled = !fastOk;
   $("method-fast-card").classList.toggle("disabled", !fastOk);
@@ -215,7 +223,11 @@ function updateControls() {
   const method = selectedMethod();
 
   let note = "";
-  if (state.style === UPLOAD) note = "Your own style image works with Optimize.";
+  if (state.style === UPLOAD && !fastOk) note = "Your own style image works with Optimize.";
+  else if (state.style === UPLOAD && method === "fast") {
+    note = `Paints your style in one pass (${state.anyStyle.name}).`;
+  }
+  else if (state.style === UPLOAD) note = "Optimize follows your style image step by step.";
   else if (preset && !fastOk) note = "No trained model for this painting yet: Optimize paints with any painting.";
   else if (method === "fast") note = `Uses the trained model “${preset.fast_model}”.`;
   $("method-note").textContent = note;
@@ -292,7 +304,8 @@ function buildForm(method) {
   form.append("size", String(size));
   form.append("preserve_color", $("keep-colors").checked ? "luminance" : "none");
   if (method === "fast") {
-    form.append("method", "feedforward");
+    // Your own style: the server's choice among its one-pass methods for any style.
+    form.append("method", state.style === UPLOAD ? "auto" : "feedforward");
     form.append("strength", String(strength));
   } else {
     // Optimize has no blend: strength sets how much the painting's texture weighs (10 to 1000).
@@ -333,8 +346,10 @@ async function paintFast() {
   }
   const blob = await response.blob();
   const secs = ((performance.now() - started) / 1000).toFixed(1);
+  const model = response.headers.get("X-Brushwork-Model") || state.style;
+  const used = response.headers.get("X-Brushwork-Method");
   finish(true);
-  showResult(blob, `Fast: ${response.headers.get("X-Brushwork-Model") || state.style}, ${secs} s.`);
+  showResult(blob, `Fast: ${model}${used && used !== "feedforward" ? ` (${used})` : ""}, ${secs} s.`);
   setStatus("Done.");
 }
 
@@ -485,6 +500,8 @@ async function init() {
       fetch("/v1/styles").then((r) => r.json()),
     ]);
     state.limits = info.limits || state.limits;
+    state.anyStyle = (info.methods || []).find((m) => m.style_image && m.auto && m.available
+      && m.endpoint === "/v1/stylize") || null;
     state.styles = styles.styles || [];
     const size = $("size");
     size.max = String(state.limits.max_size);
