@@ -248,15 +248,40 @@ class PredictStylizer:
         """Stylize one image with `options.style` (or `style`: an image, embedding file or blend spec,
         or a ready embedding tensor); returns a PIL image."""
         opts = _merge(options, overrides)
-        style = opts.style if style is None else style
-        embedding = style if torch.is_tensor(style) and style.dim() == 1 else self.embed_style(style)
-        if opts.strength < 1.0:
-            rgb, _ = load_image(image)
-            embedding = opts.strength * embedding + (1.0 - opts.strength) * self.embed_image(rgb)
+        embedding = self._embedding_for(opts, style, image)
         stylizer = self.stylizer_for(embedding)
         self.backend = stylizer.backend
         # The strength went into the embedding: the feed-forward pass runs at full strength.
         return stylizer.stylize(image, replace(opts, strength=1.0), progress=progress)
+
+    def stylize_tensor(self, image: torch.Tensor, options: StylizeOptions | None = None, *,
+                       progress: ProgressCallback | None = None, style=None, **overrides) -> torch.Tensor:
+        """Stylize N x 3 x H x W RGB in [0, 1] (video frames, batches); returns a tensor in [0, 1].
+
+        With `strength` below 1 each image's own embedding enters its blend, so images go one by one."""
+        opts = _merge(options, overrides)
+        if not torch.is_tensor(image) or image.dim() != 4 or image.shape[1] != 3:
+            raise BrushworkError(f"expected an N x 3 x H x W image tensor, got {getattr(image, 'shape', type(image))}")
+        full = replace(opts, strength=1.0)
+        if opts.strength >= 1.0:
+            stylizer = self.stylizer_for(self._embedding_for(opts, style, None))
+            self.backend = stylizer.backend
+            return stylizer.stylize_tensor(image, full, progress=progress)
+        outputs = []
+        for one in image.split(1):
+            stylizer = self.stylizer_for(self._embedding_for(opts, style, one))
+            self.backend = stylizer.backend
+            outputs.append(stylizer.stylize_tensor(one, full, progress=progress))
+        return torch.cat(outputs)
+
+    def _embedding_for(self, opts: StylizeOptions, style, content) -> torch.Tensor:
+        """The style's embedding, moved towards `content`'s own by 1 - strength (`--strength`)."""
+        style = opts.style if style is None else style
+        embedding = style if torch.is_tensor(style) and style.dim() == 1 else self.embed_style(style)
+        if opts.strength < 1.0:
+            rgb, _ = load_image(content)
+            embedding = opts.strength * embedding + (1.0 - opts.strength) * self.embed_image(rgb)
+        return embedding
 
 
 @functools.lru_cache(maxsize=2)

@@ -96,6 +96,26 @@ def test_strength_interpolates_towards_the_contents_own_embedding(predictor, pho
     assert np.abs(_pixels(at_zero) - _pixels(predictor.stylize(photo, options))).max() > 5
 
 
+def test_stylize_tensor_matches_stylize_and_goes_through_dispatch(predictor, photo, monkeypatch):
+    """Batches (video frames) take the tensor path; `dispatch.stylize_tensor(method="predict")` reaches it."""
+    from brushwork.imaging import image_to_tensor, load_image
+    from brushwork.methods import dispatch
+
+    options = StylizeOptions(style="great-wave", method="predict")
+    rgb, _ = load_image(photo)
+    batch = torch.cat([rgb, rgb.flip(-1)])
+    out = predictor.stylize_tensor(batch, options)
+    assert out.shape == batch.shape and 0 <= float(out.min()) and float(out.max()) <= 1
+    single = image_to_tensor(predictor.stylize(photo, options))[0][0]
+    assert (out[0] - single).abs().max() <= 1 / 255 + 1e-6
+    # Each image of the batch blends towards its own embedding when strength < 1.
+    half = predictor.stylize_tensor(batch, options, strength=0.5)
+    half_single = image_to_tensor(predictor.stylize(photo, options, strength=0.5))[0][0]
+    assert (half[0] - half_single).abs().max() <= 1 / 255 + 1e-6
+    monkeypatch.setattr(dispatch, "get_stylizer", lambda opts: predictor)
+    assert torch.equal(dispatch.stylize_tensor(batch, "great-wave", method="predict"), out)
+
+
 @pytest.mark.parametrize("suffix", [".npy", ".json"])
 def test_embedding_files_round_trip(predictor, tmp_path, photo, suffix):
     embedding = predictor.embed_style("udnie")
