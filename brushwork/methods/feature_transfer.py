@@ -36,6 +36,7 @@ from brushwork.features.vgg import LAYER_NAMES
 from brushwork.imaging import load_image, resize, tensor_to_image
 from brushwork.imaging.resize import fit_long_side
 from brushwork.imaging.tiling import count_tiles, map_tiles, tile_settings
+from brushwork.methods.style_cache import STYLE_CACHE_SIZE, LRUCache, tensor_digest
 from brushwork.nets.decoder import Decoder, DecoderConfig, pooling_factor
 from brushwork.progress import Progress, ProgressCallback, now
 from brushwork.runtime import resolve_runtime
@@ -237,7 +238,7 @@ class FeatureTransferStylizer:
         self.levels = sorted(decoders, key=LAYER_NAMES.index, reverse=True)
         self.decoders = {k: self.runtime.prepare_module(d.eval().requires_grad_(False)) for k, d in decoders.items()}
         self.vgg = self.runtime.prepare_module(vgg if vgg is not None else load_vgg19())
-        self._style_cache: dict = {}
+        self._style_cache = LRUCache(STYLE_CACHE_SIZE)  # pixel digest -> _StyleSource
 
     @classmethod
     def from_options(cls, options) -> "FeatureTransferStylizer":
@@ -280,23 +281,20 @@ class FeatureTransferStylizer:
 
     # -- styles ----------------------------------------------------------------------------------
     def style_source(self, style, style_size: int) -> _StyleSource:
-        """The style image at `style_size` (long side) and its statistics at every level (cached by file)."""
+        """The style image at `style_size` (long side) and its statistics at every level, cached by the
+        pixels: the same painting from a path, a preset name or an upload is encoded once."""
         from brushwork.presets import resolve_style
 
-        key = None
         if isinstance(style, (str, os.PathLike)):
-            path = resolve_style(style)
-            st = path.stat()
-            key = (str(path.resolve()), st.st_mtime_ns, style_size)
-            if key in self._style_cache:
-                return self._style_cache[key]
-            style = path
+            style = resolve_style(style)
         image, _ = load_image(style)
         image = resize(image, fit_long_side(image.shape[2], image.shape[3], style_size)).clamp_(0.0, 1.0)
-        feats = self.encode(image, self.levels)
-        source = _StyleSource(image, {k: self.statistics(f) for k, f in feats.items()})
-        if key is not None:
-            self._style_cache[key] = source
+        key = tensor_digest(image)
+        source = self._style_cache.get(key)
+        if source is None:
+            feats = self.encode(image, self.levels)
+            source = _StyleSource(image, {k: self.statistics(f) for k, f in feats.items()})
+            self._style_cache.put(key, source)
         return source
 
     # -- networks --------------------------------------------------------------------------------

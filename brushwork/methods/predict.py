@@ -21,11 +21,8 @@ onnxruntime CPU path, tiling and colour preservation all come from `brushwork.me
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
-import threading
-from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,6 +33,7 @@ from brushwork.errors import BrushworkError
 from brushwork.imaging import load_image, resize
 from brushwork.methods.blend import normalized, parse_weighted_styles
 from brushwork.methods.feedforward import FeedForwardStylizer, StylizeOptions, _merge
+from brushwork.methods.style_cache import STYLE_CACHE_SIZE, LRUCache, tensor_digest
 from brushwork.models.registry import ModelFile, find_model, load_state_strict
 from brushwork.nets.style_predictor import PredictorConfig, StylePredictor, style_statistics
 from brushwork.nets.transformer import StyleTransferNet, TransformerConfig, split_norm_params
@@ -45,7 +43,6 @@ from brushwork.runtime import resolve_runtime
 DEFAULT_ARBITRARY_MODEL = "arbitrary"  # the shipped arbitrary-style model
 EMBEDDING_SUFFIXES = (".npy", ".json")
 ARBITRARY_KINDS = ("arbitrary",)
-STYLE_CACHE_SIZE = 4  # styles a PredictStylizer keeps ready: a server's recent ones, a video's one
 
 
 def load_arbitrary_model(model: str | os.PathLike | ModelFile) -> tuple[StyleTransferNet, StylePredictor, dict]:
@@ -126,37 +123,6 @@ def save_embedding(embedding: torch.Tensor, path: str | os.PathLike) -> Path:
     return path
 
 
-class _LRUCache:
-    """A small thread-safe map that forgets its least recently used entry beyond `size`."""
-
-    def __init__(self, size: int):
-        self.size = size
-        self._items: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key):
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key, value) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-
-def _digest(t: torch.Tensor) -> bytes:
-    """A digest of a tensor's shape and float32 values."""
-    t = t.detach().float().cpu().contiguous()
-    h = hashlib.blake2b(repr(tuple(t.shape)).encode(), digest_size=16)
-    h.update(t.numpy())
-    return h.digest()
-
-
 class PredictStylizer:
     """A loaded arbitrary-style model: embeds style images and stylizes with them (thread-safe)."""
 
@@ -171,8 +137,8 @@ class PredictStylizer:
         self.vgg = self.runtime.prepare_module(vgg if vgg is not None else load_vgg19())
         self.predictor = self.runtime.prepare_module(self.predictor)
         self.backend = backend  # the feed-forward stylizer resolves `auto` when it is built
-        self._embeddings = _LRUCache(STYLE_CACHE_SIZE)  # digest of the style image as embedded -> embedding
-        self._stylizers = _LRUCache(STYLE_CACHE_SIZE)  # digest of an embedding -> FeedForwardStylizer
+        self._embeddings = LRUCache(STYLE_CACHE_SIZE)  # digest of the style image as embedded -> embedding
+        self._stylizers = LRUCache(STYLE_CACHE_SIZE)  # digest of an embedding -> FeedForwardStylizer
 
     @classmethod
     def from_options(cls, options: StylizeOptions) -> "PredictStylizer":
@@ -202,7 +168,7 @@ class PredictStylizer:
         scale = self.style_size / min(h, w)
         rgb = resize(rgb, (max(1, round(h * scale)), max(1, round(w * scale)))).clamp(0, 1)
         # Keyed by the pixels the predictor sees: the same painting from a path, an upload or an array hits.
-        key = _digest(rgb)
+        key = tensor_digest(rgb)
         embedding = self._embeddings.get(key)
         if embedding is None:
             rt = self.runtime
@@ -232,7 +198,7 @@ class PredictStylizer:
 
     def stylizer_for(self, embedding: torch.Tensor) -> FeedForwardStylizer:
         """A feed-forward stylizer with this embedding's norm parameters baked in (reused for the same embedding)."""
-        key = _digest(embedding.reshape(-1))
+        key = tensor_digest(embedding.reshape(-1))
         stylizer = self._stylizers.get(key)
         if stylizer is None:
             stylizer = FeedForwardStylizer(self.net, norm_params=self.norm_params(embedding), device=self.device,

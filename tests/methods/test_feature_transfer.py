@@ -183,6 +183,33 @@ def test_tiled_equals_untiled(adain_stylizer, style_path):
         adain_stylizer.stylize_tensor(image, _options(str(style_path), tile=280, tile_overlap=100))
 
 
+def test_a_style_is_encoded_once_however_it_arrives(adain_stylizer, style_path, style2_path, monkeypatch):
+    """Path, PIL upload, again: one encoding of the style; another style is encoded; the cache is bounded."""
+    from PIL import Image
+
+    from brushwork.methods.style_cache import STYLE_CACHE_SIZE
+
+    encoded = []
+    real_encode = adain_stylizer.encode
+
+    def counting_encode(image, layers):
+        encoded.append(tuple(image.shape))
+        return real_encode(image, layers)
+
+    monkeypatch.setattr(adain_stylizer, "encode", counting_encode)
+    size = 40
+    first = adain_stylizer.style_source(str(style_path), size)
+    styles_encoded = len(encoded)
+    assert adain_stylizer.style_source(Image.open(style_path), size) is first
+    assert adain_stylizer.style_source(str(style_path), size) is first
+    assert len(encoded) == styles_encoded
+    assert adain_stylizer.style_source(str(style2_path), size) is not first
+    assert len(encoded) == 2 * styles_encoded
+    for k in range(STYLE_CACHE_SIZE + 2):
+        adain_stylizer.style_source(torch.full((1, 3, 8, 8), k / 10), size)
+    assert len(adain_stylizer._style_cache) == STYLE_CACHE_SIZE
+
+
 def test_colour_preservation_and_odd_sizes(adain_stylizer, style_path):
     image = torch.rand(1, 3, 37, 29)
     out = adain_stylizer.stylize_tensor(image, _options(str(style_path), preserve_color="luminance", size=45))

@@ -170,6 +170,7 @@ def test_auto_method_picks_by_what_style_and_model_name(tmp_path, monkeypatch, s
 
 def test_a_style_used_again_is_neither_re_embedded_nor_rebuilt(predictor, photo, style_path, style2_path, monkeypatch):
     import brushwork.methods.predict as predict_module
+    from brushwork.methods.style_cache import STYLE_CACHE_SIZE
 
     embedded, built = [], []
     real_statistics, real_stylizer = predict_module.style_statistics, predict_module.FeedForwardStylizer
@@ -201,12 +202,13 @@ def test_a_style_used_again_is_neither_re_embedded_nor_rebuilt(predictor, photo,
 
 def test_the_style_caches_are_bounded(predictor, photo, monkeypatch):
     import brushwork.methods.predict as predict_module
+    from brushwork.methods.style_cache import STYLE_CACHE_SIZE
 
     rng = np.random.default_rng(0)
     paintings = [Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)) for _ in range(6)]
     for painting in paintings:
         predictor.stylize(photo, StylizeOptions(method="predict"), style=painting)
-    assert len(predictor._embeddings._items) == len(predictor._stylizers._items) == predict_module.STYLE_CACHE_SIZE
+    assert len(predictor._embeddings) == len(predictor._stylizers) == STYLE_CACHE_SIZE
     embedded, real_statistics = [], predict_module.style_statistics
     monkeypatch.setattr(predict_module, "style_statistics",
                         lambda *a, **k: embedded.append(1) or real_statistics(*a, **k))
