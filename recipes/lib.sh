@@ -72,3 +72,23 @@ gpu_flags() {
              --log-every 100 --preview-every 2000 --checkpoint-every 2000)
   if [ -n "${TIME_LIMIT:-}" ]; then GPU_FLAGS+=(--time-limit "$TIME_LIMIT"); fi
 }
+
+# cpu_start_point: where a CPU recipe of a style network starts; sets init, STYLE_RAMP and LR.
+# By default stage 0 (recipes/reconstruct-cpu.sh, run when missing): the style weight ramps in over 100
+# steps, lr 1e-3. INIT=MODEL continues from a trained model of the recipe's kind instead (for example the
+# shipped one, with FORCE=1): the style weight applies at once, the learning rate warms up again (a
+# shipped model holds no optimizer state) at 3e-4, and the card's "init" names MODEL, so the total is
+# that model's steps plus STEPS. Why 3e-4: at 1e-3 a fresh Adam state threw multi-paintings' style loss
+# from ~220k to 3M within 60 steps of the warm-up's end (measured; it recovered only slowly).
+cpu_start_point() {
+  if [ -n "${INIT:-}" ]; then
+    init=$INIT
+    STYLE_RAMP=0
+    LR=${LR:-3e-4}
+  else
+    DATA="$DATA" THREADS="$THREADS" PYTHON="$PYTHON" bash recipes/reconstruct-cpu.sh
+    init="runs/feedforward-cpu/reconstruct.safetensors"
+    STYLE_RAMP=100
+    LR=${LR:-1e-3}
+  fi
+}

@@ -31,24 +31,10 @@ STYLES=${STYLES:-starry-night,great-wave,the-scream,composition-vii,udnie,woman-
 
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHON
 source recipes/lib.sh
-# INIT=MODEL continues from a trained model of this kind (for example the shipped one, INIT=multi-paintings FORCE=1)
-# instead of starting from stage 0: the style weight is then applied at once (no ramp), the learning rate
-# warms up again (the optimizer state is not in a shipped model), and the card's "init" names MODEL, so
-# the total is that model's steps plus STEPS.
-if [ -n "${INIT:-}" ]; then
-  init=$INIT
-  STYLE_RAMP=0
-  # Fine-tuning a trained network: at 1e-3 a fresh Adam state threw multi-paintings' style loss from
-  # ~220k to 3M within 60 steps of the warm-up's end (measured; it was recovering only slowly).
-  LR=${LR:-3e-4}
-else
-  DATA="$DATA" THREADS="$THREADS" PYTHON="$PYTHON" bash recipes/reconstruct-cpu.sh
-  init="runs/feedforward-cpu/reconstruct.safetensors"
-  STYLE_RAMP=100
-fi
+cpu_start_point  # sets init, STYLE_RAMP and LR: stage 0, or INIT=MODEL to continue a trained model
 
 train_model "$RECIPE" "$NAME" 1 --kind multi --styles "$STYLES" --data "$DATA" --init "$init" \
   --image-size 128 --batch-size 4 --width 16 --num-residual 5 --device cpu --precision fp32 \
-  --threads "$THREADS" --seed 0 --steps "$STEPS" --learning-rate "${LR:-1e-3}" --warmup-steps 50 \
+  --threads "$THREADS" --seed 0 --steps "$STEPS" --learning-rate "$LR" --warmup-steps 50 \
   --style-weight 10 --style-ramp "$STYLE_RAMP" --style-size 256 \
   --log-every 10 --preview-every 50 --checkpoint-every 25 -q
