@@ -138,18 +138,22 @@ def test_phone_photo_preview_is_upright(page, files):
     assert size == [24, 40]  # EXIF orientation 6: stored 40 x 24, shown portrait
 
 
+def _run_and_get_result_size(page) -> list[int]:
+    """Press Go, wait for the result image, return its natural [width, height]."""
+    page.click("#go")
+    page.wait_for_selector("#result-box:not([hidden])", timeout=60000)
+    page.wait_for_function("document.getElementById('result-after').naturalWidth > 0")
+    return page.evaluate("[document.getElementById('result-after').naturalWidth, "
+                         "document.getElementById('result-after').naturalHeight]")
+
+
 def test_stylize_with_a_preset_shows_the_result(page, files):
     page.set_input_files("#photo-input", str(files["photo"]))
     page.click(".style-card[data-style='starry-night']")
     assert page.is_checked("#method-fast")
     set_range(page, "#size", 64)
     set_range(page, "#strength", 80)
-    page.click("#go")
-    page.wait_for_selector("#result-box:not([hidden])", timeout=60000)
-    page.wait_for_function("document.getElementById('result-after').naturalWidth > 0")
-    size = page.evaluate("[document.getElementById('result-after').naturalWidth, "
-                         "document.getElementById('result-after').naturalHeight]")
-    assert size == [64, 43]
+    assert _run_and_get_result_size(page) == [64, 43]
     link = page.locator("#download")
     assert link.get_attribute("href").startswith("blob:")
     assert link.get_attribute("download") == "brushwork-starry-night.png"
@@ -167,12 +171,7 @@ def test_own_style_image_is_painted_in_one_pass(page, files):
     assert page.is_checked("#method-fast")  # the server has a one-pass method for any style image
     assert "adain" in page.locator("#method-note").text_content()
     set_range(page, "#size", 64)
-    page.click("#go")
-    page.wait_for_selector("#result-box:not([hidden])", timeout=60000)
-    page.wait_for_function("document.getElementById('result-after').naturalWidth > 0")
-    size = page.evaluate("[document.getElementById('result-after').naturalWidth, "
-                         "document.getElementById('result-after').naturalHeight]")
-    assert size == [64, 43]
+    assert _run_and_get_result_size(page) == [64, 43]
     assert "(adain)" in page.locator("#result-info").text_content()
     assert page.locator("#download").get_attribute("download") == "brushwork-custom.png"
     # Optimize still takes the style image.
