@@ -373,6 +373,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     def styles():
         fast_ok = fast_method_available()
         models = catalog.models()
+        any_style = list(any_style_methods(models))  # one-pass methods that paint any preset from its image
         out = []
         for p in catalog.presets():
             model = catalog.fast_model_for(p.name, models) if fast_ok else None
@@ -382,7 +383,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
                 "thumbnail_url": f"/v1/styles/{p.name}/thumbnail",
                 "image_url": f"/v1/styles/{p.name}/image",
                 "fast_model": model.name if model is not None else None,
-                "methods": (["feedforward"] if model is not None else []) + ["optimize"],
+                "methods": (["feedforward"] if model is not None else []) + any_style + ["optimize"],
             })
         return {"styles": out}
 
@@ -415,7 +416,8 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         return f"use method {_or_list(available)} (or auto), or start an optimize job (POST /v1/jobs)"
 
     def plan_stylize(method: str, style: str | None, style_image: UploadFile | None):
-        """(method, model entry) for a request, or a 422 that says which methods would work."""
+        """(method, model entry, preset painting for an any-style method or None) for a request, or a 422
+        that says which methods would work."""
         if method == "optimize":
             fail(422, "method optimize is slow: start a job with POST /v1/jobs")
         if method not in ("auto", *FAST_METHODS, *ANY_STYLE_METHODS):
@@ -435,21 +437,26 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
                 why = "one-pass methods are not installed" if not fast_method_available() else \
                     f"it has no {chosen} model"
                 fail(422, f"method {chosen} is not available on this server ({why}): {style_image_advice(available)}")
-            return chosen, available[chosen]
-        if method in ANY_STYLE_METHODS:
-            fail(422, f"method {method} takes an uploaded style_image, not a named style; a named style needs a "
-                      "trained model (method feedforward or auto), or an optimize job (POST /v1/jobs)")
-        entry = catalog.fast_model_for(style)
-        if entry is None and catalog.preset(style) is None:
+            return chosen, available[chosen], None
+        preset = catalog.preset(style)
+        entry = catalog.fast_model_for(style) if method not in ANY_STYLE_METHODS else None
+        if entry is None and preset is None:
             fail(422, f"unknown style {style!r}: see GET /v1/styles and GET /v1/models")
-        if entry is not None and not fast_method_available():
-            fail(422, "fast stylization is not installed on this server: start an optimize job (POST /v1/jobs)")
-        if entry is None:
-            available = any_style_methods()
-            upload = f"upload the painting as style_image with method {_or_list(available)}, or " if available else ""
+        if entry is not None:
+            if not fast_method_available():
+                fail(422, "fast stylization is not installed on this server: start an optimize job (POST /v1/jobs)")
+            return "feedforward", entry, None
+        # A preset painting with no trained model (or an any-style method asked for): the painting itself
+        # goes to a one-pass method that takes any style, as an upload would.
+        available = any_style_methods()
+        if method in FAST_METHODS or (method == "auto" and auto_any_style_method(available) is None):
+            upload = f"use method {_or_list(available)} (they paint any style), or " if available else ""
             fail(422, f"no trained model for style {normalize_name(style)!r}: {upload}start an optimize job "
                       "(POST /v1/jobs), which takes the style by name")
-        return "feedforward", entry
+        chosen = auto_any_style_method(available) if method == "auto" else method
+        if chosen not in available:
+            fail(422, f"method {chosen} is not available on this server: {style_image_advice(available)}")
+        return chosen, available[chosen], preset.path
 
     @app.post(
         "/v1/stylize", tags=["stylize"], summary="Stylize a photo in one pass; returns the image (PNG)",
@@ -463,12 +470,14 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     )
     def stylize(
         photo: UploadFile = File(..., description="the photo (JPEG, PNG, WebP, ...; EXIF orientation is honoured)"),
-        style: Optional[str] = Form(None, description="a style preset or model name that has a trained model "
-                                    "(GET /v1/styles: fast_model; GET /v1/models); or give style_image"),
+        style: Optional[str] = Form(None, description="a style preset or model name (GET /v1/styles, GET /v1/models): "
+                                    "its trained model, else (method auto) the painting through a one-pass "
+                                    "any-style method; or give style_image"),
         style_image: Optional[UploadFile] = File(None, description="your own style image, instead of style: painted "
                                                  "by a one-pass method that takes any style (adain, predict, wct; "
                                                  "GET /v1/info says which this server has)"),
-        method: str = Form("auto", description="auto: feedforward for a named style; for a style_image, "
+        method: str = Form("auto", description="auto: feedforward for a named style with a trained model; else "
+                           "(a style_image, or a preset painting without one) "
                            f"{' if this server has its model, else '.join(AUTO_ANY_STYLE_METHODS)} (GET /v1/info: "
                            f"auto); or feedforward (alias fast), {_or_list(ANY_STYLE_METHODS)}"),
         strength: float = Form(1.0, description="1 = fully stylized, 0 = the photo unchanged (predict: between the "
@@ -479,7 +488,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         sent: list = Depends(_form_fields),
     ):
         _check_fields(sent, STYLIZE_FIELDS)
-        chosen, entry = plan_stylize(method, style, style_image)
+        chosen, entry, preset_painting = plan_stylize(method, style, style_image)
         if not (isinstance(strength, (int, float)) and math.isfinite(strength) and 0 <= strength <= 1):
             fail(422, f"strength must be between 0 and 1, got {strength}")
         if preserve_color not in ("none", "luminance", "histogram"):
@@ -499,7 +508,9 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
                 if style_data is not None:
                     painting = decode(style_data, "the style image", max_side=STYLE_IMAGE_SIDE)
                     del style_data
-                options = StylizeOptions(style=painting if painting is not None else entry.name, method=chosen,
+                style_source = painting if painting is not None else (
+                    str(preset_painting) if preset_painting is not None else entry.name)
+                options = StylizeOptions(style=style_source, method=chosen,
                                          strength=float(strength), preserve_color=preserve_color,
                                          size=size or min(max(image.size), cfg.max_size))
                 try:

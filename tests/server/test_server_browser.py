@@ -180,11 +180,21 @@ def test_own_style_image_is_painted_in_one_pass(page, files):
     assert page.errors == []
 
 
+def test_a_painting_without_a_trained_model_is_painted_in_one_pass(page, files):
+    page.set_input_files("#photo-input", str(files["photo"]))
+    page.click(".style-card[data-style='udnie']")  # no trained model for udnie on this server
+    assert page.is_enabled("#method-fast") and page.is_checked("#method-fast")
+    assert "one pass (adain)" in page.locator("#method-note").text_content()
+    set_range(page, "#size", 64)
+    assert _run_and_get_result_size(page) == [64, 43]
+    assert "(adain)" in page.locator("#result-info").text_content()
+    assert page.errors == []
+
+
 def test_optimization_job_shows_progress_and_cancels(page, live, files):
     page.set_input_files("#photo-input", str(files["photo"]))
     page.click(".style-card[data-style='udnie']")
-    assert page.is_disabled("#method-fast")  # no model for this painting
-    assert page.is_checked("#method-optimize")
+    page.check("#method-optimize")
     assert "Optimize" in page.locator("#method-note").text_content()
     set_range(page, "#size", 64)
     page.click("#advanced summary")

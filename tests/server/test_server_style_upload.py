@@ -97,10 +97,10 @@ def test_bad_combinations_say_which_methods_would_work(any_client, client):
     for alias in ("feedforward", "fast"):
         assert_error(post(any_client, with_style(), method=alias), 422, "named style", "adain or predict")
     assert_error(post(any_client, with_style(), method="wct"), 422, "wct is not available", "adain or predict")
-    assert_error(post(any_client, style="starry-night", method="adain"), 422, "uploaded style_image", "feedforward")
-    message = assert_error(post(any_client, style="udnie"), 422, "no trained model for style 'udnie'",
-                           "style_image", "adain or predict", "optimize")
+    message = assert_error(post(any_client, style="udnie", method="feedforward"), 422,
+                           "no trained model for style 'udnie'", "adain or predict", "optimize")
     assert "\n" not in message
+    assert_error(post(any_client, style="no-such-painting", method="adain"), 422, "unknown style")
     assert_error(post(any_client, with_style(), style="starry-night"), 422, "not both")
     assert_error(post(any_client, method="magic", style="starry-night"), 422, "unknown method",
                  "adain", "predict", "wct")
@@ -124,3 +124,25 @@ def test_style_image_uploads_keep_the_server_limits(any_style_model_dir, vgg):
                    data={"method": "adain"})
         assert_error(r, 415, "the style image")
         assert post(image_bytes((40, 40))).status_code == 200
+
+
+@pytest.mark.parametrize("method, ran", [("auto", "adain"), ("adain", "adain"), ("predict", "predict")])
+def test_a_preset_painting_without_a_trained_model_is_painted_in_one_pass(any_client, method, ran):
+    """udnie has no trained model on this server: its painting goes through an any-style method, and is
+    the style used (the same result as uploading the preset's image)."""
+    from brushwork.presets import resolve_style
+
+    r = any_client.post("/v1/stylize", files=photo(image_bytes((48, 32))), data={"style": "udnie", "method": method})
+    assert r.status_code == 200, r.text
+    assert r.headers["x-brushwork-method"] == ran and decode(r.content).size == (48, 32)
+    upload = {**photo(image_bytes((48, 32))), "style_image": ("udnie.jpg", resolve_style("udnie").read_bytes(),
+                                                              "image/jpeg")}
+    uploaded = any_client.post("/v1/stylize", files=upload, data={"method": ran})
+    assert uploaded.status_code == 200, uploaded.text
+    a = np.asarray(decode(r.content).convert("RGB"), dtype=np.float64)
+    b = np.asarray(decode(uploaded.content).convert("RGB"), dtype=np.float64)
+    # The server decodes uploads at most STYLE_IMAGE_SIDE px; the preset file is read as it is: nearly equal.
+    assert np.abs(a - b).mean() < 3
+    styles = {s["name"]: s for s in any_client.get("/v1/styles").json()["styles"]}
+    assert styles["udnie"]["methods"] == ["adain", "predict", "optimize"]
+

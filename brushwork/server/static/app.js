@@ -206,11 +206,12 @@ function setupStyleUpload() {
 // ---------------------------------------------------------------------------------------------
 // Controls
 
-// A painting with a trained model, or your own style image when the server has a one-pass method for any style.
+// A painting with a trained model; or, when the server has a one-pass method for any style, any
+// painting and your own style image.
 function fastAvailable() {
   const preset = currentPreset();
   if (state.style === UPLOAD) return !!state.anyStyle;
-  return !!(preset && preset.fast_model);
+  return !!(preset && (preset.fast_model || state.anyStyle));
 }
 
 function updateControls() {
@@ -229,7 +230,9 @@ function updateControls() {
   }
   else if (state.style === UPLOAD) note = "Optimize follows your style image step by step.";
   else if (preset && !fastOk) note = "No trained model for this painting yet: Optimize paints with any painting.";
-  else if (method === "fast") note = `Uses the trained model “${preset.fast_model}”.`;
+  else if (method === "fast" && preset.fast_model) note = `Uses the trained model “${preset.fast_model}”.`;
+  else if (method === "fast") note = `No trained model for this painting: paints it in one pass (${state.anyStyle.name}).`;
+  else if (preset) note = "Optimize follows the painting step by step: minutes, not seconds.";
   $("method-note").textContent = note;
 
   $("advanced").hidden = method !== "optimize";
@@ -304,8 +307,8 @@ function buildForm(method) {
   form.append("size", String(size));
   form.append("preserve_color", $("keep-colors").checked ? "luminance" : "none");
   if (method === "fast") {
-    // Your own style: the server's choice among its one-pass methods for any style.
-    form.append("method", state.style === UPLOAD ? "auto" : "feedforward");
+    // auto: a painting's trained model when it has one, else the server's one-pass method for any style.
+    form.append("method", "auto");
     form.append("strength", String(strength));
   } else {
     // Optimize has no blend: strength sets how much the painting's texture weighs (10 to 1000).
