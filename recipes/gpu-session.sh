@@ -51,13 +51,24 @@ export TIME_LIMIT=$TRAIN_SECONDS
 export WORKERS=${WORKERS:-2}
 rm -rf "$SESSION"
 mkdir -p "$WEIGHTS" "$SESSION/logs" "$OUT"
+# Loader processes pass batches through shared memory, which a sandboxed machine may not give: probe
+# once, and decode in the trainers themselves (slower, but running) when it fails.
+if [ "$WORKERS" != 0 ] && ! timeout 60 "$PYTHON" -c "
+import torch
+loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.rand(8, 3, 64, 64)), batch_size=4,
+                                     num_workers=1)
+assert sum(b[0].shape[0] for b in loader) == 8" > "$SESSION/logs/worker-probe.log" 2>&1; then
+  echo "loader processes failed (see logs/worker-probe.log): WORKERS=0" >> "$SESSION/logs/worker-probe.log"
+  export WORKERS=0
+fi
 start=$(date +%s)
 {
   echo "# GPU session $(date -Is)"
   echo
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/GPU: /'
   "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
-  echo "photos: $(ls "$DATA" | wc -l) in $DATA; training: $TRAIN_SECONDS s per model, all at once"
+  echo "photos: $(ls "$DATA" | wc -l) in $DATA; training: $TRAIN_SECONDS s per model, all at once;" \
+       "$WORKERS loader processes each"
 } > "$SESSION/summary.md" 2>&1
 
 # name, then the command: every trainer writes its model into $WEIGHTS, its log into $SESSION/logs.
