@@ -181,6 +181,16 @@ class _BatchSampler:
             b += 1
 
 
+def _leave_stop_signals_to_the_trainer(_worker_id: int) -> None:
+    """Loader processes ignore Ctrl-C and SIGTERM. A terminal's Ctrl-C reaches the whole process group,
+    and `kill` of a job or a service stop often every process: a loader that died of it would crash the
+    trainer mid-step instead of letting it save a checkpoint and stop (the loaders end with it)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class BatchStream:
     """An endless iterator of N x 3 x S x S batches; `position` counts the batches consumed.
 
@@ -207,6 +217,7 @@ class BatchStream:
             generator=torch.Generator().manual_seed(0),
             persistent_workers=False,
             prefetch_factor=4 if num_workers > 0 else None,
+            worker_init_fn=_leave_stop_signals_to_the_trainer if num_workers > 0 else None,
         )
         self._iter = iter(loader)
 

@@ -50,3 +50,35 @@ def test_models_lists_presets_as_table_and_json(capsys):
     assert any(s["name"] == "great-wave" and s["artist"] == "Katsushika Hokusai" for s in data["styles"])
     for m in data["models"]:
         assert {"name", "kind", "style", "steps", "image_size", "recipe"} <= set(m)
+
+
+def test_sigterm_to_every_process_of_a_run_with_loader_processes_saves_a_checkpoint(tmp_path, photos, tiny):
+    """`kill` of the whole process group (Ctrl-C in a terminal, a service stop) also reaches the loader
+    processes: the trainer must still stop cleanly with a checkpoint, not crash on a dead loader."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "brushwork.cli", "train", "--data", str(photos), "-o", str(tmp_path / "m.safetensors"),
+           "--steps", "100000", "--log-every", "1", "--num-workers", "2", "--threads", "1", "--run-dir", str(run),
+           *_flags(tiny)]
+    proc = subprocess.Popen(cmd, cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and not ((run / "log.jsonl").is_file() and (run / "log.jsonl").read_text()):
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()[1]
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "interrupted at step" in err and "internal error" not in err
+    assert list((run / "checkpoints").glob("step-*.json"))
