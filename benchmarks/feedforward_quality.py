@@ -89,6 +89,13 @@ def main() -> None:
         ok = "met" if sr <= STYLE_GOAL and cr <= CONTENT_GOAL else "not met"
         print(f"| {name} ({recipe}) | {photo} | {o['style_loss']:.4g} | {n['style_loss']:.4g} | {sr:.2f}x | "
               f"{o['content_loss']:.4g} | {n['content_loss']:.4g} | {cr:.2f}x | {ms:.0f} | {ok} |")
+    layers = list(rows[0][2]["style_loss_by_layer"]) if rows else []
+    print("\nStyle loss by layer, network / optimize (where the networks fall short):\n")
+    print("| model | photo | " + " | ".join(layers) + " |")
+    print("|---|---|" + "---:|" * len(layers))
+    for name, photo, o, n, *_ in rows:
+        cells = [f"{n['style_loss_by_layer'][k]:.3g} / {o['style_loss_by_layer'][k]:.3g}" for k in layers]
+        print(f"| {name} | {photo} | " + " | ".join(cells) + " |")
     fresh = [r[5] for r in rows if r[5] is not None]
     if fresh:
         print(f"\n{len(fresh)} optimize result(s) computed afresh, {sum(fresh):.0f} s in all; the rest from {args.cache}")

@@ -41,3 +41,15 @@ def test_losses_zero_at_target_and_positive_elsewhere():
     assert mean_std_style_loss(f, m, s) < 1e-8
     assert total_variation_loss(torch.ones(1, 3, 8, 8)) == 0
     assert total_variation_loss(torch.rand(1, 3, 8, 8)) > 0
+
+
+def test_measure_losses_is_zero_on_itself_and_splits_the_style_loss_by_layer(vgg):
+    from brushwork.losses import METRIC_STYLE_LAYERS, measure_losses
+
+    gen = torch.Generator().manual_seed(0)
+    photo, painting = torch.rand(1, 3, 48, 64, generator=gen), torch.rand(1, 3, 40, 40, generator=gen)
+    same = measure_losses(vgg, photo, photo, photo)
+    assert same["content_loss"] == 0 and same["style_loss"] < 1e-6
+    m = measure_losses(vgg, photo, photo, painting)
+    assert set(m["style_loss_by_layer"]) == set(METRIC_STYLE_LAYERS)
+    assert m["style_loss"] > 0 and abs(sum(m["style_loss_by_layer"].values()) - m["style_loss"]) < 1e-6 * m["style_loss"]
