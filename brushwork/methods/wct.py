@@ -26,7 +26,8 @@ DEFAULT_MODEL = "wct"
 
 
 def decoders_from_model(model) -> dict[str, Decoder]:
-    """The decoders of a `wct` model file: tensors `LAYER.KEY`, config {"layers": [...], "width": w}."""
+    """The decoders of a `wct` model file: tensors `LAYER.KEY`, config {"layers": [...], "width": w,
+    "input_scales": {layer: s}}."""
     from brushwork.models.registry import ModelFile, load_state_strict
 
     layers = model.config.get("layers") or []
@@ -34,7 +35,8 @@ def decoders_from_model(model) -> dict[str, Decoder]:
         raise BrushworkError(f"model {model.name!r} names no decoder layers among {', '.join(DECODER_LAYERS)}")
     decoders = {}
     for layer in layers:
-        decoder = Decoder(DecoderConfig(layer=layer, width=float(model.config.get("width", 1.0))))
+        scale = float((model.config.get("input_scales") or {}).get(layer, 1.0))  # absent: saved before scales
+        decoder = Decoder(DecoderConfig(layer=layer, width=float(model.config.get("width", 1.0)), input_scale=scale))
         prefix = f"{layer}."
         part = ModelFile(kind=model.kind, config=model.config, card=model.card, path=model.path,
                          tensors={k[len(prefix):]: v for k, v in model.tensors.items() if k.startswith(prefix)})

@@ -25,6 +25,14 @@ from brushwork.nets.transformer import ConvLayer
 # The layers a decoder may start from: the first ReLU of each block (the layers AdaIN and WCT use).
 DECODER_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
+# Typical size (root mean square) of the bundled Caffe VGG-19's activations for photos in [0, 1],
+# measured on 27 of the training photos (every 100th of ../shared/data/content; each photo within a
+# factor of 2 of these). A decoder trained by brushwork divides its input by this, so that its first
+# convolution sees values of order one. Fed raw, a fresh shallow decoder's outputs start in the tens; CPU
+# training at lr 1e-3 then diverged at relu1_1 (pixel MSE 10, outputs of +-30) and died at relu2_1
+# (an all-black output), which made every WCT result a flat colour.
+FEATURE_RMS = {"relu1_1": 46.0, "relu2_1": 207.0, "relu3_1": 257.0, "relu4_1": 881.0, "relu5_1": 128.0}
+
 
 def _encoder_convs(layer: str) -> list[tuple[str, int, int]]:
     """(conv name, in channels, out channels) of the encoder's convolutions up to `layer`, in order."""
@@ -46,6 +54,7 @@ def pooling_factor(layer: str) -> int:
 class DecoderConfig:
     layer: str = "relu4_1"
     width: float = 1.0  # multiplier of the hidden channel counts
+    input_scale: float = 1.0  # the features are multiplied by this first (see FEATURE_RMS; 1: decoders saved before)
 
     def __post_init__(self):
         if self.layer not in DECODER_LAYERS:
@@ -57,11 +66,17 @@ class DecoderConfig:
         return max(1, round(c * float(self.width)))
 
     def to_dict(self) -> dict:
-        return {"layer": self.layer, "width": float(self.width)}
+        return {"layer": self.layer, "width": float(self.width), "input_scale": float(self.input_scale)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "DecoderConfig":
-        return cls(layer=str(d.get("layer", "relu4_1")), width=float(d.get("width", 1.0)))
+        return cls(layer=str(d.get("layer", "relu4_1")), width=float(d.get("width", 1.0)),
+                   input_scale=float(d.get("input_scale", 1.0)))
+
+    @classmethod
+    def for_training(cls, layer: str, width: float = 1.0) -> "DecoderConfig":
+        """A new decoder's config: its input scaled to order one (FEATURE_RMS)."""
+        return cls(layer=layer, width=width, input_scale=1.0 / FEATURE_RMS[layer])
 
 
 class Decoder(nn.Module):
@@ -83,7 +98,7 @@ class Decoder(nn.Module):
         self.convs = nn.ModuleList(layers)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        x = features
+        x = features * self.config.input_scale if self.config.input_scale != 1.0 else features
         for i, conv in enumerate(self.convs):
             x = conv(x)
             if i < len(self.convs) - 1:

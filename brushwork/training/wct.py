@@ -36,7 +36,7 @@ class WCTDecodersObjective(Objective):
         self.vgg = vgg
         self.layers = DECODER_LAYERS
         self.width = float(options.decoder_width)
-        self.modules = {layer: runtime.prepare_module(Decoder(DecoderConfig(layer=layer, width=self.width)))
+        self.modules = {layer: runtime.prepare_module(Decoder(DecoderConfig.for_training(layer, self.width)))
                         for layer in self.layers}
 
     def loss(self, batch: torch.Tensor, step: int):
@@ -68,12 +68,14 @@ class WCTDecodersObjective(Objective):
             raise BrushworkError(f"cannot initialize WCT decoders from {model.name!r}, a {model.kind} model")
         loaded = decoders_from_model(model)
         for layer, module in self.modules.items():
-            if layer not in loaded or loaded[layer].config.width != self.width:
-                raise BrushworkError(f"model {model.name!r} has no {layer} decoder of width {self.width}")
+            if layer not in loaded or loaded[layer].config != self.modules[layer].config:
+                raise BrushworkError(f"model {model.name!r} has no {layer} decoder like this run's "
+                                     f"({self.modules[layer].config.to_dict()})")
             module.load_state_dict(loaded[layer].state_dict())
 
     def model_config(self) -> dict:
-        return {"layers": list(self.layers), "width": self.width}
+        return {"layers": list(self.layers), "width": self.width,
+                "input_scales": {layer: m.config.input_scale for layer, m in self.modules.items()}}
 
     def identity(self) -> dict:
         o = self.options

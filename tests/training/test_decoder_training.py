@@ -57,7 +57,7 @@ def test_adain_model_file_card_and_loss(tmp_path, photos, style_folder, tiny, vg
     result = train(_options(tmp_path, photos, tiny, "adain", "decoder", steps=4, styles=str(style_folder),
                             learning_rate=1e-3), vgg=vgg)
     model = read_model(result.output)
-    assert model.kind == "adain" and model.config == {"layer": "relu4_1", "width": 0.1}
+    assert model.kind == "adain" and model.config == {"layer": "relu4_1", "width": 0.1, "input_scale": 1 / 881.0}
     card = model.card
     assert card["styles"]["images"] == 3 and len(card["styles"]["files"]) == 3
     assert card["content_layer"] == "relu4_1" and card["style_layers"] == ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
@@ -74,7 +74,11 @@ def test_wct_model_file_holds_five_decoders(tmp_path, photos, tiny, vgg):
     result = train(_options(tmp_path, photos, tiny, "wct-decoders", "wct", steps=1, preview_every=1), vgg=vgg)
     model = read_model(result.output)
     assert model.kind == "wct"
-    assert model.config == {"layers": ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"], "width": 0.1}
+    from brushwork.nets.decoder import FEATURE_RMS
+
+    layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+    assert model.config == {"layers": layers, "width": 0.1,
+                            "input_scales": {layer: 1.0 / FEATURE_RMS[layer] for layer in layers}}
     assert {k.split(".")[0] for k in model.tensors} == set(model.config["layers"])
     assert {"pixel1", "feature5", "total"} <= set(model.card["final_losses"])
     from brushwork.methods.wct import decoders_from_model
@@ -83,7 +87,7 @@ def test_wct_model_file_holds_five_decoders(tmp_path, photos, tiny, vgg):
     # --init from it: same shapes load; another width is refused.
     again = train(_options(tmp_path, photos, tiny, "wct-decoders", "wct2", steps=1, init=str(result.output)), vgg=vgg)
     assert again.card["init"]["name"] == "wct"
-    with pytest.raises(BrushworkError, match="no relu1_1 decoder of width 0.2"):
+    with pytest.raises(BrushworkError, match="no relu1_1 decoder like this run's"):
         train(_options(tmp_path, photos, tiny, "wct-decoders", "wct3", steps=1, init=str(result.output),
                        decoder_width=0.2), vgg=vgg)
 
@@ -93,3 +97,26 @@ def test_adain_needs_a_style_folder(tmp_path, photos, tiny, vgg):
         train(_options(tmp_path, photos, tiny, "adain", "x", steps=1), vgg=vgg)
     with pytest.raises(BrushworkError, match="decoder width must be between"):
         train(_options(tmp_path, photos, tiny, "adain", "x", steps=1, decoder_width=0.0), vgg=vgg)
+
+
+def test_new_decoders_see_features_of_order_one(vgg):
+    """Caffe VGG-19 activations run from ~50 (relu1_1) to ~900 (relu4_1): a decoder trained by brushwork
+    scales them down first, so a fresh one starts with outputs of the order of an image, not hundreds
+    (raw, the relu1_1 decoder diverged in CPU training and the relu2_1 one died)."""
+    from brushwork.nets.decoder import DECODER_LAYERS, Decoder, DecoderConfig
+
+    gen = torch.Generator().manual_seed(0)
+    photo = torch.nn.functional.interpolate(torch.rand(1, 3, 8, 8, generator=gen), size=(64, 64), mode="bilinear")
+    torch.manual_seed(0)
+    for layer in DECODER_LAYERS:
+        features = vgg(photo, [layer])[layer]
+        with torch.no_grad():
+            scaled = Decoder(DecoderConfig.for_training(layer, 0.25))(features)
+            raw = Decoder(DecoderConfig(layer, 0.25))(features)
+        assert scaled.abs().mean() < 1.0, layer
+        if layer in ("relu1_1", "relu2_1"):  # one or three convolutions: raw, the features' size comes through
+            assert raw.abs().mean() > 10, (layer, float(raw.abs().mean()))
+    # Saved and read back, the scale comes with the config; files from before it read as 1.
+    assert DecoderConfig.from_dict(DecoderConfig.for_training("relu3_1").to_dict()).input_scale == 1 / 257.0
+    assert DecoderConfig.from_dict({"layer": "relu3_1", "width": 1.0}).input_scale == 1.0
+
