@@ -24,6 +24,9 @@
 #   steps take ~25 minutes.
 # - Style weight 10 (Huang's lambda), content weight 1; lr 1e-3 with a 25-step warm-up: a short run
 #   needs a larger step than Huang's 1e-4.
+# - It starts from the relu4_1 decoder of the shipped WCT model (--init wct; INIT= to start from noise, or
+#   INIT=MODEL): AdaIN's decoder is the same network, and WCT's is trained to invert the encoder. From
+#   noise, 450 steps left a decoder whose output kept no trace of the photo. So run recipes/wct-cpu.sh first.
 # STEPS=N sets the steps; THREADS=N the threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +40,7 @@ THREADS=${THREADS:-1}
 RECIPE=adain-cpu
 MODEL=${MODEL:-brushwork/models/weights/adain.safetensors}
 RUN=${RUN:-runs/$RECIPE/adain}
+INIT=${INIT-wct}
 
 keep_trained "$RECIPE" "$MODEL"
 link_training_styles "$STYLE_SOURCE" "$RUN.styles"
@@ -45,4 +49,4 @@ train_resumable "$RECIPE" "$RUN" --kind adain --data "$DATA" --styles "$RUN.styl
   --image-size 128 --style-size 256 --batch-size 4 --steps "$STEPS" --decoder-width 0.5 \
   --learning-rate 1e-3 --warmup-steps 25 --content-weight 1 --style-weight 10 \
   --device cpu --precision fp32 --threads "$THREADS" --seed 0 \
-  --log-every 10 --preview-every 50 --checkpoint-every 25 -q
+  --log-every 10 --preview-every 50 --checkpoint-every 25 -q ${INIT:+--init "$INIT"}

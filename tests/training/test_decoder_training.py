@@ -120,3 +120,22 @@ def test_new_decoders_see_features_of_order_one(vgg):
     assert DecoderConfig.from_dict(DecoderConfig.for_training("relu3_1").to_dict()).input_scale == 1 / 257.0
     assert DecoderConfig.from_dict({"layer": "relu3_1", "width": 1.0}).input_scale == 1.0
 
+
+
+def test_adain_starts_from_a_wct_models_relu4_1_decoder(tmp_path, photos, style_folder, tiny, vgg):
+    from brushwork.methods.wct import decoders_from_model
+    from brushwork.runtime import resolve_runtime
+    from brushwork.training.adain import AdaINObjective
+
+    wct = train(_options(tmp_path, photos, tiny, "wct-decoders", "wct", steps=1), vgg=vgg)
+    options = _options(tmp_path, photos, tiny, "adain", "decoder", steps=1, styles=str(style_folder))
+    objective = AdaINObjective(options, vgg, resolve_runtime("cpu", "fp32"))
+    objective.load_model_state(read_model(wct.output))
+    expected = decoders_from_model(read_model(wct.output))["relu4_1"].state_dict()
+    for k, v in objective.decoder.state_dict().items():
+        assert torch.equal(v, expected[k]), k
+    result = train(options, init=str(wct.output), vgg=vgg)
+    assert result.card["init"]["name"] == "wct"
+    with pytest.raises(BrushworkError, match="no relu4_1 decoder like this run's"):
+        train(_options(tmp_path, photos, tiny, "adain", "d2", steps=1, styles=str(style_folder), decoder_width=0.2,
+                       init=str(wct.output)), vgg=vgg)
