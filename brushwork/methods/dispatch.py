@@ -104,6 +104,23 @@ def stylize_tensor(image, style=None, *, method: str = "auto", progress: Progres
 # ------------------------------------------------------------------------------------------------
 # The methods
 
+# Options only the feature-transfer methods (AdaIN, WCT) take, with their neutral values; and the
+# methods that refuse them, as named in the message.
+FEATURE_TRANSFER_OPTIONS = (("mask", None), ("decoder", None), ("alpha", 1.0))
+_REFUSES_FEATURE_TRANSFER_OPTIONS = {"feedforward": "a feed-forward model", "predict": "--method predict"}
+
+
+def check_options(method: str, options) -> None:
+    """A one-line error for options `method` does not take. The factories below call it; a front end
+    that keeps stylizers between requests calls it for each request."""
+    what = _REFUSES_FEATURE_TRANSFER_OPTIONS.get(method)
+    if what is None:
+        return
+    for name, default in FEATURE_TRANSFER_OPTIONS:
+        if getattr(options, name) != default:
+            raise BrushworkError(f"--{name} is for --method adain or wct, not for {what}")
+
+
 
 def feedforward_stylizer(options):
     from brushwork.methods.feedforward import get_stylizer as feedforward_get_stylizer
@@ -112,9 +129,7 @@ def feedforward_stylizer(options):
         if len(options.style) != 1:
             raise BrushworkError("a feed-forward model is one --style; several style images need --method adain or wct")
         options = replace(options, style=options.style[0])
-    for name, default in (("mask", None), ("decoder", None), ("alpha", 1.0)):
-        if getattr(options, name) != default:
-            raise BrushworkError(f"--{name} is for --method adain or wct, not for a feed-forward model")
+    check_options("feedforward", options)
     return feedforward_get_stylizer(options)
 
 
@@ -184,9 +199,7 @@ def arbitrary_model_given(options) -> bool:
 def predict_stylizer(options):
     from brushwork.methods.predict import get_predictor
 
-    for name, default in (("mask", None), ("decoder", None), ("alpha", 1.0)):
-        if getattr(options, name) != default:
-            raise BrushworkError(f"--{name} is for --method adain or wct, not for --method predict")
+    check_options("predict", options)
     return get_predictor(options)
 
 

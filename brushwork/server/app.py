@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException
 
 import brushwork
 from brushwork.errors import BrushworkError
-from brushwork.methods.dispatch import registered_methods
+from brushwork.methods.dispatch import check_options, registered_methods
 from brushwork.server.catalog import Catalog, fast_method_available, normalize_name
 from brushwork.server.config import ServerConfig
 from brushwork.server.jobs import CANCELLED, DONE, FAILED, FINISHED, RUNNING, Job, JobManager, QueueFull
@@ -56,7 +56,7 @@ ANY_STYLE_DESCRIPTIONS = {
 # An uploaded style image is decoded no larger than this: adain and wct look at it at 512 px (long
 # side), predict at its model's style size (short side; 256 for the shipped model).
 STYLE_IMAGE_SIDE = 1024
-STYLIZE_FIELDS = ("photo", "style", "style_image", "method", "strength", "preserve_color", "size")
+STYLIZE_FIELDS = ("photo", "style", "style_image", "method", "strength", "alpha", "preserve_color", "size")
 # Optimization options a request may not set: they name files on the server, or pick its hardware.
 SERVER_ONLY_OPTIONS = {"mask", "vgg_weights", "device", "precision", "style_blend"}
 INIT_CHOICES = ("content", "noise")
@@ -482,6 +482,8 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
                            f"auto); or feedforward (alias fast), {_or_list(ANY_STYLE_METHODS)}"),
         strength: float = Form(1.0, description="1 = fully stylized, 0 = the photo unchanged (predict: between the "
                                "photo's own style and the style image's)"),
+        alpha: float = Form(1.0, description="adain and wct: how far the features move to the style's statistics "
+                            "(1: all the way, 0: the decoder's reconstruction of the photo)"),
         preserve_color: str = Form("none", description="none, luminance or histogram: keep the photo's colours"),
         size: Optional[int] = Form(None, description="long side of the output in pixels (default: the photo's, "
                                    "at most the server's max size)"),
@@ -491,11 +493,18 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         chosen, entry, preset_painting = plan_stylize(method, style, style_image)
         if not (isinstance(strength, (int, float)) and math.isfinite(strength) and 0 <= strength <= 1):
             fail(422, f"strength must be between 0 and 1, got {strength}")
+        if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and 0 <= alpha <= 1):
+            fail(422, f"alpha must be between 0 and 1, got {alpha}")
+        from brushwork.methods.feedforward import StylizeOptions
+
+        try:  # the catalog keeps stylizers, so their factories' checks of the options ran only once
+            check_options(chosen, StylizeOptions(method=chosen, alpha=float(alpha)))
+        except BrushworkError as exc:
+            fail(422, str(exc).replace("--", ""))
         if preserve_color not in ("none", "luminance", "histogram"):
             fail(422, f"unknown colour preservation {preserve_color!r}: expected none, luminance or histogram")
         if size is not None and not 16 <= size <= cfg.max_size:
             fail(422, f"size must be between 16 and {cfg.max_size} pixels, got {size}")
-        from brushwork.methods.feedforward import StylizeOptions
 
         data = read_upload(photo, "the photo")
         style_data = read_upload(style_image, "the style image") if style_image is not None else None
@@ -511,7 +520,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
                 style_source = painting if painting is not None else (
                     str(preset_painting) if preset_painting is not None else entry.name)
                 options = StylizeOptions(style=style_source, method=chosen,
-                                         strength=float(strength), preserve_color=preserve_color,
+                                         strength=float(strength), alpha=float(alpha), preserve_color=preserve_color,
                                          size=size or min(max(image.size), cfg.max_size))
                 try:
                     stylizer = catalog.stylizer(entry)

@@ -146,3 +146,16 @@ def test_a_preset_painting_without_a_trained_model_is_painted_in_one_pass(any_cl
     styles = {s["name"]: s for s in any_client.get("/v1/styles").json()["styles"]}
     assert styles["udnie"]["methods"] == ["adain", "predict", "optimize"]
 
+
+
+def test_alpha_reaches_adain_and_is_refused_elsewhere(any_client):
+    def post(**form):
+        return any_client.post("/v1/stylize", files=with_style(stripes_bytes()), data=form)
+
+    full, none = post(method="adain"), post(method="adain", alpha="0")
+    assert full.status_code == none.status_code == 200, none.text
+    a = np.asarray(decode(full.content).convert("RGB"), dtype=np.float64)
+    b = np.asarray(decode(none.content).convert("RGB"), dtype=np.float64)
+    assert np.abs(a - b).mean() > 1  # alpha 0 is the decoder's reconstruction of the photo, not the styled result
+    assert_error(post(method="predict", alpha="0.5"), 422, "alpha")
+    assert_error(post(method="adain", alpha="1.5"), 422, "alpha must be between 0 and 1")
