@@ -93,7 +93,7 @@ def measure_losses(vgg, output: torch.Tensor, content: torch.Tensor, style: torc
     style_f = vgg(style.float(), METRIC_STYLE_LAYERS)
     grams = {k: gram_matrix(v) for k, v in style_f.items()}
     # Per layer too: which layers a method leaves unmatched (relu4_1 dominates these sums).
-    by_layer = {k: float(w * gram_style_loss(gram_matrix(out_f[k]), grams[k])) for k, w in METRIC_STYLE_LAYERS.items()}
+    by_layer = {k: float(weighted_style_loss(out_f, grams, {k: w})) for k, w in METRIC_STYLE_LAYERS.items()}
     return {
         "content_loss": float(weighted_content_loss(out_f, content_f, METRIC_CONTENT_LAYERS)),
         "style_loss": sum(by_layer.values()),

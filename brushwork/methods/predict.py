@@ -229,15 +229,11 @@ class PredictStylizer:
         if not torch.is_tensor(image) or image.dim() != 4 or image.shape[1] != 3:
             raise BrushworkError(f"expected an N x 3 x H x W image tensor, got {getattr(image, 'shape', type(image))}")
         full = replace(opts, strength=1.0)
-        if opts.strength >= 1.0:
-            stylizer = self.stylizer_for(self._embedding_for(opts, style, None))
-            self.backend = stylizer.backend
-            return stylizer.stylize_tensor(image, full, progress=progress)
         outputs = []
-        for one in image.split(1):
-            stylizer = self.stylizer_for(self._embedding_for(opts, style, one))
+        for piece in (image.split(1) if opts.strength < 1.0 else (image,)):
+            stylizer = self.stylizer_for(self._embedding_for(opts, style, piece))
             self.backend = stylizer.backend
-            outputs.append(stylizer.stylize_tensor(one, full, progress=progress))
+            outputs.append(stylizer.stylize_tensor(piece, full, progress=progress))
         return torch.cat(outputs)
 
     def _embedding_for(self, opts: StylizeOptions, style, content) -> torch.Tensor:
