@@ -27,7 +27,10 @@
 # - It starts from the relu4_1 decoder of the shipped WCT model (--init wct; INIT= to start from noise, or
 #   INIT=MODEL): AdaIN's decoder is the same network, and WCT's is trained to invert the encoder. From
 #   noise, 450 steps left a decoder whose output kept no trace of the photo. So run recipes/wct-cpu.sh first.
-# STEPS=N sets the steps; THREADS=N the threads.
+# - Continuing a decoder (INIT=MODEL, e.g. the shipped adain.safetensors with FORCE=1 and MODEL= elsewhere):
+#   LR=3e-4, as the style-network recipes use for continuation (a fresh Adam state at 1e-3 throws a
+#   trained network off for tens of steps).
+# STEPS=N sets the steps; TIME_LIMIT=SECONDS stops earlier and still writes the model; THREADS=N the threads; LR=X the peak learning rate (default 1e-3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,12 +44,13 @@ RECIPE=adain-cpu
 MODEL=${MODEL:-brushwork/models/weights/adain.safetensors}
 RUN=${RUN:-runs/$RECIPE/adain}
 INIT=${INIT-wct}
+LR=${LR:-1e-3}
 
 keep_trained "$RECIPE" "$MODEL"
 link_training_styles "$STYLE_SOURCE" "$RUN.styles"
 train_resumable "$RECIPE" "$RUN" --kind adain --data "$DATA" --styles "$RUN.styles" \
   -o "$MODEL" --name adain --recipe "$RECIPE" --save-precision fp16 \
   --image-size 128 --style-size 256 --batch-size 4 --steps "$STEPS" --decoder-width 0.5 \
-  --learning-rate 1e-3 --warmup-steps 25 --content-weight 1 --style-weight 10 \
+  --learning-rate "$LR" --warmup-steps 25 --content-weight 1 --style-weight 10 \
   --device cpu --precision fp32 --threads "$THREADS" --seed 0 \
-  --log-every 10 --preview-every 50 --checkpoint-every 25 -q ${INIT:+--init "$INIT"}
+  --log-every 10 --preview-every 50 --checkpoint-every 25 -q ${INIT:+--init "$INIT"} ${TIME_LIMIT:+--time-limit "$TIME_LIMIT"}

@@ -128,13 +128,13 @@ class PredictStylizer:
 
     def __init__(self, model: str | os.PathLike | ModelFile = DEFAULT_ARBITRARY_MODEL, *, device: str = "auto",
                  precision: str = "auto", backend: str = "auto", vgg=None):
-        from brushwork.features import load_vgg19
+        from brushwork.features import shared_vgg19
 
         self.net, self.predictor, info = load_arbitrary_model(model)
         self.name, self.card, self.style_size = info["name"], info["card"], info["style_size"]
         self.device, self.precision, self.backend_choice = device, precision, backend
         self.runtime = resolve_runtime(device, precision)
-        self.vgg = self.runtime.prepare_module(vgg if vgg is not None else load_vgg19())
+        self.vgg = self.runtime.prepare_module(vgg) if vgg is not None else shared_vgg19(self.runtime)
         self.predictor = self.runtime.prepare_module(self.predictor)
         self.backend = backend  # the feed-forward stylizer resolves `auto` when it is built
         self._embeddings = LRUCache(STYLE_CACHE_SIZE)  # digest of the style image as embedded -> embedding

@@ -106,7 +106,8 @@ class Gate:
 
 
 class VggCache:
-    """The loss network, loaded once per pooling mode and shared by every job (forward is read-only)."""
+    """The loss network, loaded once per pooling mode and shared by every job (forward is read-only),
+    and, for max pooling, with the one-pass stylizers (`shared_vgg19`); held here between jobs."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -119,9 +120,9 @@ class VggCache:
     def get(self, pooling: str):
         with self._lock:
             if pooling not in self._nets:
-                from brushwork.features import load_vgg19
+                from brushwork.features import shared_vgg19
 
-                self._nets[pooling] = load_vgg19(None, pooling=pooling)
+                self._nets[pooling] = shared_vgg19(pooling=pooling)
             return self._nets[pooling]
 
 

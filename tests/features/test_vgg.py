@@ -118,3 +118,35 @@ def test_pickle_with_code_is_refused(tmp_path):
     with pytest.raises(BrushworkError):
         load_vgg19(p)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_shared_network_is_one_copy_per_pooling_and_runtime_and_freed_when_unused():
+    import gc
+
+    from brushwork.features import shared_vgg19
+    from brushwork.runtime import resolve_runtime
+
+    cpu = resolve_runtime("cpu", "fp32")
+    a = shared_vgg19(cpu)
+    assert shared_vgg19(cpu) is a
+    assert shared_vgg19(cpu, pooling="avg") is not a
+    assert shared_vgg19(resolve_runtime("cpu", "bf16")) is not a  # channels_last: prepared apart
+    x = torch.rand(1, 3, 32, 32)
+    ref = load_vgg19()(x, ["relu3_1"])["relu3_1"]
+    assert torch.equal(a(x, ["relu3_1"])["relu3_1"], ref)
+    import brushwork.features.vgg as vgg_module
+
+    held = len(vgg_module._shared)
+    del a
+    gc.collect()
+    assert len(vgg_module._shared) < held
+
+
+
+def test_stylizers_share_the_loss_network(tmp_path, save_tiny_adain, save_tiny_arbitrary):
+    from brushwork.methods.adain import AdaINStylizer
+    from brushwork.methods.predict import PredictStylizer
+
+    adain = AdaINStylizer(save_tiny_adain(tmp_path / "adain.safetensors"), device="cpu", precision="fp32")
+    predict = PredictStylizer(save_tiny_arbitrary(tmp_path / "arbitrary.safetensors"), device="cpu", precision="fp32")
+    assert adain.vgg is predict.vgg
