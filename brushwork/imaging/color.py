@@ -71,23 +71,40 @@ def match_color_statistics(
     reference = _match_batch(reference, source.shape[0], "reference")
     out = torch.empty_like(source)
     for i in range(source.shape[0]):
-        # float64: covariances of [0, 1] pixels are small, and their inverse square roots amplify
-        # float32 rounding enough to tint the result visibly.
-        x = source[i].reshape(3, -1).double()
-        r = reference[i].reshape(3, -1).to(device=source.device, dtype=torch.float64)
-        mu_s, cov_s = _mean_cov(x)
-        mu_r, cov_r = _mean_cov(r)
-        eye = torch.eye(3, dtype=torch.float64, device=x.device)
-        transform = _sym_power(cov_r, 0.5) @ _sym_power(cov_s + eps * eye, -0.5)
-        y = transform @ (x - mu_s) + mu_r
-        out[i] = y.reshape(source.shape[1:]).clamp_(0.0, 1.0).to(source.dtype)
+        # float64 for the statistics and the transform: covariances of [0, 1] pixels are small, and
+        # their inverse square roots amplify float32 rounding enough to tint the result visibly.
+        # Applying the 3 x 3 transform is exact enough in the image's own dtype.
+        mu_s, cov_s = _mean_cov(source[i].reshape(3, -1))
+        mu_r, cov_r = _mean_cov(reference[i].reshape(3, -1))
+        eye = torch.eye(3, dtype=torch.float64, device=mu_s.device)
+        transform = _sym_power(cov_r.to(eye.device), 0.5) @ _sym_power(cov_s + eps * eye, -0.5)
+        offset = mu_r.to(mu_s.device) - transform @ mu_s
+        x, y = source[i].reshape(3, -1), out[i].reshape(3, -1)
+        m, b = transform.to(source.dtype), offset.to(source.dtype)
+        # In slices: a float64 copy of a 4096 x 4096 image is 400 MB, and the one-shot version made
+        # five (1.5 GB on top of tiled stylization's 1.5 GB peak, measured).
+        for start in range(0, x.shape[1], _CHUNK):
+            torch.addmm(b, m, x[:, start:start + _CHUNK], out=y[:, start:start + _CHUNK])
+        out[i].clamp_(0.0, 1.0)
     return out
 
 
+_CHUNK = 1 << 20  # pixels per slice: 24 MB of float64
+
+
 def _mean_cov(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    mu = x.mean(dim=1, keepdim=True)
-    d = x - mu
-    return mu, (d @ d.T) / x.shape[1]
+    """Mean (3 x 1) and covariance (3 x 3) of 3 x N pixels, in float64, a slice at a time."""
+    total = torch.zeros(3, 1, dtype=torch.float64, device=x.device)
+    products = torch.zeros(3, 3, dtype=torch.float64, device=x.device)
+    # Centred on a first estimate, so that E[dd^T] - E[d]E[d]^T does not cancel catastrophically.
+    shift = x[:, :4096].double().mean(dim=1, keepdim=True)
+    for start in range(0, x.shape[1], _CHUNK):
+        d = x[:, start:start + _CHUNK].double() - shift
+        total += d.sum(dim=1, keepdim=True)
+        products += d @ d.T
+    n = x.shape[1]
+    mean_d = total / n
+    return shift + mean_d, products / n - mean_d @ mean_d.T
 
 
 def _sym_power(m: torch.Tensor, p: float) -> torch.Tensor:

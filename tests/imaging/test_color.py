@@ -120,3 +120,20 @@ def test_match_color_statistics_uses_symmetric_square_roots():
     expected = vec @ torch.diag(ev.clamp(min=0).sqrt()) @ vec.T / s
     assert torch.allclose(a, a.T, atol=1e-3)
     assert torch.allclose(a, expected, atol=1e-3)
+
+
+def test_match_color_statistics_in_slices_equals_one_pass(monkeypatch):
+    """Large images are matched a slice of pixels at a time (memory); slicing must not change the result."""
+    import brushwork.imaging.color as color
+
+    torch.manual_seed(3)
+    source = (torch.rand(1, 3, 40, 50) * 0.4 + 0.5) * torch.tensor([0.3, 1.0, 0.8]).view(1, 3, 1, 1)
+    reference = torch.rand(1, 3, 30, 30) * 0.4 + 0.3  # narrow enough that nothing is clamped
+    whole = match_color_statistics(source, reference)
+    monkeypatch.setattr(color, "_CHUNK", 97)  # slices that do not divide the 2,000 pixels
+    sliced = match_color_statistics(source, reference)
+    assert torch.allclose(sliced, whole, atol=1e-6)
+    # And the sliced statistics are the image's: mean and covariance of the output match the reference's.
+    out, ref = sliced.reshape(3, -1).double(), reference.reshape(3, -1).double()
+    assert torch.allclose(out.mean(1), ref.mean(1), atol=2e-3)
+    assert torch.allclose(torch.cov(out, correction=0), torch.cov(ref, correction=0), atol=2e-3)
