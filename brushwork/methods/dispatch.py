@@ -13,12 +13,12 @@ web server) pick the method's model from these and pass it in that field.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import os
 from dataclasses import dataclass, replace
 
 from brushwork.errors import BrushworkError
+from brushwork.methods.style_cache import LRUCache, file_stamp
 from brushwork.progress import ProgressCallback
 
 
@@ -156,17 +156,7 @@ def feedforward_model_named(options) -> bool:
     return True
 
 
-def _decoder_stamp(decoder):
-    try:
-        st = os.stat(decoder)
-        return st.st_mtime_ns, st.st_size  # a rewritten model file is loaded afresh
-    except (OSError, TypeError):
-        return None
-
-
-@functools.lru_cache(maxsize=4)
-def _cached_feature_stylizer(factory: str, decoder, stamp, device: str, precision: str, backend: str):
-    return _load(factory)(decoder, device=device, precision=precision, backend=backend)
+_feature_stylizers = LRUCache(4)  # loaded decoders, by file and settings
 
 
 def _feature_stylizer(factory: str, options):
@@ -174,8 +164,9 @@ def _feature_stylizer(factory: str, options):
     if decoder is not None and not isinstance(decoder, (str, os.PathLike)):
         return _load(factory).from_options(options)
     decoder = os.fspath(decoder) if decoder is not None else None
-    return _cached_feature_stylizer(factory, decoder, _decoder_stamp(decoder), options.device, options.precision,
-                                    options.backend)
+    key = (factory, decoder, file_stamp(decoder), options.device, options.precision, options.backend)
+    return _feature_stylizers.get_or_build(key, lambda: _load(factory)(
+        decoder, device=options.device, precision=options.precision, backend=options.backend))
 
 
 def adain_stylizer(options):

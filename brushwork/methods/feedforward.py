@@ -50,7 +50,6 @@ way all tiles share one set of statistics, so there are no seams.
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 from collections.abc import Sequence
@@ -66,6 +65,7 @@ from brushwork.imaging import load_image, match_color_statistics, resize, tensor
 from brushwork.imaging.resize import fit_long_side
 from brushwork.imaging.tiling import count_tiles, map_tiles, tile_settings
 from brushwork.methods.blend import multi_style_weights
+from brushwork.methods.style_cache import LRUCache, file_stamp
 from brushwork.methods.export import ALIGN, FEEDFORWARD_KINDS, InferenceNet, OnnxRunner, load_network
 from brushwork.models.registry import ModelFile, find_model
 from brushwork.nets.transformer import StyleTransferNet
@@ -413,12 +413,7 @@ def model_styles(model: ModelFile) -> list[str]:
     return [str(name) for name in styles]
 
 
-@functools.lru_cache(maxsize=4)
-def _cached_stylizer(style: str, model: str | None, stamp, style_blend: tuple | None, device: str, precision: str,
-                     backend: str):
-    blend = list(style_blend) if style_blend is not None else None
-    return FeedForwardStylizer.from_options(StylizeOptions(style=style, model=model, style_blend=blend, device=device,
-                                                           precision=precision, backend=backend))
+_stylizers = LRUCache(4)  # loaded models, by file and settings
 
 
 def get_stylizer(options: StylizeOptions | None = None, **overrides) -> FeedForwardStylizer:
@@ -429,13 +424,12 @@ def get_stylizer(options: StylizeOptions | None = None, **overrides) -> FeedForw
         return FeedForwardStylizer.from_options(opts)
     style = os.fspath(style)
     model = os.fspath(model) if model is not None else None
-    try:
-        st = os.stat(model if model is not None else style)
-        stamp = (st.st_mtime_ns, st.st_size)  # a rewritten model file is loaded afresh
-    except OSError:
-        stamp = None
     blend = tuple(float(v) for v in opts.style_blend) if opts.style_blend is not None else None
-    return _cached_stylizer(style, model, stamp, blend, opts.device, opts.precision, opts.backend)
+    key = (style, model, file_stamp(model if model is not None else style), blend, opts.device, opts.precision,
+           opts.backend)
+    return _stylizers.get_or_build(key, lambda: FeedForwardStylizer.from_options(
+        StylizeOptions(style=style, model=model, style_blend=list(blend) if blend is not None else None,
+                       device=opts.device, precision=opts.precision, backend=opts.backend)))
 
 
 def stylize(image, style=DEFAULT_STYLE, *, progress: ProgressCallback | None = None, **options):

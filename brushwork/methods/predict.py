@@ -20,7 +20,6 @@ onnxruntime CPU path, tiling and colour preservation all come from `brushwork.me
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from dataclasses import replace
@@ -33,7 +32,7 @@ from brushwork.errors import BrushworkError
 from brushwork.imaging import load_image, resize
 from brushwork.methods.blend import normalized, parse_weighted_styles
 from brushwork.methods.feedforward import FeedForwardStylizer, StylizeOptions, _merge
-from brushwork.methods.style_cache import STYLE_CACHE_SIZE, LRUCache, tensor_digest
+from brushwork.methods.style_cache import STYLE_CACHE_SIZE, LRUCache, file_stamp, tensor_digest
 from brushwork.models.registry import ModelFile, find_model, load_state_strict
 from brushwork.nets.style_predictor import PredictorConfig, StylePredictor, style_statistics
 from brushwork.nets.transformer import StyleTransferNet, TransformerConfig, split_norm_params
@@ -246,9 +245,7 @@ class PredictStylizer:
         return embedding
 
 
-@functools.lru_cache(maxsize=2)
-def _cached_predictor(model: str, stamp, device: str, precision: str, backend: str) -> PredictStylizer:
-    return PredictStylizer(model, device=device, precision=precision, backend=backend)
+_predictors = LRUCache(2)  # loaded models, by file and settings
 
 
 def get_predictor(options: StylizeOptions) -> PredictStylizer:
@@ -257,12 +254,9 @@ def get_predictor(options: StylizeOptions) -> PredictStylizer:
     if isinstance(model, ModelFile):
         return PredictStylizer.from_options(options)
     model = os.fspath(model)
-    try:
-        st = os.stat(model)
-        stamp = (st.st_mtime_ns, st.st_size)
-    except OSError:
-        stamp = None
-    return _cached_predictor(model, stamp, options.device, options.precision, options.backend)
+    key = (model, file_stamp(model), options.device, options.precision, options.backend)
+    return _predictors.get_or_build(key, lambda: PredictStylizer(
+        model, device=options.device, precision=options.precision, backend=options.backend))
 
 
 def embed_style(style, model: str | os.PathLike | ModelFile = DEFAULT_ARBITRARY_MODEL, *, device: str = "auto",
