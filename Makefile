@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv --system-site-packages $(VENV)
 	# Pinned on purpose: torch==2.13.0 is a local CPU wheel; an unpinned torch pulls GBs of CUDA packages.
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install torch==2.13.0
-	$(BIN)/pip install -e '.[dev,export,serve]'
+	$(BIN)/pip install -e '.[dev,export,serve,video]'
 	touch $(STAMP)
 
 demo: setup

@@ -20,6 +20,10 @@ def __getattr__(name):
         from brushwork.methods import dispatch
 
         return getattr(dispatch, name)
+    if name == "stylize_video":
+        from brushwork.video import stylize_video
+
+        return stylize_video
     if name == "embed_style":
         from brushwork.methods.predict import embed_style
 

@@ -15,3 +15,7 @@ REGISTRY += [cmd_stylize.register, cmd_export.register]
 from brushwork.cli import cmd_embed_style  # noqa: E402
 
 REGISTRY.append(cmd_embed_style.register)
+
+from brushwork.cli import cmd_video  # noqa: E402
+
+REGISTRY.append(cmd_video.register)

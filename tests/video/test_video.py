@@ -1,0 +1,183 @@
+"""The video front end on tiny synthetic clips: frames, timing and sound kept, the same stylizer as for
+images, clear one-line errors, and an existing output never damaged by a failed run."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+av = pytest.importorskip("av")
+
+from brushwork.cli.main import main  # noqa: E402
+from brushwork.errors import BrushworkError  # noqa: E402
+from brushwork.methods.dispatch import get_stylizer  # noqa: E402
+from brushwork.methods.feedforward import StylizeOptions  # noqa: E402
+from brushwork.models.registry import save_model  # noqa: E402
+from brushwork.nets.transformer import StyleTransferNet, TransformerConfig  # noqa: E402
+from brushwork.video import stylize_video  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+FPS = 12
+
+
+def _frame(i, w, h):
+    y, x = np.mgrid[0:h, 0:w]
+    return np.stack([(x * 4 + i * 10) % 256, (y * 5) % 256, np.full_like(x, 128 + i * 5)], -1).astype(np.uint8)
+
+
+def make_clip(path, w=64, h=48, frames=8, audio=True, pts_step=1):
+    """An H.264 clip of moving gradients at FPS frames per second (pts_step > 1: gaps, a variable rate),
+    with a sine tone in AAC."""
+    out = av.open(str(path), "w")
+    video = out.add_stream("libx264", rate=FPS)
+    video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+    video.time_base = Fraction(1, FPS)
+    sound = out.add_stream("aac", rate=16000) if audio else None
+    for i in range(frames):
+        frame = av.VideoFrame.from_ndarray(_frame(i, w, h), format="rgb24")
+        frame.pts, frame.time_base = i * pts_step, Fraction(1, FPS)
+        for p in video.encode(frame):
+            out.mux(p)
+    for p in video.encode(None):
+        out.mux(p)
+    if sound is not None:
+        t = np.arange(int(16000 * frames * pts_step / FPS)) / 16000
+        tone = av.AudioFrame.from_ndarray((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None], format="flt",
+                                          layout="mono")
+        tone.sample_rate, tone.pts = 16000, 0
+        for p in sound.encode(tone):
+            out.mux(p)
+        for p in sound.encode(None):
+            out.mux(p)
+    out.close()
+    return path
+
+
+def read_clip(path):
+    """(frames as uint8 arrays, their times in seconds, audio seconds or None)."""
+    with av.open(str(path)) as c:
+        frames, times = [], []
+        for f in c.decode(video=0):
+            frames.append(f.to_ndarray(format="rgb24"))
+            times.append(float(f.pts * f.time_base))
+    with av.open(str(path)) as c:
+        audio = None
+        if c.streams.audio:
+            rate = c.streams.audio[0].rate
+            audio = sum(f.samples for f in c.decode(audio=0)) / rate
+    return frames, times, audio
+
+
+@pytest.fixture
+def model(tmp_path):
+    torch.manual_seed(0)
+    net = StyleTransferNet(TransformerConfig(width=8, num_residual=1)).eval()
+    with torch.no_grad():
+        for layer in net.norm_layers():
+            layer.scale.normal_(1.0, 0.3)
+            layer.shift.normal_(0.0, 0.3)
+    return save_model(tmp_path / "tiny.safetensors", "feedforward", net.state_dict(), net.config.to_dict(),
+                      {"name": "tiny"})
+
+
+def test_every_frame_is_stylized_with_its_timing_and_the_sound_kept(tmp_path, model):
+    clip = make_clip(tmp_path / "in.mp4")
+    result = stylize_video(clip, tmp_path / "out.mp4", str(model))
+    assert (result.frames, result.size, result.audio) == (8, (64, 48), "copied")
+    frames_in, times_in, audio_in = read_clip(clip)
+    frames_out, times_out, audio_out = read_clip(tmp_path / "out.mp4")
+    assert len(frames_out) == 8 and frames_out[0].shape == (48, 64, 3)
+    assert times_out == pytest.approx(times_in)
+    assert audio_out == pytest.approx(audio_in, abs=0.01)
+    # Each frame is what the image stylizer makes of the decoded input frame, up to H.264's losses:
+    # compared in luma, since 4:2:0 video keeps a quarter of the colour resolution.
+    stylizer = get_stylizer(StylizeOptions(style=str(model)))
+    luma = np.array([0.299, 0.587, 0.114])
+    for i in (0, 7):
+        x = torch.from_numpy(frames_in[i]).permute(2, 0, 1)[None].float() / 255
+        expected = stylizer.stylize_tensor(x)[0].permute(1, 2, 0).numpy() * 255
+        assert np.abs(frames_out[i] @ luma - expected @ luma).mean() < 3
+    # And the frames differ from the input: they were stylized.
+    assert np.abs(frames_out[3].astype(np.float64) - frames_in[3]).mean() > 10
+
+
+def test_a_variable_frame_rate_keeps_its_gaps(tmp_path, model):
+    clip = make_clip(tmp_path / "gaps.mp4", frames=5, pts_step=3, audio=False)
+    result = stylize_video(clip, tmp_path / "out.mkv", str(model))
+    assert result.audio == "none"
+    _, times_in, _ = read_clip(clip)
+    _, times_out, audio = read_clip(tmp_path / "out.mkv")
+    assert audio is None
+    assert times_out == pytest.approx(times_in, abs=1e-3) and times_out[1] - times_out[0] == pytest.approx(0.25, abs=1e-3)
+
+
+def test_size_max_frames_odd_sizes_and_webm(tmp_path, model):
+    clip = make_clip(tmp_path / "odd.mp4", w=66, h=50)
+    # --size 33: 33 x 25 cropped to even sides for 4:2:0; the sound stops with the third frame.
+    result = stylize_video(clip, tmp_path / "out.webm", str(model), size=33, max_frames=3)
+    assert (result.frames, result.size, result.audio) == (3, (32, 24), "re-encoded")  # AAC cannot go in WebM
+    frames, times, audio = read_clip(tmp_path / "out.webm")
+    assert len(frames) == 3 and frames[0].shape == (24, 32, 3)
+    assert audio is not None and 3 / FPS - 0.07 < audio < 3 / FPS + 0.07  # packets of 64 ms
+
+
+def test_any_style_method_through_the_same_dispatch(tmp_path, save_tiny_adain, style_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=3, audio=False)
+    decoder = save_tiny_adain(tmp_path / "adain.safetensors")
+    result = stylize_video(clip, tmp_path / "out.mp4", str(style_path), method="adain", decoder=str(decoder),
+                           alpha=0.5)
+    assert result.frames == 3 and result.stylizer.method == "adain"
+
+
+def test_a_failed_run_leaves_an_existing_output_untouched(tmp_path, model, monkeypatch):
+    clip = make_clip(tmp_path / "in.mp4")
+    existing = tmp_path / "out.mp4"
+    existing.write_bytes(b"an earlier result")
+    stylizer = get_stylizer(StylizeOptions(style=str(model)))
+    real, calls = stylizer.stylize_tensor, []
+
+    def fails_on_the_fourth_frame(x, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise BrushworkError("out of memory on frame 4")
+        return real(x, *args, **kwargs)
+
+    monkeypatch.setattr(stylizer, "stylize_tensor", fails_on_the_fourth_frame)
+    with pytest.raises(BrushworkError, match="frame 4"):
+        stylize_video(clip, existing, str(model))
+    assert existing.read_bytes() == b"an earlier result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4", "tiny.safetensors"]  # no temporary
+
+
+def run_cli(capsys, *argv):
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def test_cli(tmp_path, capsys, model):
+    clip = make_clip(tmp_path / "in.mp4", frames=4)
+    code, err = run_cli(capsys, "video", clip, "-o", tmp_path / "out.mov", "--style", model, "--strength", "0.5",
+                        "--no-audio", "--quality", "30")
+    assert code == 0 and "4 frames, 64x48, sound none" in err
+    assert len(read_clip(tmp_path / "out.mov")[0]) == 4
+
+
+@pytest.mark.parametrize("make_input, output, extra, message", [
+    (lambda p: p / "missing.mp4", "out.mp4", [], "video not found"),
+    (lambda p: (p / "junk.mp4").write_bytes(b"not a video at all" * 10) and p / "junk.mp4", "out.mp4", [],
+     "cannot read video"),
+    (lambda p: make_clip(p / "in.mp4", frames=2, audio=False), "out.avi", [], "unknown video format '.avi'"),
+    (lambda p: make_clip(p / "in.mp4", frames=2, audio=False), "out.mp4", ["--quality", "99"], "quality must be"),
+    (lambda p: make_clip(p / "in.mp4", frames=2, audio=False), "out.mp4", ["--strength", "2"], "strength must be"),
+    (lambda p: make_clip(p / "in.mp4", frames=2, audio=False), "in.mp4", [], "would overwrite its input"),
+])
+def test_bad_input_is_one_line_and_a_nonzero_exit(tmp_path, capsys, model, make_input, output, extra, message):
+    source = make_input(tmp_path)
+    code, err = run_cli(capsys, "video", source, "-o", tmp_path / output, "--style", model, *extra)
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert code != 0 and len(lines) == 1 and message in lines[0], err
