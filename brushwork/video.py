@@ -172,10 +172,14 @@ def stylize_video(input, output, style=None, *, method: str = "auto", options=No
         streams = [v_in] + ([a_in] if a_in is not None else [])
         for packet in source.demux(*streams):
             if packet.stream is a_in:
+                if _start(packet) >= end_time:
+                    break  # cut by --max-frames, and the sound has reached the cut: nothing more to read
                 sound.add(packet)
                 continue
             if frames == max_frames:
-                continue
+                if a_in is None:
+                    break
+                continue  # read on for the sound up to the cut
             for frame in _decode(packet, src):
                 painted = _stylize_frame(stylizer, frame, opts, width, height)
                 painted.pts, painted.time_base = frame.pts, frame.time_base
