@@ -13,9 +13,6 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".g
 
 
 def register(sub) -> None:
-    from brushwork.methods.dispatch import _METHODS
-    from brushwork.methods.feedforward import DEFAULT_STYLE, StylizeOptions
-
     p = sub.add_parser(
         "stylize",
         help="stylize images instantly: a trained model, or any style image (AdaIN, WCT, style prediction)",
@@ -27,15 +24,34 @@ def register(sub) -> None:
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
     p.add_argument("-o", "--output", required=True, help="output image file (one input) or folder")
+    add_stylize_flags(p)
+    add_common_flags(p)
+    p.set_defaults(run=run)
+
+
+def add_stylize_flags(p) -> None:
+    """--style, --method and every `StylizeOptions` field: the flags of each one-pass front end."""
+    from brushwork.methods.dispatch import _METHODS
+    from brushwork.methods.feedforward import DEFAULT_STYLE, StylizeOptions
+
     p.add_argument("--style", action="append", default=None, metavar="STYLE",
-                   help=f"a shipped model name or MODEL.safetensors file, or for adain and wct a style image or preset "
-                   f"name; repeat for several styles, weighted by --style-blend (default: {DEFAULT_STYLE})")
+                   help=f"a shipped model name or MODEL.safetensors file, or for adain, wct and predict a style image "
+                   f"or preset name; repeat for several styles, weighted by --style-blend (default: {DEFAULT_STYLE})")
     methods = "; ".join(f"{m.name}: {m.description}" for m in _METHODS.values())
     p.add_argument("--method", default="auto", choices=["auto", *_METHODS],
                    help=f"auto (default): a trained model when --style names one, else adain. {methods}")
     add_dataclass_flags(p, StylizeOptions, skip=("style", "method"))
-    add_common_flags(p)
-    p.set_defaults(run=run)
+
+
+def stylize_options(args):
+    """The `StylizeOptions` of parsed `add_stylize_flags` flags, checked."""
+    from brushwork.methods.feedforward import DEFAULT_STYLE, StylizeOptions
+
+    options = dataclass_from_args(StylizeOptions, args)
+    styles = args.style or [DEFAULT_STYLE]
+    options.style = styles[0] if len(styles) == 1 else styles
+    options.validate()
+    return options
 
 
 def _collect_inputs(inputs: list[str]) -> tuple[list[Path], bool]:
@@ -95,13 +111,9 @@ def run(args) -> int:
     from brushwork.errors import BrushworkError
     from brushwork.imaging import save_image
     from brushwork.methods.dispatch import get_stylizer
-    from brushwork.methods.feedforward import DEFAULT_STYLE, StylizeOptions
     from brushwork.progress import Progress, ProgressBar
 
-    options = dataclass_from_args(StylizeOptions, args)
-    styles = args.style or [DEFAULT_STYLE]
-    options.style = styles[0] if len(styles) == 1 else styles
-    options.validate()
+    options = stylize_options(args)
     files, to_folder = _collect_inputs(args.inputs)
     targets = _plan_outputs(files, args.output, to_folder)
     stylizer = get_stylizer(options)  # bad model files or options fail here, before any image

@@ -6,56 +6,46 @@ import sys
 
 
 def register(sub) -> None:
-    from brushwork.methods.dispatch import _METHODS
-    from brushwork.methods.feedforward import DEFAULT_STYLE, StylizeOptions
+    from brushwork.cli.cmd_stylize import add_stylize_flags
     from brushwork.cli.common import add_common_flags
-    from brushwork.cli.options import add_dataclass_flags
     from brushwork.video import DEFAULT_QUALITY, VIDEO_FORMATS
 
     p = sub.add_parser(
         "video",
         help="stylize every frame of a video (keeps its timing and sound)",
         description="Stylize each frame of a video with the one-pass method `brushwork stylize` would use for the same "
-        "--style and --method (a trained model, or any style image through AdaIN, WCT or style prediction). The frame "
-        "timing is kept and the sound copied (or re-encoded when the output format cannot hold it). The output "
-        f"format follows its suffix ({', '.join(VIDEO_FORMATS)}); it is written to a temporary file and renamed at "
-        "the end, so a failed run never damages an existing file.",
+        "--style and --method (a trained model, or any style image through AdaIN, WCT or style prediction), and "
+        "the same options. The frame timing is kept and the sound copied (or re-encoded when the output format "
+        f"cannot hold it). The output format follows its suffix ({', '.join(VIDEO_FORMATS)}); it is written to a "
+        "temporary file and renamed at the end, so a failed run never damages an existing file.",
     )
     p.add_argument("input", metavar="INPUT", help="a video file (any format FFmpeg reads)")
     p.add_argument("-o", "--output", required=True, help=f"output video file ({', '.join(VIDEO_FORMATS)})")
-    p.add_argument("--style", action="append", default=None, metavar="STYLE",
-                   help=f"as for `brushwork stylize`: a shipped model name or MODEL.safetensors file, or a style image "
-                   f"or preset name for adain, wct and predict; repeat for several (default: {DEFAULT_STYLE})")
-    p.add_argument("--method", default="auto", choices=["auto", *_METHODS], help="as for `brushwork stylize`")
     p.add_argument("--max-frames", type=int, default=None, metavar="N",
                    help="stylize only the first N frames (a quick preview; the sound stops with them)")
     p.add_argument("--quality", type=int, default=DEFAULT_QUALITY, metavar="CRF",
                    help="the encoder's constant-quality level, 0 (best, largest) to 51 (default: %(default)s)")
     p.add_argument("--no-audio", dest="audio", action="store_false", help="leave the sound out")
-    add_dataclass_flags(p, StylizeOptions, skip=("style", "method"))
+    add_stylize_flags(p)
     add_common_flags(p)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from brushwork.cli.options import dataclass_from_args
-    from brushwork.methods.feedforward import DEFAULT_STYLE, StylizeOptions
+    from brushwork.cli.cmd_stylize import stylize_options
     from brushwork.progress import ProgressBar
     from brushwork.video import stylize_video
 
-    options = dataclass_from_args(StylizeOptions, args)
-    styles = args.style or [DEFAULT_STYLE]
-    options.style = styles[0] if len(styles) == 1 else styles
-    options.method = args.method
+    options = stylize_options(args)
     bar = ProgressBar("video", quiet=args.quiet, unit="frame")
     try:
-        result = stylize_video(args.input, args.output, options.style, options=options, progress=bar,
-                               max_frames=args.max_frames, quality=args.quality, audio=args.audio)
+        result = stylize_video(args.input, args.output, options=options, progress=bar, max_frames=args.max_frames,
+                               quality=args.quality, audio=args.audio)
     finally:
         bar.close()
     if not args.quiet:
         s = result.stylizer
-        print(f"wrote {result.path} ({result.frames} frame{'s' if result.frames != 1 else ''}, {result.size[0]}x{result.size[1]}, sound {result.audio}, "
-              f"model {s.name}, {s.backend} on {s.runtime.device.type}, {result.frames / result.seconds:.2f} frames/s)",
-              file=sys.stderr)
+        print(f"wrote {result.path} ({result.frames} frame{'s' if result.frames != 1 else ''}, "
+              f"{result.size[0]}x{result.size[1]}, sound {result.audio}, model {s.name}, {s.backend} on "
+              f"{s.runtime.device.type}, {result.frames / result.seconds:.2f} frames/s)", file=sys.stderr)
     return 0
