@@ -120,27 +120,30 @@ def test_pickle_with_code_is_refused(tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
-def test_shared_network_is_one_copy_per_pooling_and_runtime_and_freed_when_unused():
+def test_shared_network_is_one_copy_per_pooling_and_runtime_and_freed_when_unused(tmp_path):
     import gc
+    import shutil
 
+    import brushwork.features.vgg as vgg_module
     from brushwork.features import shared_vgg19
     from brushwork.runtime import resolve_runtime
 
+    # A weights file of this test's own: other tests' cached stylizers hold the default one.
+    weights = tmp_path / "vgg19.bin"
+    shutil.copyfile(vgg_module._weights_path(None), weights)
     cpu = resolve_runtime("cpu", "fp32")
-    a = shared_vgg19(cpu)
-    assert shared_vgg19(cpu) is a
-    assert shared_vgg19(cpu, pooling="avg") is not a
-    assert shared_vgg19(resolve_runtime("cpu", "bf16")) is not a  # channels_last: prepared apart
+    a = shared_vgg19(cpu, weights=weights)
+    assert shared_vgg19(cpu, weights=weights) is a
+    assert shared_vgg19(cpu, pooling="avg", weights=weights) is not a
+    assert shared_vgg19(resolve_runtime("cpu", "bf16"), weights=weights) is not a  # channels_last: prepared apart
     x = torch.rand(1, 3, 32, 32)
-    ref = load_vgg19()(x, ["relu3_1"])["relu3_1"]
+    ref = load_vgg19(weights)(x, ["relu3_1"])["relu3_1"]
     assert torch.equal(a(x, ["relu3_1"])["relu3_1"], ref)
-    import brushwork.features.vgg as vgg_module
-
-    held = len(vgg_module._shared)
+    mine = [k for k in vgg_module._shared.keys() if k[0] == str(weights.resolve())]
+    assert len(mine) == 1  # the avg and bf16 copies were let go at once
     del a
     gc.collect()
-    assert len(vgg_module._shared) < held
-
+    assert not [k for k in vgg_module._shared.keys() if k[0] == str(weights.resolve())]
 
 
 def test_stylizers_share_the_loss_network(tmp_path, save_tiny_adain, save_tiny_arbitrary):
