@@ -8,6 +8,8 @@
 #
 # Writes brushwork/models/weights/adain.safetensors (fp16, card recipe "adain-gpu"), replacing a
 # CPU-trained one. The held-out paintings of recipes/lib.sh (HELD_OUT) are excluded from training. runs/adain-gpu/adain/ resumes when run again.
+# INIT=MODEL continues MODEL (such as the shipped one) instead of starting from noise: its
+# architecture, a lower learning rate and no style ramp (lib.sh, gpu_start_point).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,8 +24,9 @@ RUN=${RUN:-runs/$RECIPE/adain}
 
 link_training_styles "$STYLE_SOURCE" "$RUN.styles"
 gpu_flags
+gpu_start_point 1e-4
 train_resumable "$RECIPE" "$RUN" --kind adain --data "$DATA" --styles "$RUN.styles" \
   -o "$MODEL" --name adain --recipe "$RECIPE" --save-precision fp16 \
   --image-size 256 --style-size 512 --batch-size 8 --steps "$STEPS" --decoder-width 1.0 \
-  --learning-rate 1e-4 --content-weight 1 --style-weight 10 \
-  "${GPU_FLAGS[@]}"
+  --content-weight 1 --style-weight 10 \
+  "${START_FLAGS[@]}" "${GPU_FLAGS[@]}"

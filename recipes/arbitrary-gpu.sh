@@ -10,6 +10,8 @@
 #
 # Writes brushwork/models/weights/arbitrary.safetensors (fp16, card recipe "arbitrary-gpu"),
 # replacing a CPU-trained one; resumes from runs/arbitrary-gpu/ when run again.
+# INIT=MODEL continues MODEL (such as the shipped one) instead of starting from noise: its
+# architecture, a lower learning rate and no style ramp (lib.sh, gpu_start_point).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +27,8 @@ source recipes/lib.sh
 # lr 3e-4: at 1e-3 the CPU recipe's predictor diverged (black images for every style); a lent GPU's
 # session is too short to find that out there.
 gpu_flags
+gpu_start_point 3e-4
 train_model "$RECIPE" "$NAME" 0 --kind arbitrary --styles "$STYLES" --data "$DATA" \
-  --image-size 256 --batch-size 8 --steps "$STEPS" --learning-rate "${LR:-3e-4}" --style-ramp 2000 \
+  --image-size 256 --batch-size 8 --steps "$STEPS" --style-ramp 2000 \
   --width 32 --num-residual 5 --style-size 512 --photo-styles 0.25 --embedding-size 100 \
-  "${GPU_FLAGS[@]}"
+  "${START_FLAGS[@]}" "${GPU_FLAGS[@]}"

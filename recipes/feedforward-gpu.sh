@@ -8,7 +8,8 @@
 # Writes brushwork/models/weights/STYLE.safetensors (fp16, card recipe "feedforward-gpu"),
 # replacing CPU-trained models. Runs in runs/feedforward-gpu/STYLE/ resume from their last
 # checkpoint when the script is run again. STEPS=N shortens a run (a GPU session's time is limited;
-# the card records the steps actually trained).
+# the card records the steps actually trained). INIT=shipped continues each style's shipped model
+# instead of starting from noise (its width, lr at most 3e-4, no style ramp: lib.sh, gpu_start_point).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +37,10 @@ if [ "${OBJECTIVE:-johnson}" = metric ]; then
   SUFFIX=-metric
 fi
 for style in "${STYLES[@]}"; do
+  # INIT=shipped: each style continues its own shipped model (lib.sh, gpu_start_point).
+  style_init=${INIT:-}
+  if [ "$style_init" = shipped ]; then style_init=brushwork/models/weights/$style.safetensors; fi
+  INIT=$style_init gpu_start_point 1e-3
   out="${WEIGHTS_DIR:-brushwork/models/weights}/$style$SUFFIX.safetensors"
   run="runs/$RECIPE/$style$SUFFIX"
   resume=()
@@ -45,8 +50,8 @@ for style in "${STYLES[@]}"; do
   "$PYTHON" -m brushwork.cli train \
     --kind feedforward --style "$style" --data "$DATA" -o "$out" --name "$style$SUFFIX" "${LOSS_FLAGS[@]}" \
     --recipe "$RECIPE" --save-precision fp16 --run-dir "$run" "${resume[@]}" \
-    --image-size 256 --batch-size 8 --steps "$STEPS" --learning-rate 1e-3 \
+    --image-size 256 --batch-size 8 --steps "$STEPS" \
     --width 32 --num-residual 5 --style-size 512 \
-    "${GPU_FLAGS[@]}"
+    "${START_FLAGS[@]}" "${GPU_FLAGS[@]}"
   echo "[$RECIPE] $style: done in $(( $(date +%s) - start )) s ($(date -Is))"
 done

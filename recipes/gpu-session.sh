@@ -38,6 +38,12 @@ if [ "${1:-}" = "--unpack" ]; then
 fi
 
 TRAIN_SECONDS=${TRAIN_SECONDS:-330}
+# CONTINUE=1 (the default): each trainer continues the package's model of its name (the experiments:
+# of their style), as INIT= of its recipe. In 330 s shared by twelve trainers each gets some hundreds
+# of steps: from noise that leaves a texture without a subject (the CPU recipes learned this), worse
+# than the CPU models it would replace. CONTINUE=0 starts from noise at the recipes' full widths (for
+# a session lent hours).
+CONTINUE=${CONTINUE:-1}
 SPEED=${SPEED:-1}
 OUT=${OUT:?set OUT to the folder for the results (the device tool sets it)}
 PYTHON=${PYTHON:-python3}
@@ -70,7 +76,7 @@ start=$(date +%s)
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/GPU: /'
   "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
   echo "photos: $(ls "$DATA" | wc -l) in $DATA; training: $TRAIN_SECONDS s per model, all at once;" \
-       "$WORKERS loader processes each"
+       "$WORKERS loader processes each; continuing the package's models: $CONTINUE"
 } > "$SESSION/summary.md" 2>&1
 
 # name, then the command: every trainer writes its model into $WEIGHTS, its log into $SESSION/logs.
@@ -102,7 +108,11 @@ for entry in "${trainers[@]}"; do
   name=${entry%%|*}
   command=${entry#*|}
   # WEIGHTS_DIR for the recipes that name models after styles, MODEL for the AdaIN and WCT ones.
-  WEIGHTS_DIR=$WEIGHTS MODEL=$WEIGHTS/$name.safetensors bash -c "$command" > "$SESSION/logs/$name.log" 2>&1 &
+  init=
+  if [ "$CONTINUE" = 1 ] && [ -f "brushwork/models/weights/${name%-metric}.safetensors" ]; then
+    init=brushwork/models/weights/${name%-metric}.safetensors
+  fi
+  INIT=$init WEIGHTS_DIR=$WEIGHTS MODEL=$WEIGHTS/$name.safetensors bash -c "$command" > "$SESSION/logs/$name.log" 2>&1 &
   pids+=("$!")
 done
 failed=()

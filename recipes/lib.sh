@@ -92,3 +92,42 @@ cpu_start_point() {
     LR=${LR:-1e-3}
   fi
 }
+
+# model_arch_flags MODEL: the `brushwork train` flags that build MODEL's own architecture (so that
+# `--init MODEL` fits): --width and --num-residual of a style network (and --embedding-size of an
+# arbitrary-style one), --decoder-width of AdaIN and WCT decoders.
+model_arch_flags() {
+  "${PYTHON:-python3}" - "$1" <<'PY'
+import sys
+from brushwork.models.registry import find_model
+model = find_model(sys.argv[1])
+c = model.config
+if model.kind in ("feedforward", "multi", "arbitrary"):
+    flags = ["--width", c["width"], "--num-residual", c["num_residual"]]
+    if model.kind == "arbitrary":
+        flags += ["--embedding-size", c["predictor"]["embedding_size"]]
+else:  # adain, wct
+    flags = ["--decoder-width", c["width"]]
+print(" ".join(str(f) for f in flags))
+PY
+}
+
+# gpu_start_point FRESH_LR: where a GPU recipe starts; sets START_FLAGS, which the recipe passes after
+# its own flags (the later flag wins). By default from scratch at the recipe's full size, lr FRESH_LR
+# (or LR). INIT=MODEL continues a trained model of the recipe's kind instead, such as the shipped one:
+# a lent GPU's few minutes add more on top of a trained model than from noise (from noise, a few
+# hundred steps leave a texture without a subject; see feedforward-cpu.sh). Then the network takes
+# MODEL's architecture (model_arch_flags), the style weight applies at once (--style-ramp 0), and the
+# learning rate, LR or at most 3e-4, warms up over 100 steps (a fresh Adam state at 1e-3 threw a trained
+# network's style loss from ~220k to 3M on the CPU).
+gpu_start_point() {
+  local fresh=$1 lr
+  if [ -n "${INIT:-}" ]; then
+    lr=${LR:-$("${PYTHON:-python3}" -c "print(min($fresh, 3e-4))")}
+    # shellcheck disable=SC2207
+    START_FLAGS=(--init "$INIT" $(model_arch_flags "$INIT") --style-ramp 0 --warmup-steps 100
+                 --learning-rate "$lr")
+  else
+    START_FLAGS=(--learning-rate "${LR:-$fresh}")
+  fi
+}

@@ -9,6 +9,8 @@
 #
 # Writes brushwork/models/weights/multi-paintings.safetensors (fp16, card recipe "multi-gpu"),
 # replacing a CPU-trained one; resumes from runs/multi-gpu/ when run again.
+# INIT=MODEL continues MODEL (such as the shipped one) instead of starting from noise: its
+# architecture, a lower learning rate and no style ramp (lib.sh, gpu_start_point).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +24,8 @@ STYLES=${STYLES:-starry-night,great-wave,the-scream,composition-vii,udnie,woman-
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHON
 source recipes/lib.sh
 gpu_flags
+gpu_start_point 1e-3
 train_model "$RECIPE" "$NAME" 0 --kind multi --styles "$STYLES" --data "$DATA" \
-  --image-size 256 --batch-size 8 --steps "$STEPS" --learning-rate 1e-3 --style-ramp 1000 \
+  --image-size 256 --batch-size 8 --steps "$STEPS" --style-ramp 1000 \
   --width 32 --num-residual 5 --style-size 512 \
-  "${GPU_FLAGS[@]}"
+  "${START_FLAGS[@]}" "${GPU_FLAGS[@]}"

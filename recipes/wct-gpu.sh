@@ -7,6 +7,8 @@
 #
 # Writes brushwork/models/weights/wct.safetensors (fp16, card recipe "wct-gpu"), replacing a
 # CPU-trained one; runs/wct-gpu/wct/ resumes when run again.
+# INIT=MODEL continues MODEL (such as the shipped one) instead of starting from noise: its
+# architecture, a lower learning rate and no style ramp (lib.sh, gpu_start_point).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,8 +22,9 @@ RUN=${RUN:-runs/$RECIPE/wct}
 # DECODER_WIDTH=0.5: a quarter of the weights (10 MB in fp16 instead of 42), as recipes/gpu-session.sh trains it.
 
 gpu_flags
+gpu_start_point 1e-4
 train_resumable "$RECIPE" "$RUN" --kind wct-decoders --data "$DATA" \
   -o "$MODEL" --name wct --recipe "$RECIPE" --save-precision fp16 \
   --image-size 256 --batch-size 8 --steps "$STEPS" --decoder-width "${DECODER_WIDTH:-1.0}" \
-  --learning-rate 1e-4 --content-weight 1 \
-  "${GPU_FLAGS[@]}"
+  --content-weight 1 \
+  "${START_FLAGS[@]}" "${GPU_FLAGS[@]}"
