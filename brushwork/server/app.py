@@ -425,19 +425,13 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
             fail(422, f"unknown method {method!r}: expected {_or_list(['auto', 'feedforward', *ANY_STYLE_METHODS])} "
                       "(POST /v1/jobs runs optimize)")
         choose_style(style, style_image)
+        available = any_style_methods()
         if style_image is not None:
-            available = any_style_methods()
             if method in FAST_METHODS:
                 fail(422, "method feedforward takes a named style with a trained model, not a style image: "
                           + style_image_advice(available))
-            chosen = auto_any_style_method(available) if method == "auto" else method
-            if chosen is None:
-                fail(422, "no one-pass method for a style image is installed on this server: "
-                          "start an optimize job (POST /v1/jobs)")
-            if chosen not in available:
-                why = "one-pass methods are not installed" if not fast_method_available() else \
-                    f"it has no {chosen} model"
-                fail(422, f"method {chosen} is not available on this server ({why}): {style_image_advice(available)}")
+            chosen = any_style_choice(method, available, "no one-pass method for a style image is installed on this "
+                                                         "server: start an optimize job (POST /v1/jobs)")
             return chosen, available[chosen], None
         preset = catalog.preset(style)
         entry = catalog.fast_model_for(style) if method not in ANY_STYLE_METHODS else None
@@ -449,15 +443,23 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
             return "feedforward", entry, None
         # A preset painting with no trained model (or an any-style method asked for): the painting itself
         # goes to a one-pass method that takes any style, as an upload would.
-        available = any_style_methods()
-        if method in FAST_METHODS or (method == "auto" and auto_any_style_method(available) is None):
-            upload = f"use method {_or_list(available)} (they paint any style), or " if available else ""
-            fail(422, f"no trained model for style {normalize_name(style)!r}: {upload}start an optimize job "
-                      "(POST /v1/jobs), which takes the style by name")
-        chosen = auto_any_style_method(available) if method == "auto" else method
-        if chosen not in available:
-            fail(422, f"method {chosen} is not available on this server: {style_image_advice(available)}")
+        upload = f"use method {_or_list(available)} (they paint any style), or " if available else ""
+        no_model = (f"no trained model for style {normalize_name(style)!r}: {upload}start an optimize job "
+                    "(POST /v1/jobs), which takes the style by name")
+        if method in FAST_METHODS:
+            fail(422, no_model)
+        chosen = any_style_choice(method, available, no_model)
         return chosen, available[chosen], preset.path
+
+    def any_style_choice(method: str, available: dict, none_installed: str) -> str:
+        """The any-style method that runs for `method` (auto: the preferred one this server has), or a 422."""
+        chosen = auto_any_style_method(available) if method == "auto" else method
+        if chosen is None:
+            fail(422, none_installed)
+        if chosen not in available:
+            why = "one-pass methods are not installed" if not fast_method_available() else f"it has no {chosen} model"
+            fail(422, f"method {chosen} is not available on this server ({why}): {style_image_advice(available)}")
+        return chosen
 
     @app.post(
         "/v1/stylize", tags=["stylize"], summary="Stylize a photo in one pass; returns the image (PNG)",
