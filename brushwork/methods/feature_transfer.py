@@ -402,7 +402,12 @@ class FeatureTransferStylizer:
             for layer, (tile, overlap, count) in zip(self.levels, plans):
                 factor = pooling_factor(layer)
                 stats_image, stats_regions = _statistics_copy(current, regions_full)
-                feats = self.encode(stats_image, [layer])[layer]
+                if count == 1:
+                    feats = self.encode(stats_image, [layer])[layer]
+                else:  # the statistics' features in tiles too: whole, that pass was the peak (4.0 GB at 4096^2)
+                    feats = map_tiles(lambda piece, layer=layer: self.encode(piece, [layer])[layer],
+                                      _pad_to(stats_image, factor), tile, overlap, margin=receptive_radius(layer) + 1,
+                                      align=factor, scale=factor)
                 regions_at_stats = None
                 if stats_regions is not None:
                     regions_at_stats = F.avg_pool2d(_pad_to(stats_regions, factor), factor)
