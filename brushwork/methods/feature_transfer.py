@@ -308,44 +308,47 @@ class FeatureTransferStylizer:
         return source
 
     # -- networks --------------------------------------------------------------------------------
-    def _onnx(self, part: str, layer: str, example: torch.Tensor):
-        """The onnxruntime session of the encoder up to `layer` or of its decoder, exported on first use."""
+    def _onnx(self, part: str, layer: str, example: torch.Tensor, arena: bool = True):
+        """The onnxruntime session of the encoder up to `layer` or of its decoder, exported on first use.
+        `arena=False`: one that gives its buffers back after each run (for tiles, see stylize_tensor)."""
         from brushwork.methods.export import cpu_session
 
         with self._onnx_lock:
-            key = (part, layer)
+            key = (part, layer, arena)
             if key not in self._onnx_sessions:
                 module = _EncoderTo(self.vgg, layer) if part == "encoder" else self.decoders[layer]
-                self._onnx_sessions[key] = cpu_session(_onnx_bytes(module, example), torch.get_num_threads())
+                self._onnx_sessions[key] = cpu_session(_onnx_bytes(module, example), torch.get_num_threads(),
+                                                       memory_arena=arena)
             return self._onnx_sessions[key]
 
-    def _run_onnx(self, part: str, layer: str, x: torch.Tensor) -> torch.Tensor:
-        (y,) = self._onnx(part, layer, x).run(None, {"x": x.detach().float().cpu().contiguous().numpy()})
+    def _run_onnx(self, part: str, layer: str, x: torch.Tensor, arena: bool = True) -> torch.Tensor:
+        (y,) = self._onnx(part, layer, x, arena).run(None, {"x": x.detach().float().cpu().contiguous().numpy()})
         return torch.from_numpy(y)
 
-    def encode(self, image: torch.Tensor, layers) -> dict[str, torch.Tensor]:
+    def encode(self, image: torch.Tensor, layers, *, arena: bool = True) -> dict[str, torch.Tensor]:
         """VGG features (float32) of an image padded to fit the deepest layer."""
         rt = self.runtime
         x = _pad_to(image, pooling_factor(max(layers, key=LAYER_NAMES.index)))
         if self.backend == "onnxruntime" and len(layers) == 1:
-            return {layers[0]: self._run_onnx("encoder", layers[0], x)}
+            return {layers[0]: self._run_onnx("encoder", layers[0], x, arena)}
         with torch.no_grad(), rt.autocast():
             feats = self.vgg(rt.prepare_input(x.float()), layers)
         return {k: v.float() for k, v in feats.items()}
 
     def _transform_and_decode(self, x: torch.Tensor, layer: str, maps: list[AffineMap],
-                              weights: torch.Tensor | None, feats: torch.Tensor | None = None) -> torch.Tensor:
+                              weights: torch.Tensor | None, feats: torch.Tensor | None = None,
+                              arena: bool = True) -> torch.Tensor:
         """Encode x (1 x 3 x h x w, h and w multiples of the layer's pooling factor; or pass its
         features), map, decode."""
         rt = self.runtime
         with torch.no_grad():
             if feats is None:
-                feats = self.encode(x, [layer])[layer]
+                feats = self.encode(x, [layer], arena=arena)[layer]
             if weights is not None:
                 weights = F.avg_pool2d(weights.to(feats.device), pooling_factor(layer))
             t = apply_region_maps(feats, maps, weights)
             if self.backend == "onnxruntime":
-                return self._run_onnx("decoder", layer, t)
+                return self._run_onnx("decoder", layer, t, arena)
             with rt.autocast():
                 y = self.decoders[layer](rt.prepare_input(t))
         return y.float().cpu()
@@ -405,7 +408,7 @@ class FeatureTransferStylizer:
                 if count == 1:
                     feats = self.encode(stats_image, [layer])[layer]
                 else:  # the statistics' features in tiles too: whole, that pass was the peak (4.0 GB at 4096^2)
-                    feats = map_tiles(lambda piece, layer=layer: self.encode(piece, [layer])[layer],
+                    feats = map_tiles(lambda piece, layer=layer: self.encode(piece, [layer], arena=False)[layer],
                                       _pad_to(stats_image, factor), tile, overlap, margin=receptive_radius(layer) + 1,
                                       align=factor, scale=factor)
                 regions_at_stats = None
@@ -415,9 +418,11 @@ class FeatureTransferStylizer:
                 x = _pad_to(current, factor)
                 extra = _pad_to(regions_full, factor) if regions_full is not None else None
 
+                # Tiles run through sessions without memory arenas: with them the encoder's and the
+                # decoder's arenas, each sized for a tile, were held at once (3.36 -> ... GB at 4096^2).
                 def run(piece, layer=layer, maps=maps, extra=extra):
                     weights = piece[:, 3:] if extra is not None else None
-                    return self._transform_and_decode(piece[:, :3], layer, maps, weights)
+                    return self._transform_and_decode(piece[:, :3], layer, maps, weights, arena=False)
 
                 joined = x if extra is None else torch.cat([x, extra], 1)
                 if count == 1 and stats_image is current:  # the statistics' features are this pass's
