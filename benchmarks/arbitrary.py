@@ -18,6 +18,9 @@ this shared CPU; fastest (median) in ms. The goal is at most 1 s. On CUDA, image
 and 1024 px too.
 
 Writes a contact sheet PNG (photo, painting, AdaIN, WCT, optimize per row) with `_sheet.contact_sheet`.
+
+Huge images (`--tiled 4096`, or `--tiled-only`): `brushwork stylize --method adain|wct --tile 1024` on an
+N x N photo, each in a fresh process, with its wall time and peak resident memory (os.wait4).
 """
 
 from __future__ import annotations
@@ -210,6 +213,41 @@ def gpu_speed(args, style_path) -> None:
         print(f"| {method} | {stylizer.runtime.precision} | {' | '.join(cells)} |")
 
 
+def tiled(args, style_path: Path) -> None:
+    """Wall time and peak memory of the tiled CLI path on an N x N photo, each method in its own process."""
+    import subprocess
+    import tempfile
+
+    import numpy as np
+    from PIL import Image
+
+    n = args.tiled
+    print(f"\n## Huge images: {n} x {n}, `brushwork stylize --method M --tile {args.tile}`, each in a fresh process\n")
+    print("| method | wall s | peak RSS | goal (the feed-forward issue's) |\n|---|---:|---:|---|")
+    with tempfile.TemporaryDirectory() as d:
+        photo = Path(d) / "photo.png"
+        rng = np.random.default_rng(0)  # smooth colour fields: features like a photo's, no file to carry
+        Image.fromarray((rng.random((48, 48, 3)) * 255).astype(np.uint8)).resize((n, n), Image.BICUBIC).save(photo)
+        for method, decoder in (("adain", args.adain_decoder), ("wct", args.wct_decoder)):
+            cmd = [sys.executable, "-m", "brushwork.cli", "stylize", str(photo), "--style", str(style_path),
+                   "--method", method, "--tile", str(args.tile), "-o", str(Path(d) / f"{method}.png"), "-q"]
+            if decoder:
+                cmd += ["--decoder", decoder]
+            env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+            if args.threads:
+                env["OMP_NUM_THREADS"] = str(args.threads)
+            start = time.perf_counter()
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            _, status, usage = os.wait4(proc.pid, 0)
+            seconds = time.perf_counter() - start
+            err = proc.stderr.read().decode().strip().splitlines()
+            if os.waitstatus_to_exitcode(status) != 0:
+                print(f"| {method} | failed: {(err or ['?'])[-1][:80]} | | |")
+                continue
+            mb = usage.ru_maxrss / 1024
+            print(f"| {method} | {seconds:,.0f} | {mb:,.0f} MB | {'under' if mb < 3072 else 'OVER'} 3 GB |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--adain-decoder", default=None, help="AdaIN decoder model (default: the shipped `adain`)")
@@ -223,6 +261,11 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--sheet", default=str(ROOT / "out" / "benchmarks" / "arbitrary.png"), help="contact sheet PNG")
     p.add_argument("--gpu-only", action="store_true", help="only the CUDA table (images per second at 512 and 1024 px)")
+    p.add_argument("--tiled", type=int, default=0, metavar="N",
+                   help="also stylize an N x N photo with --tile (peak memory; 4096: minutes for AdaIN, ~half an hour "
+                        "for WCT on this CPU)")
+    p.add_argument("--tile", type=int, default=1024, help="tile size of the --tiled case")
+    p.add_argument("--tiled-only", action="store_true", help="only the --tiled table (default size 4096)")
     args = p.parse_args()
 
     import torch
@@ -233,6 +276,13 @@ def main() -> None:
         if not torch.cuda.is_available():
             raise SystemExit("--gpu-only: no CUDA device here")
         gpu_speed(args, resolve_style(args.styles.split(",")[0]))
+        return
+
+    if args.tiled_only:
+        from brushwork.presets import resolve_style
+
+        args.tiled = args.tiled or 4096
+        tiled(args, resolve_style(args.styles.split(",")[0]))
         return
 
     from _sheet import contact_sheet
@@ -262,6 +312,10 @@ def main() -> None:
     path = contact_sheet(sheet, args.sheet, labels=["photo", "painting", "AdaIN", "WCT", "optimize"])
     print(f"\nContact sheet: {path}")
     speed(args, vgg, adain)
+    if args.tiled:
+        from brushwork.presets import resolve_style
+
+        tiled(args, resolve_style(args.styles.split(",")[0]))
     if torch.cuda.is_available():
         from brushwork.presets import resolve_style
 
