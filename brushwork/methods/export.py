@@ -460,9 +460,6 @@ def cpu_session(model: bytes, threads: int, *, memory_arena: bool = True):
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.log_severity_level = 3
     so.enable_cpu_mem_arena = memory_arena
-    # Without an arena, also no memory pattern: a pattern is one block for all of a run's activations,
-    # kept per input shape (tiles come in several shapes).
-    so.enable_mem_pattern = memory_arena
     return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 
 
