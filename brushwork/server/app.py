@@ -425,8 +425,8 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
             fail(422, f"unknown method {method!r}: expected {_or_list(['auto', 'feedforward', *ANY_STYLE_METHODS])} "
                       "(POST /v1/jobs runs optimize)")
         choose_style(style, style_image)
-        available = any_style_methods()
         if style_image is not None:
+            available = any_style_methods()
             if method in FAST_METHODS:
                 fail(422, "method feedforward takes a named style with a trained model, not a style image: "
                           + style_image_advice(available))
@@ -442,7 +442,9 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
                 fail(422, "fast stylization is not installed on this server: start an optimize job (POST /v1/jobs)")
             return "feedforward", entry, None
         # A preset painting with no trained model (or an any-style method asked for): the painting itself
-        # goes to a one-pass method that takes any style, as an upload would.
+        # goes to a one-pass method that takes any style, as an upload would. (The any-style models are
+        # looked up only here: a named style with a trained model, the common request, needs none.)
+        available = any_style_methods()
         upload = f"use method {_or_list(available)} (they paint any style), or " if available else ""
         no_model = (f"no trained model for style {normalize_name(style)!r}: {upload}start an optimize job "
                     "(POST /v1/jobs), which takes the style by name")
