@@ -74,44 +74,69 @@ def match_color_statistics(
         # float64 for the statistics and the transform: covariances of [0, 1] pixels are small, and
         # their inverse square roots amplify float32 rounding enough to tint the result visibly.
         # Applying the 3 x 3 transform is exact enough in the image's own dtype.
-        mu_s, cov_s = _mean_cov(source[i].reshape(3, -1))
-        mu_r, cov_r = _mean_cov(reference[i].reshape(3, -1))
+        mu_s, cov_s = mean_cov(source[i].reshape(3, -1))
+        mu_r, cov_r = mean_cov(reference[i].reshape(3, -1))
         eye = torch.eye(3, dtype=torch.float64, device=mu_s.device)
-        transform = _sym_power(cov_r.to(eye.device), 0.5) @ _sym_power(cov_s + eps * eye, -0.5)
+        transform = sym_power(cov_r.to(eye.device), 0.5) @ sym_power(cov_s + eps * eye, -0.5)
         offset = mu_r.to(mu_s.device) - transform @ mu_s
         x, y = source[i].reshape(3, -1), out[i].reshape(3, -1)
         m, b = transform.to(source.dtype), offset.to(source.dtype)
         # In slices: a float64 copy of a 4096 x 4096 image is 400 MB, and the one-shot version made
         # five (1.5 GB on top of tiled stylization's 1.5 GB peak, measured).
-        for start in range(0, x.shape[1], _CHUNK):
-            torch.addmm(b, m, x[:, start:start + _CHUNK], out=y[:, start:start + _CHUNK])
+        step = _chunk_columns(3)
+        for start in range(0, x.shape[1], step):
+            torch.addmm(b[:, None], m, x[:, start:start + step], out=y[:, start:start + step])
         out[i].clamp_(0.0, 1.0)
     return out
 
 
-_CHUNK = 1 << 20  # pixels per slice: 24 MB of float64
+_CHUNK_ELEMENTS = 1 << 22  # values per slice: 32 MB of float64
 
 
-def _mean_cov(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean (3 x 1) and covariance (3 x 3) of 3 x N pixels, in float64, a slice at a time."""
-    total = torch.zeros(3, 1, dtype=torch.float64, device=x.device)
-    products = torch.zeros(3, 3, dtype=torch.float64, device=x.device)
+def _chunk_columns(rows: int) -> int:
+    return max(1, _CHUNK_ELEMENTS // max(rows, 1))
+
+
+def mean_cov(x: torch.Tensor, weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (C) and covariance (C x C), in float64, of the N columns of C x N values, a slice at a time.
+
+    `weight` (N values >= 0) makes both weighted averages (a soft region). Shared by colour matching
+    (C = 3 pixels) and WCT (C = 64 ... 512 VGG features): a whole float64 copy of relu1_1 features at
+    2 megapixels is 1 GB, and the one-shot formula made four of them (WCT at 2048 px peaked at 5 GB).
+    """
+    rows, n = x.shape
+    step = _chunk_columns(rows)
+    w = None if weight is None else weight.reshape(-1)
     # Centred on a first estimate, so that E[dd^T] - E[d]E[d]^T does not cancel catastrophically.
-    shift = x[:, :4096].double().mean(dim=1, keepdim=True)
-    for start in range(0, x.shape[1], _CHUNK):
-        d = x[:, start:start + _CHUNK].double() - shift
-        total += d.sum(dim=1, keepdim=True)
-        products += d @ d.T
-    n = x.shape[1]
-    mean_d = total / n
-    return shift + mean_d, products / n - mean_d @ mean_d.T
+    shift = x[:, :4096].double().mean(dim=1)
+    total = torch.zeros(rows, dtype=torch.float64, device=x.device)
+    products = torch.zeros(rows, rows, dtype=torch.float64, device=x.device)
+    mass = torch.zeros((), dtype=torch.float64, device=x.device)
+    for start in range(0, n, step):
+        d = x[:, start:start + step].double() - shift[:, None]
+        if w is None:
+            total += d.sum(dim=1)
+            products += d @ d.T
+        else:
+            wc = w[start:start + step].double().to(x.device)
+            dw = d * wc
+            total += dw.sum(dim=1)
+            products += dw @ d.T
+            mass += wc.sum()
+    mass = torch.tensor(float(n), dtype=torch.float64, device=x.device) if w is None else mass.clamp_min(1e-8)
+    mean_d = total / mass
+    return shift + mean_d, products / mass - torch.outer(mean_d, mean_d)
 
 
-def _sym_power(m: torch.Tensor, p: float) -> torch.Tensor:
+def sym_power(m: torch.Tensor, p: float) -> torch.Tensor:
+    """m ** p for a symmetric positive semi-definite matrix, by eigendecomposition (in m's dtype).
+
+    Rounding can leave a tiny negative eigenvalue on a PSD matrix; its true value is 0. A negative
+    power of a (nearly) singular matrix needs the caller's regularization (add eps x I first).
+    """
     evals, evecs = torch.linalg.eigh(m)
-    # Rounding can leave a tiny negative eigenvalue on a PSD matrix; its true value is 0.
     evals = evals.clamp(min=0.0 if p > 0 else torch.finfo(m.dtype).tiny)
-    return evecs @ torch.diag(evals.pow(p)) @ evecs.T
+    return (evecs * evals.pow(p)) @ evecs.T
 
 
 def _match_batch(t: torch.Tensor, n: int, what: str) -> torch.Tensor:

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from brushwork.errors import BrushworkError
 from brushwork.features.vgg import LAYER_NAMES
 from brushwork.imaging import load_image, resize, tensor_to_image
+from brushwork.imaging.color import mean_cov, sym_power
 from brushwork.imaging.resize import fit_long_side
 from brushwork.imaging.tiling import count_tiles, map_tiles, tile_settings
 from brushwork.methods.style_cache import STYLE_CACHE_SIZE, LRUCache, tensor_digest
@@ -72,26 +73,16 @@ def weighted_mean_std(features: torch.Tensor, weight: torch.Tensor | None = None
 
 
 def weighted_mean_cov(features: torch.Tensor, weight: torch.Tensor | None = None):
-    """Channel means (C) and covariance (C x C) in float64 of 1 x C x h x w features, optionally weighted."""
-    f = features.double()[0].flatten(1)
-    w = torch.ones_like(f[:1]) if weight is None else weight.double()[0].flatten(1)
-    total = w.sum().clamp_min(1e-8)
-    mean = (f * w).sum(1) / total
-    d = f - mean[:, None]
-    return mean, (d * w) @ d.T / total
+    """Channel means (C) and covariance (C x C) in float64 of 1 x C x h x w features, optionally weighted
+    (a slice of pixels at a time: see `mean_cov`)."""
+    return mean_cov(features[0].flatten(1), None if weight is None else weight[0].flatten())
 
 
-def _sym_power(cov: torch.Tensor, power: float) -> torch.Tensor:
-    """cov ** power for a symmetric PSD matrix, by eigendecomposition (float64).
-
-    Negative powers (whitening) are regularized by COV_EPS; rounding can leave tiny negative
-    eigenvalues on a PSD matrix, whose true value is 0.
-    """
-    evals, evecs = torch.linalg.eigh(cov)
-    evals = evals.clamp_min(0.0)
-    if power < 0:
-        evals = evals + COV_EPS * max(float(torch.diagonal(cov).mean()), 1e-12)
-    return (evecs * evals.pow(power)) @ evecs.T
+def _whitening_root(cov: torch.Tensor) -> torch.Tensor:
+    """cov ** -1/2, regularized by COV_EPS of the mean variance (dead channels have variance 0)."""
+    cov = cov.double()
+    eps = COV_EPS * max(float(torch.diagonal(cov).mean()), 1e-12)
+    return sym_power(cov + eps * torch.eye(cov.shape[0], dtype=cov.dtype, device=cov.device), -0.5)
 
 
 @dataclass
@@ -148,7 +139,7 @@ def adain_map(content_stats, style_stats) -> AffineMap:
 def wct_map(content_stats, style_stats) -> AffineMap:
     """Whitening then colouring: C_s^(1/2) C_c^(-1/2) (x - mu_c) + mu_s (symmetric roots, float64)."""
     (mc, cc), (ms, cs) = content_stats, style_stats
-    matrix = _sym_power(cs.double(), 0.5) @ _sym_power(cc.double(), -0.5)
+    matrix = sym_power(cs.double(), 0.5) @ _whitening_root(cc)
     return AffineMap(ms.double() - matrix @ mc.double(), matrix=matrix)
 
 

@@ -130,10 +130,28 @@ def test_match_color_statistics_in_slices_equals_one_pass(monkeypatch):
     source = (torch.rand(1, 3, 40, 50) * 0.4 + 0.5) * torch.tensor([0.3, 1.0, 0.8]).view(1, 3, 1, 1)
     reference = torch.rand(1, 3, 30, 30) * 0.4 + 0.3  # narrow enough that nothing is clamped
     whole = match_color_statistics(source, reference)
-    monkeypatch.setattr(color, "_CHUNK", 97)  # slices that do not divide the 2,000 pixels
+    monkeypatch.setattr(color, "_CHUNK_ELEMENTS", 3 * 97)  # slices that do not divide the 2,000 pixels
     sliced = match_color_statistics(source, reference)
     assert torch.allclose(sliced, whole, atol=1e-6)
     # And the sliced statistics are the image's: mean and covariance of the output match the reference's.
     out, ref = sliced.reshape(3, -1).double(), reference.reshape(3, -1).double()
     assert torch.allclose(out.mean(1), ref.mean(1), atol=2e-3)
     assert torch.allclose(torch.cov(out, correction=0), torch.cov(ref, correction=0), atol=2e-3)
+
+
+def test_weighted_mean_cov_in_slices_equals_the_plain_formula(monkeypatch):
+    """WCT's feature statistics (many channels, optional region weights) through the same sliced code."""
+    import brushwork.imaging.color as color
+
+    torch.manual_seed(4)
+    x = (torch.randn(16, 1000, dtype=torch.float64) * 30 + 100).float()  # large offset: the centring matters
+    w = torch.rand(1000, dtype=torch.float64)
+    monkeypatch.setattr(color, "_CHUNK_ELEMENTS", 16 * 77)
+    for weight in (None, w):
+        mean, cov = color.mean_cov(x, weight)
+        ww = torch.ones(1000, dtype=torch.float64) if weight is None else weight
+        expected_mean = (x.double() * ww).sum(1) / ww.sum()
+        d = x.double() - expected_mean[:, None]
+        expected_cov = (d * ww) @ d.T / ww.sum()
+        assert torch.allclose(mean, expected_mean, rtol=1e-12)
+        assert torch.allclose(cov, expected_cov, rtol=1e-10)
