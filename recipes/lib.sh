@@ -56,7 +56,10 @@ train_resumable() {
   shift 2
   local resume=()
   if compgen -G "$run/checkpoints/step-*.json" > /dev/null; then resume=(--resume); fi
-  echo "[$recipe] training ${resume[*]:-from scratch} ($(date -Is))"
+  local start_from="from scratch"
+  if [ -n "${resume[*]}" ]; then start_from="--resume"
+  elif printf '%s\n' "$@" | grep -qx -- --init; then start_from="a new run from --init"; fi
+  echo "[$recipe] training $start_from ($(date -Is))"
   start=$(date +%s)
   PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "${PYTHON:-python3}" -m brushwork.cli train \
     --run-dir "$run" "${resume[@]}" "$@"

@@ -13,7 +13,11 @@
 # half-width decoders (--decoder-width 0.5), 128 px crops, batch 2. One step runs VGG-19 to relu5_1
 # on the photos, then each decoder and VGG-19 again up to its layer, forward and backward: measured
 # ~4.2 s per step (5 steps), so 280 steps take ~20 minutes. lr 1e-3 warmed up over 25 steps.
-# STEPS=N sets the steps; THREADS=N the threads.
+# STEPS=N sets the steps; THREADS=N the threads; TIME_LIMIT=SECONDS stops earlier and still writes the
+# model; LR=X the peak learning rate (default 1e-3).
+# Continuing the decoders (INIT=MODEL, e.g. the shipped wct.safetensors with FORCE=1 and MODEL= elsewhere):
+# the learning rate is constant after the warm-up, so the default 1e-3 continues at the rate they were
+# trained at; the warm-up restarts the fresh Adam state gently.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,11 +29,13 @@ THREADS=${THREADS:-1}
 RECIPE=wct-cpu
 MODEL=${MODEL:-brushwork/models/weights/wct.safetensors}
 RUN=${RUN:-runs/$RECIPE/wct}
+INIT=${INIT:-}
+LR=${LR:-1e-3}
 
 keep_trained "$RECIPE" "$MODEL"
 train_resumable "$RECIPE" "$RUN" --kind wct-decoders --data "$DATA" \
   -o "$MODEL" --name wct --recipe "$RECIPE" --save-precision fp16 \
   --image-size 128 --batch-size 2 --steps "$STEPS" --decoder-width 0.5 \
-  --learning-rate 1e-3 --warmup-steps 25 --content-weight 1 \
+  --learning-rate "$LR" --warmup-steps 25 --content-weight 1 \
   --device cpu --precision fp32 --threads "$THREADS" --seed 0 \
-  --log-every 10 --preview-every 50 --checkpoint-every 25 -q
+  --log-every 10 --preview-every 50 --checkpoint-every 25 -q ${INIT:+--init "$INIT"} ${TIME_LIMIT:+--time-limit "$TIME_LIMIT"}
