@@ -20,7 +20,11 @@
 # style weight 10 ramped in over 100 steps, 256 px style crops for 128 px photo crops, width 16.
 # Sizing: 5 timed steps took ~6.7 s each on one thread with the other core busy (the style images go
 # through VGG too), ~16 s start-up: 220 steps ~ 25 min. That is 880 photo-style pairs for a model
-# meant to generalize: expect a crude model, a placeholder until the GPU recipe runs. STEPS=N changes it.
+# meant to generalize: expect a crude model, a placeholder until the GPU recipe runs. STEPS=N changes it;
+# TIME_LIMIT=SECONDS stops earlier and still writes the model.
+# INIT=MODEL continues a trained model (see cpu_start_point in lib.sh). INIT=multi-paintings starts from
+# the multi-style model instead: its convolutions, and a predictor fitted to map crops of the ten
+# paintings both train on to that model's norm parameters (ArbitraryStyleObjective.init_from_multi).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,4 +47,4 @@ train_model "$RECIPE" "$NAME" 1 --kind arbitrary --styles "$STYLES" --data "$DAT
   --image-size 128 --batch-size 4 --width 16 --num-residual 5 --device cpu --precision fp32 \
   --threads "$THREADS" --seed 0 --steps "$STEPS" --learning-rate "$LR" --warmup-steps 50 \
   --style-weight 10 --style-ramp "$STYLE_RAMP" --style-size 256 --photo-styles 0.25 --embedding-size 100 \
-  --log-every 10 --preview-every 50 --checkpoint-every 25 -q
+  --log-every 10 --preview-every 50 --checkpoint-every 25 -q ${TIME_LIMIT:+--time-limit "$TIME_LIMIT"}

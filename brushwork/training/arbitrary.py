@@ -37,6 +37,8 @@ from brushwork.training.styles import list_training_styles
 PREVIEW_STYLES = 3
 MIN_CROP = 0.25  # smallest crop side, as a fraction of the painting's short side
 PAINTING_SCALE = 2  # paintings are kept at this multiple of --style-size, so crops keep detail
+FIT_CROPS = 12  # random crops per painting when the predictor is fitted to a multi-style model's table
+FIT_STEPS = 400  # full-batch Adam steps of that fit (a few seconds: the inputs are computed once)
 
 
 def jitter_colours(image: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -141,9 +143,69 @@ class ArbitraryStyleObjective(PerceptualObjective):
         elif model.kind == "feedforward":
             load_state_strict(self.net, model)
             self.predictor.set_output_bias(flat_norm_params(self.net.norm_layers()))
+        elif model.kind == "multi":
+            self.init_from_multi(model)
         else:
             raise BrushworkError(f"cannot initialize an arbitrary-style network from {model.name!r}, "
                                  f"a {model.kind} model")
+
+    def init_from_multi(self, model: ModelFile) -> None:
+        """Start from a multi-style model (Dumoulin et al.): Ghiasi et al.'s network is that network with
+        its table of norm parameters replaced by the predictor. The convolutions are taken as they are;
+        the predictor is fitted (mean square error on the norm parameters) to map random crops of each
+        painting that both runs train on to that painting's row of the table. Why: trained from a single
+        style, the predictor collapsed to one palette for every painting within the CPU recipe's steps;
+        this way it starts out telling the paintings apart, and end-to-end training goes on from there.
+        Crops are not colour-jittered here: the fit would learn to ignore colour, which the rows encode.
+        """
+        multi = StyleTransferNet(TransformerConfig.from_dict(model.config))
+        load_state_strict(multi, model)
+        own = self.net.state_dict()
+        norm_keys = {k for k in own if k.endswith((".scale", ".shift"))}
+        for k, v in multi.state_dict().items():
+            if k not in norm_keys:
+                if k not in own or own[k].shape != v.shape:
+                    raise BrushworkError(f"multi-style model {model.name!r} has another architecture than this run "
+                                         f"({k}): give --width and --num-residual as in its config")
+                own[k] = v
+        self.net.load_state_dict(own)
+
+        rows = {name: i for i, name in enumerate(model.config.get("styles") or [])}
+        shared = [(painting, rows[style.name]) for painting, style in zip(self.paintings, self.styles)
+                  if style.name in rows]
+        if len(shared) < 2:
+            raise BrushworkError(f"multi-style model {model.name!r} shares fewer than two paintings with --styles: "
+                                 "nothing to fit the style predictor to")
+        layers = multi.norm_layers()
+        table = torch.stack([torch.cat([t for layer in layers for t in (layer.scale[r], layer.shift[r])])
+                             for r in range(multi.config.num_styles)]).detach().float()
+        gen = torch.Generator().manual_seed(self.options.seed)
+        size = self.options.style_size
+        images, targets = [], []
+        for painting, row in shared:
+            images.append(resize(painting[None], (size, size))[0].clamp(0, 1))
+            images += [random_crop(painting, size, gen) for _ in range(FIT_CROPS)]
+            targets += [table[row]] * (FIT_CROPS + 1)
+        with torch.no_grad():
+            statistics = torch.cat([style_statistics(self.vgg, self.rt.prepare_input(torch.stack(images[i:i + 16])))
+                                    for i in range(0, len(images), 16)]).float().cpu()
+        targets = torch.stack(targets)
+        predictor = self.predictor
+        device = predictor.to_params.bias.device
+        statistics, targets = statistics.to(device), targets.to(device)
+        predictor.set_output_bias(targets.mean(0))
+        optimizer = torch.optim.Adam(predictor.parameters(), lr=1e-3)
+        with torch.enable_grad():
+            for _ in range(FIT_STEPS):
+                optimizer.zero_grad(set_to_none=True)
+                loss = F.mse_loss(predictor(statistics), targets)
+                loss.backward()
+                optimizer.step()
+        with torch.no_grad():
+            residual = float(F.mse_loss(predictor(statistics), targets) / targets.var(0, unbiased=False).mean())
+        self.predictor_fit = {"multi_model": model.name, "paintings": [self.styles[i].name for i, s in enumerate(
+            self.styles) if s.name in rows], "crops_per_painting": FIT_CROPS, "steps": FIT_STEPS,
+            "relative_residual": round(residual, 5)}
 
     def model_config(self) -> dict:
         return {**self.config.to_dict(), "predictor": self.predictor_config.to_dict(),
@@ -169,7 +231,9 @@ class ArbitraryStyleObjective(PerceptualObjective):
         return [p.name for p in list_style_presets() if p.path.resolve() not in trained]
 
     def card(self) -> dict:
+        fit = getattr(self, "predictor_fit", None)
         return {
+            **({"predictor_fit": fit} if fit else {}),
             "training_styles": [{"name": s.name, **s.credit} for s in self.styles],
             "held_out_presets": self.held_out_presets(),
             "photo_styles": self.options.photo_styles,

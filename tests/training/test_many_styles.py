@@ -98,6 +98,42 @@ def test_arbitrary_init_from_a_feed_forward_network(tmp_path, photos, tiny, vgg)
     assert id(objective.net.norm1.scale) not in trained and id(objective.predictor.to_params.bias) in trained
 
 
+def test_arbitrary_init_from_a_multi_style_model_fits_the_predictor_to_its_table(tmp_path, photos, tiny, vgg,
+                                                                                  one_thread):
+    """The multi-style model's convolutions are taken over, and the predictor maps each shared painting
+    to that painting's row of the norm-parameter table; a style the multi model lacks is simply not fitted."""
+    multi = train(_options(tmp_path, photos, tiny, "multi", kind="multi", steps=3, styles="starry-night,great-wave"),
+                  vgg=vgg)
+    from brushwork.nets.style_predictor import style_statistics
+    from brushwork.runtime import resolve_runtime
+    from brushwork.training.arbitrary import ArbitraryStyleObjective
+
+    objective = ArbitraryStyleObjective(_options(tmp_path, photos, tiny, "a", kind="arbitrary"), vgg,
+                                        resolve_runtime("cpu", "fp32"))
+    source = read_model(multi.output)
+    objective.load_model_state(source)
+    state = objective.net.state_dict()
+    assert torch.equal(state["conv1.conv.weight"], source.tensors["conv1.conv.weight"])
+    assert objective.predictor_fit["paintings"] == ["starry-night", "great-wave"]  # udnie: not in the table
+    assert objective.card()["predictor_fit"]["relative_residual"] < 0.05
+    size = tiny["style_size"]
+    from brushwork.imaging import resize
+
+    for painting, row in zip(objective.paintings[:2], range(2)):
+        whole = resize(painting[None], (size, size)).clamp(0, 1)
+        with torch.no_grad():
+            params = objective.predictor(style_statistics(vgg, whole))[0]
+        expected = torch.cat([t for key in ("norm1", "norm2") for t in (source.tensors[f"{key}.scale"][row],
+                                                                         source.tensors[f"{key}.shift"][row])])
+        got = params[: expected.numel()]
+        assert (got - expected).abs().max() < 0.1 * expected.abs().max()
+
+    other = ArbitraryStyleObjective(_options(tmp_path, photos, tiny, "b", kind="arbitrary", styles="udnie,the-scream"),
+                                    vgg, resolve_runtime("cpu", "fp32"))
+    with pytest.raises(BrushworkError, match="fewer than two paintings"):
+        other.load_model_state(source)
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
