@@ -147,9 +147,11 @@ def multi_section(args, measure: Measure) -> None:
     print(f"\n## Multi-style model {multi.name!r} against single-style models, {args.size} px\n")
     print("| style | multi style loss | single style loss | ratio (goal <= 1.5) | multi content loss | single content loss |")
     print("|---|---:|---:|---:|---:|---:|")
+    without_single = []
     for style_name in multi.styles:
         if style_name not in singles:
             print(f"| {style_name} | | (no single-style model) | | | |")
+            without_single.append(style_name)
             continue
         style = resolve_style(style_name)
         multi_opts = StylizeOptions(style=style_name, model=str(multi.path), size=args.size)
@@ -166,6 +168,38 @@ def multi_section(args, measure: Measure) -> None:
         ratio = m_style / s_style
         mark = "" if ratio <= MULTI_GOAL else " (over)"
         print(f"| {style_name} | {m_style:.4g} | {s_style:.4g} | {ratio:.2f}{mark} | {m_content:.4g} | {s_content:.4g} |")
+    if without_single:
+        presets_without_single(args, measure, multi, without_single)
+
+
+def presets_without_single(args, measure: Measure, multi, style_names: list[str]) -> None:
+    """The multi-style model's styles that have no single-style model, against the one-pass methods that
+    take any style image: which should `--style NAME` (method auto) use for such a preset?"""
+    import brushwork
+    from brushwork.methods.feedforward import StylizeOptions, get_stylizer
+    from brushwork.presets import resolve_style
+
+    methods = {"multi": lambda c, s: get_stylizer(opts := StylizeOptions(style=s, model=str(multi.path),
+                                                                          size=args.size)).stylize(c, opts)}
+    for method in ("adain", "predict"):
+        try:
+            brushwork.stylize(EXAMPLES / "astronaut.jpg", str(resolve_style(style_names[0])), method=method, size=32)
+        except Exception as exc:  # not installed here
+            print(f"\n({method} left out: {exc})")
+            continue
+        methods[method] = lambda c, s, m=method: brushwork.stylize(c, str(resolve_style(s)), method=m, size=args.size)
+    print(f"\n## {multi.name!r} styles with no single-style model, against the any-style methods, {args.size} px "
+          "(mean over the photos)\n")
+    print("| style | " + " | ".join(f"{m} style | {m} content" for m in methods) + " |")
+    print("|---|" + "---:|---:|" * len(methods))
+    for style_name in style_names:
+        style = resolve_style(style_name)
+        cells = []
+        for fn in methods.values():
+            losses = [measure(fn(content, style_name), content, style) for content in _examples(args.contents)]
+            cells += [f"{statistics.mean(x['style_loss'] for x in losses):.4g}",
+                      f"{statistics.mean(x['content_loss'] for x in losses):.4g}"]
+        print(f"| {style_name} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:

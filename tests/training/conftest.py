@@ -35,18 +35,6 @@ def vgg():
 
 
 @pytest.fixture
-def one_thread():
-    """One torch thread for work done outside `train` (which sets --threads itself): on shared cores two
-    threads wait on each other at every op (a predictor fit took 215 s instead of 7)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
 def tiny():
     """Tiny settings every training test shares: 32 px crops, a width-8 network with one residual block."""
     return dict(

@@ -99,7 +99,7 @@ def test_arbitrary_init_from_a_feed_forward_network(tmp_path, photos, tiny, vgg)
 
 
 def test_arbitrary_init_from_a_multi_style_model_fits_the_predictor_to_its_table(tmp_path, photos, tiny, vgg,
-                                                                                  one_thread):
+                                                                                  one_torch_thread):
     """The multi-style model's convolutions are taken over, and the predictor maps each shared painting
     to that painting's row of the norm-parameter table; a style the multi model lacks is simply not fitted."""
     multi = train(_options(tmp_path, photos, tiny, "multi", kind="multi", steps=3, styles="starry-night,great-wave"),
