@@ -97,35 +97,52 @@ def _chunk_columns(rows: int) -> int:
     return max(1, _CHUNK_ELEMENTS // max(rows, 1))
 
 
-def mean_cov(x: torch.Tensor, weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean (C) and covariance (C x C), in float64, of the N columns of C x N values, a slice at a time.
+class MeanCov:
+    """Running mean and covariance, in float64, of C x N columns added in any number of parts.
 
-    `weight` (N values >= 0) makes both weighted averages (a soft region). Shared by colour matching
-    (C = 3 pixels) and WCT (C = 64 ... 512 VGG features): a whole float64 copy of relu1_1 features at
-    2 megapixels is 1 GB, and the one-shot formula made four of them (WCT at 2048 px peaked at 5 GB).
+    `add(x, weight)` takes C x N values (any dtype, any device) and optionally N weights >= 0 (a soft
+    region, or a tile's share of each pixel); `result()` gives the (weighted) mean (C) and covariance
+    (C x C), or with `full=False` the variances (C) only. Parts are processed a slice at a time, so
+    that memory stays flat: shared by colour matching (C = 3 pixels) and WCT / AdaIN (C = 64 ... 512
+    VGG features; one float64 copy of relu1_1 features at 2 megapixels is 1 GB, and the one-shot
+    formula made four of them).
     """
-    rows, n = x.shape
-    step = _chunk_columns(rows)
-    w = None if weight is None else weight.reshape(-1)
-    # Centred on a first estimate, so that E[dd^T] - E[d]E[d]^T does not cancel catastrophically.
-    shift = x[:, :4096].double().mean(dim=1)
-    total = torch.zeros(rows, dtype=torch.float64, device=x.device)
-    products = torch.zeros(rows, rows, dtype=torch.float64, device=x.device)
-    mass = torch.zeros((), dtype=torch.float64, device=x.device)
-    for start in range(0, n, step):
-        d = x[:, start:start + step].double() - shift[:, None]
-        if w is None:
-            total += d.sum(dim=1)
-            products += d @ d.T
-        else:
-            wc = w[start:start + step].double().to(x.device)
-            dw = d * wc
-            total += dw.sum(dim=1)
-            products += dw @ d.T
-            mass += wc.sum()
-    mass = torch.tensor(float(n), dtype=torch.float64, device=x.device) if w is None else mass.clamp_min(1e-8)
-    mean_d = total / mass
-    return shift + mean_d, products / mass - torch.outer(mean_d, mean_d)
+
+    def __init__(self, full: bool = True):
+        self.full = full
+        self.shift = None
+        self.total = self.products = None
+        self.mass = 0.0
+
+    def add(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> "MeanCov":
+        rows, n = x.shape
+        if self.shift is None:
+            # Centred on a first estimate, so that E[dd^T] - E[d]E[d]^T does not cancel catastrophically.
+            self.shift = x[:, :4096].double().mean(dim=1)
+            self.total = torch.zeros(rows, dtype=torch.float64, device=x.device)
+            self.products = torch.zeros((rows, rows) if self.full else (rows,), dtype=torch.float64, device=x.device)
+        w = None if weight is None else weight.reshape(-1)
+        step = _chunk_columns(rows)
+        for start in range(0, n, step):
+            d = x[:, start:start + step].double() - self.shift[:, None]
+            dw = d if w is None else d * w[start:start + step].to(device=x.device, dtype=torch.float64)
+            self.total += dw.sum(dim=1)
+            self.products += dw @ d.T if self.full else (dw * d).sum(dim=1)
+            self.mass += d.shape[1] if w is None else float(w[start:start + step].double().sum())
+        return self
+
+    def result(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.shift is None:
+            raise ValueError("no values were added")
+        mass = max(self.mass, 1e-8)
+        mean_d = self.total / mass
+        spread = self.products / mass - (torch.outer(mean_d, mean_d) if self.full else mean_d * mean_d)
+        return self.shift + mean_d, spread
+
+
+def mean_cov(x: torch.Tensor, weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (C) and covariance (C x C), in float64, of the N columns of C x N values (see `MeanCov`)."""
+    return MeanCov().add(x, weight).result()
 
 
 def sym_power(m: torch.Tensor, p: float) -> torch.Tensor:

@@ -17,7 +17,7 @@ from brushwork.methods.feature_transfer import (
     FeatureTransferStylizer,
     adain,
     adain_map,
-    weighted_mean_std,
+    mean_std_of,
 )
 from brushwork.nets.decoder import Decoder, DecoderConfig
 
@@ -42,8 +42,8 @@ class AdaINStylizer(FeatureTransferStylizer):
     model_kind = MODEL_KIND
     default_model = DEFAULT_MODEL
 
-    def statistics(self, features, weight=None):
-        return weighted_mean_std(features, weight)
+    def statistics_of(self, running):
+        return mean_std_of(running)
 
     def transfer_map(self, content_stats, style_stats) -> AffineMap:
         return adain_map(content_stats, style_stats)

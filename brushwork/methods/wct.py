@@ -15,7 +15,6 @@ from brushwork.errors import BrushworkError
 from brushwork.methods.feature_transfer import (
     AffineMap,
     FeatureTransferStylizer,
-    weighted_mean_cov,
     wct,
     wct_map,
 )
@@ -52,8 +51,10 @@ class WCTStylizer(FeatureTransferStylizer):
     model_kind = MODEL_KIND
     default_model = DEFAULT_MODEL
 
-    def statistics(self, features, weight=None):
-        return weighted_mean_cov(features, weight)
+    full_covariance = True
+
+    def statistics_of(self, running):
+        return running.result()
 
     def transfer_map(self, content_stats, style_stats) -> AffineMap:
         return wct_map(content_stats, style_stats)

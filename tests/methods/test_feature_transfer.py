@@ -201,6 +201,33 @@ def test_wct_tiled_equals_untiled_through_chained_levels(vgg, style_path):
     assert difference.mean() < 1e-4 and difference.max() < 0.03
 
 
+@pytest.mark.parametrize("method", ["adain", "wct"])
+def test_statistics_streamed_over_tiles_equal_the_whole_images(vgg, method):
+    """Tiled, the content statistics are accumulated tile by tile (never a stitched feature map), with
+    each tile's blend weights times the region weights: the same means and (co)variances, region by region."""
+    from brushwork.methods.feature_transfer import _statistics_weights
+    from brushwork.nets.decoder import pooling_factor
+
+    layer = "relu2_1"
+    decoder = Decoder(DecoderConfig(layer, width=0.1))
+    stylizer = (AdaINStylizer(decoder, device="cpu", precision="fp32", backend="torch", vgg=vgg) if method == "adain"
+                else WCTStylizer({layer: decoder}, device="cpu", precision="fp32", backend="torch", vgg=vgg))
+    gen = torch.Generator().manual_seed(1)
+    image = torch.nn.functional.interpolate(torch.rand(1, 3, 12, 20, generator=gen), size=(120, 200), mode="bilinear")
+    ramp = torch.linspace(0, 1, 200).view(1, 1, 1, 200).expand(1, 1, 120, 200)
+    regions = torch.nn.functional.avg_pool2d(region_masks(ramp, 2), pooling_factor(layer))
+    tile, overlap, count = stylizer._tile_plan(120, 200, layer, _options("unused", tile=80))
+    assert count >= 4
+    feats = stylizer.encode(image, [layer])[layer]
+    for with_regions in (None, regions):
+        whole = [stylizer.statistics(feats, w) for w in _statistics_weights(with_regions, 2)]
+        tiled = stylizer._tiled_statistics(image, layer, with_regions, 2, tile, overlap)
+        assert len(tiled) == len(whole) == (1 if with_regions is None else 2)
+        for (m_t, s_t), (m_w, s_w) in zip(tiled, whole):
+            torch.testing.assert_close(m_t, m_w, rtol=1e-5, atol=1e-4)
+            torch.testing.assert_close(s_t, s_w, rtol=1e-5, atol=1e-3)
+
+
 def test_a_style_is_encoded_once_however_it_arrives(adain_stylizer, style_path, style2_path, monkeypatch):
     """Path, PIL upload, again: one encoding of the style; another style is encoded; the cache is bounded."""
     from PIL import Image
