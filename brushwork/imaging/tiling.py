@@ -187,34 +187,27 @@ def merge_tiles(pieces: Iterable[tuple[Tile, torch.Tensor]], height: int, width:
 
 
 def map_tiles(fn: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, tile: int, overlap: int, *,
-              margin: int = 0, align: int = 1, scale: int = 1,
+              margin: int = 0, align: int = 1,
               progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """`fn` applied to an N x C x H x W image tile by tile, blended back; one tile in flight at a time.
 
-    `fn` maps an N x C x h x w tile to an N x C' x h x w result (same size; any channels and dtype),
-    or with `scale` s to an N x C' x h/s x w/s one (an encoder that downsamples by s: then H, W and
-    `align` must be multiples of s, and each result is blended with its weights at every s-th pixel,
-    which still sum to 1). The output is allocated once and each weighted result is added into it in
-    place. `progress(done, total)` is called after each tile.
+    `fn` maps an N x C x h x w tile to an N x C' x h x w result (same size; any channels and dtype).
+    The output is allocated once and each weighted result is added into it in place.
+    `progress(done, total)` is called after each tile.
     """
     if image.dim() != 4:
         raise ValueError(f"expected an N x C x H x W tensor, got shape {tuple(image.shape)}")
     _check(tile, overlap, margin, align)
     h, w = image.shape[-2:]
-    if scale < 1 or align % scale or h % scale or w % scale:
-        raise ValueError(f"scale {scale} must divide align {align} and the image size {h} x {w}")
     total = count_tiles(h, w, tile, overlap, align)
     out = None
     for done, (t, weight) in enumerate(tile_grid(h, w, tile, overlap, margin=margin, align=align), 1):
         ys, xs = t.slices()
         piece = fn(image[..., ys, xs])
-        if tuple(piece.shape[-2:]) != (t.height // scale, t.width // scale) or piece.shape[0] != image.shape[0]:
+        if tuple(piece.shape[-2:]) != (t.height, t.width) or piece.shape[0] != image.shape[0]:
             raise ValueError(f"tile function returned shape {tuple(piece.shape)} for a tile of {tuple(image[..., ys, xs].shape)}")
         if out is None:
-            out = torch.zeros(*piece.shape[:-2], h // scale, w // scale, dtype=piece.dtype, device=piece.device)
-        if scale > 1:
-            ys, xs = slice(t.top // scale, t.bottom // scale), slice(t.left // scale, t.right // scale)
-            weight = weight[::scale, ::scale]
+            out = torch.zeros(*piece.shape[:-2], h, w, dtype=piece.dtype, device=piece.device)
         out[..., ys, xs].add_(piece * weight.to(device=piece.device, dtype=piece.dtype))
         del piece
         if progress is not None:

@@ -119,23 +119,3 @@ def test_bad_arguments():
         map_tiles(lambda t: t, x, 32, 8, margin=4)  # overlap must exceed 2 x margin
     with pytest.raises(ValueError):
         map_tiles(lambda t: t[..., :-1], x, 32, 8)  # the function must keep the tile's size
-
-
-def test_map_tiles_of_a_downsampling_function_equals_the_whole():
-    """With `scale`, the function's results are at 1/scale of each tile (an encoder's features): tiled,
-    they equal the whole image's, away from the margins the network's receptive field needs."""
-    gen = torch.Generator().manual_seed(0)
-    image = torch.rand(1, 3, 96, 136, generator=gen)
-    torch.manual_seed(0)
-    first, second = torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Conv2d(4, 5, 3, padding=1)
-
-    def encoder(x):  # a 3x3 conv, 2x pooling, a 3x3 conv, 2x pooling: sees 7 input pixels each way
-        with torch.no_grad():
-            return F.avg_pool2d(second(F.avg_pool2d(torch.relu(first(x)), 2)), 2)
-
-    whole = encoder(image)
-    tiled = map_tiles(encoder, image, 48, 24, margin=8, align=4, scale=4)
-    assert tiled.shape == whole.shape == (1, 5, 24, 34)
-    assert torch.allclose(tiled, whole, atol=1e-6)
-    with pytest.raises(ValueError, match="scale"):
-        map_tiles(encoder, image, 48, 24, margin=8, align=2, scale=4)
