@@ -270,19 +270,18 @@ def main() -> None:
 
     import torch
 
-    if args.gpu_only:
-        from brushwork.presets import resolve_style
+    from brushwork.presets import resolve_style
 
+    first_style = resolve_style(args.styles.split(",")[0])  # the painting of the speed and memory tables
+    if args.gpu_only:
         if not torch.cuda.is_available():
             raise SystemExit("--gpu-only: no CUDA device here")
-        gpu_speed(args, resolve_style(args.styles.split(",")[0]))
+        gpu_speed(args, first_style)
         return
 
     if args.tiled_only:
-        from brushwork.presets import resolve_style
-
         args.tiled = args.tiled or 4096
-        tiled(args, resolve_style(args.styles.split(",")[0]))
+        tiled(args, first_style)
         return
 
     from _sheet import contact_sheet
@@ -313,13 +312,9 @@ def main() -> None:
     print(f"\nContact sheet: {path}")
     speed(args, vgg, adain)
     if args.tiled:
-        from brushwork.presets import resolve_style
-
-        tiled(args, resolve_style(args.styles.split(",")[0]))
+        tiled(args, first_style)
     if torch.cuda.is_available():
-        from brushwork.presets import resolve_style
-
-        gpu_speed(args, resolve_style(args.styles.split(",")[0]))
+        gpu_speed(args, first_style)
 
 
 if __name__ == "__main__":

@@ -175,19 +175,28 @@ def multi_section(args, measure: Measure) -> None:
 def presets_without_single(args, measure: Measure, multi, style_names: list[str]) -> None:
     """The multi-style model's styles that have no single-style model, against the one-pass methods that
     take any style image: which should `--style NAME` (method auto) use for such a preset?"""
-    import brushwork
+    from brushwork.errors import BrushworkError
     from brushwork.methods.feedforward import StylizeOptions, get_stylizer
+    from brushwork.methods.predict import DEFAULT_ARBITRARY_MODEL, get_predictor
+    from brushwork.models.registry import find_model
     from brushwork.presets import resolve_style
 
-    methods = {"multi": lambda c, s: get_stylizer(opts := StylizeOptions(style=s, model=str(multi.path),
-                                                                          size=args.size)).stylize(c, opts)}
-    for method in ("adain", "predict"):
-        try:
-            brushwork.stylize(EXAMPLES / "astronaut.jpg", str(resolve_style(style_names[0])), method=method, size=32)
-        except Exception as exc:  # not installed here
-            print(f"\n({method} left out: {exc})")
-            continue
-        methods[method] = lambda c, s, m=method: brushwork.stylize(c, str(resolve_style(s)), method=m, size=args.size)
+    def multi_row(content, style_name):  # the style picks the model's row when the stylizer is built
+        options = StylizeOptions(style=style_name, model=str(multi.path), size=args.size)
+        return get_stylizer(options).stylize(content, options)
+
+    methods = {"multi": multi_row}
+    adain = _adain_stylize()  # the same stand-ins as the held-out section's
+    if adain is not None:
+        methods["adain"] = lambda c, s: adain(c, str(resolve_style(s)), size=args.size)
+    try:
+        arbitrary = find_model(args.arbitrary or DEFAULT_ARBITRARY_MODEL, kinds=("arbitrary",))
+    except BrushworkError as exc:
+        print(f"\n(style prediction left out: {exc})")
+    else:
+        predict_options = StylizeOptions(model=str(arbitrary.path), method="predict", size=args.size)
+        predictor = get_predictor(predict_options)
+        methods["predict"] = lambda c, s: predictor.stylize(c, predict_options, style=str(resolve_style(s)))
     print(f"\n## {multi.name!r} styles with no single-style model, against the any-style methods, {args.size} px "
           "(mean over the photos)\n")
     print("| style | " + " | ".join(f"{m} style | {m} content" for m in methods) + " |")

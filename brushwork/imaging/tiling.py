@@ -187,8 +187,7 @@ def merge_tiles(pieces: Iterable[tuple[Tile, torch.Tensor]], height: int, width:
 
 
 def map_tiles(fn: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, tile: int, overlap: int, *,
-              margin: int = 0, align: int = 1,
-              progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+              margin: int = 0, align: int = 1, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """`fn` applied to an N x C x H x W image tile by tile, blended back; one tile in flight at a time.
 
     `fn` maps an N x C x h x w tile to an N x C' x h x w result (same size; any channels and dtype).

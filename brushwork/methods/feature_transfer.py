@@ -356,7 +356,7 @@ class FeatureTransferStylizer:
     def transform_features(self, content_features: torch.Tensor, layer: str, styles: list[_StyleSource],
                            blend: list[float], alpha: float, regions: torch.Tensor | None) -> torch.Tensor:
         """The transformed features the decoder receives (for tests and inspection): regions at feature size."""
-        content_stats = [self.statistics(content_features, w) for w in _statistics_weights(regions, len(styles))]
+        content_stats = self._content_statistics(content_features, regions, len(styles))
         maps = self._maps(content_stats, layer, styles, blend, alpha, regions is not None)
         return apply_region_maps(content_features, maps, regions)
 
@@ -374,12 +374,16 @@ class FeatureTransferStylizer:
             return [AffineMap.identity(channels), styled(content_stats[0], styles, [1.0])]
         return [styled(stats, [s], [1.0]) for stats, s in zip(content_stats, styles)]
 
+    def _content_statistics(self, features: torch.Tensor, regions: torch.Tensor | None, num_styles: int) -> list:
+        """The content statistics of `_statistics_weights`' regions, from whole features."""
+        return [self.statistics(features, w) for w in _statistics_weights(regions, num_styles)]
+
     def _tiled_statistics(self, image: torch.Tensor, layer: str, regions: torch.Tensor | None, num_styles: int,
                           tile: int, overlap: int) -> list:
-        """The content statistics of `_statistics_weights`' regions, from features computed a tile at a
-        time and never stitched: each tile's features are added with its blend weights (which sum to 1
-        at every pixel) times the region's. Stitched, relu1_1 features of a 2-megapixel statistics image
-        took 537 MB (WCT at 4096^2 peaked at 3.3 GB)."""
+        """`_content_statistics` from features computed a tile at a time and never stitched: each
+        tile's features are added with its blend weights (which sum to 1 at every pixel) times the
+        region's. Stitched, relu1_1 features of a 2-megapixel statistics image took 537 MB (WCT at
+        4096^2 peaked at 3.3 GB)."""
         factor = pooling_factor(layer)
         image = _pad_to(image, factor)
         weights = _statistics_weights(regions, num_styles)
@@ -436,8 +440,7 @@ class FeatureTransferStylizer:
                 feats = None
                 if count == 1:
                     feats = self.encode(stats_image, [layer])[layer]
-                    content_stats = [self.statistics(feats, w)
-                                     for w in _statistics_weights(regions_at_stats, len(styles))]
+                    content_stats = self._content_statistics(feats, regions_at_stats, len(styles))
                 else:  # the statistics' features in tiles too: whole, that pass was the peak (4.0 GB at 4096^2)
                     content_stats = self._tiled_statistics(stats_image, layer, regions_at_stats, len(styles),
                                                            tile, overlap)

@@ -99,9 +99,10 @@ class StylePredictor(nn.Module):
         return self.norm_params(self.embed(statistics))
 
 
-def flat_norm_params(layers) -> torch.Tensor:
-    """One style's (scale, shift) per layer, flattened in `split_norm_params`' order: row 0 of each layer."""
+def flat_norm_params(layers, row: int = 0) -> torch.Tensor:
+    """One style's (scale, shift) per layer, flattened in `split_norm_params`' order: row `row` of each
+    layer (a multi-style network has one row per style)."""
     parts = []
     for layer in layers:
-        parts += [layer.scale[0].detach().float(), layer.shift[0].detach().float()]
+        parts += [layer.scale[row].detach().float(), layer.shift[row].detach().float()]
     return torch.cat(parts)

@@ -81,6 +81,7 @@ class ArbitraryStyleObjective(PerceptualObjective):
                                                 embedding_size=options.embedding_size)
         self.predictor = runtime.prepare_module(StylePredictor(self.predictor_config))
         self.modules = {"net": self.net, "predictor": self.predictor}
+        self.predictor_fit = None  # set by init_from_multi: how the predictor was fitted, for the card
         self.paintings = [load_style_image(str(s.path), PAINTING_SCALE * options.style_size)[0] for s in self.styles]
         # The predictor's inputs are standardized by the training paintings' statistics (whole paintings).
         whole = torch.stack([resize(p[None], (options.style_size, options.style_size))[0] for p in self.paintings])
@@ -171,21 +172,17 @@ class ArbitraryStyleObjective(PerceptualObjective):
         self.net.load_state_dict(own)
 
         rows = {name: i for i, name in enumerate(model.config.get("styles") or [])}
-        shared = [(painting, rows[style.name]) for painting, style in zip(self.paintings, self.styles)
-                  if style.name in rows]
+        shared = [(painting, style.name) for painting, style in zip(self.paintings, self.styles) if style.name in rows]
         if len(shared) < 2:
             raise BrushworkError(f"multi-style model {model.name!r} shares fewer than two paintings with --styles: "
                                  "nothing to fit the style predictor to")
-        layers = multi.norm_layers()
-        table = torch.stack([torch.cat([t for layer in layers for t in (layer.scale[r], layer.shift[r])])
-                             for r in range(multi.config.num_styles)]).detach().float()
         gen = torch.Generator().manual_seed(self.options.seed)
         size = self.options.style_size
         images, targets = [], []
-        for painting, row in shared:
+        for painting, name in shared:
             images.append(resize(painting[None], (size, size))[0].clamp(0, 1))
             images += [random_crop(painting, size, gen) for _ in range(FIT_CROPS)]
-            targets += [table[row]] * (FIT_CROPS + 1)
+            targets += [flat_norm_params(multi.norm_layers(), rows[name])] * (FIT_CROPS + 1)
         with torch.no_grad():
             statistics = torch.cat([style_statistics(self.vgg, self.rt.prepare_input(torch.stack(images[i:i + 16])))
                                     for i in range(0, len(images), 16)]).float().cpu()
@@ -203,9 +200,9 @@ class ArbitraryStyleObjective(PerceptualObjective):
                 optimizer.step()
         with torch.no_grad():
             residual = float(F.mse_loss(predictor(statistics), targets) / targets.var(0, unbiased=False).mean())
-        self.predictor_fit = {"multi_model": model.name, "paintings": [self.styles[i].name for i, s in enumerate(
-            self.styles) if s.name in rows], "crops_per_painting": FIT_CROPS, "steps": FIT_STEPS,
-            "relative_residual": round(residual, 5)}
+        self.predictor_fit = {"multi_model": model.name, "paintings": [name for _, name in shared],
+                              "crops_per_painting": FIT_CROPS, "steps": FIT_STEPS,
+                              "relative_residual": round(residual, 5)}
 
     def model_config(self) -> dict:
         return {**self.config.to_dict(), "predictor": self.predictor_config.to_dict(),
@@ -231,9 +228,8 @@ class ArbitraryStyleObjective(PerceptualObjective):
         return [p.name for p in list_style_presets() if p.path.resolve() not in trained]
 
     def card(self) -> dict:
-        fit = getattr(self, "predictor_fit", None)
         return {
-            **({"predictor_fit": fit} if fit else {}),
+            **({"predictor_fit": self.predictor_fit} if self.predictor_fit else {}),
             "training_styles": [{"name": s.name, **s.credit} for s in self.styles],
             "held_out_presets": self.held_out_presets(),
             "photo_styles": self.options.photo_styles,
