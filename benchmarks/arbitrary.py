@@ -9,7 +9,8 @@ held out of AdaIN's and the arbitrary-style model's training (recipes/lib.sh), a
 measured with `brushwork.losses.measure_losses` (fp32; relu4_2 content loss against the photo,
 Gram style loss over relu1_1..relu5_1 against the painting at the output's long side), the same
 numbers `benchmarks/optimize.py` reports. The issue's goal: AdaIN's style loss within 2x of
-optimization's at a content loss no worse than 1.5x.
+optimization's at a content loss no worse than 1.5x. A row "AdaIN's floor" (`adain_floor`) gives the
+relu4_1 style term of AdaIN's own target features, which no decoder, however well trained, goes below.
 
 Speed: AdaIN on one 512 x 512 image, the plain fp32 forward (VGG-19 on content and style, AdaIN,
 decoder: the reference) against the default path (`AdaINStylizer.stylize_tensor`, whose style
@@ -58,6 +59,30 @@ def _timed(fn):
     return out, time.perf_counter() - start
 
 
+ADAIN_FLOOR = "AdaIN's floor: its own target features, relu4_1 term only"
+
+
+def adain_floor(vgg, content, style) -> float:
+    """The relu4_1 term of the metric's style loss for AdaIN's target features themselves.
+
+    An ideal decoder's output re-encodes to exactly adain(content, style) at relu4_1, so this one term
+    is a floor under the style loss of AdaIN at alpha 1 with any decoder (the other layers only add to
+    it): it says how much of AdaIN's gap to optimization a better decoder can close. Matching channel
+    means and deviations leaves the channels' correlations the photo's, and relu4_1's Gram term weighs
+    them; WCT, which matches the whole covariance, has a floor of 0 here.
+    """
+    import torch
+
+    from brushwork.losses import METRIC_STYLE_LAYERS, gram_matrix, gram_style_loss
+    from brushwork.methods.feature_transfer import adain
+
+    layer = "relu4_1"
+    with torch.no_grad():
+        target = adain(vgg(content, [layer])[layer], vgg(style, [layer])[layer])
+        style_gram = gram_matrix(vgg(style, [layer])[layer])
+        return METRIC_STYLE_LAYERS[layer] * float(gram_style_loss(gram_matrix(target), style_gram))
+
+
 def quality(args, vgg, adain, wct) -> tuple[list, list]:
     """Rows of per-method results and the contact sheet's image rows."""
     import torch
@@ -94,6 +119,9 @@ def quality(args, vgg, adain, wct) -> tuple[list, list]:
                 results.append({"method": label, "photo": photo.stem, "style": style_name, "seconds": seconds,
                                 **measure_losses(vgg, out, content, style_at_output)})
                 row.append(tensor_to_image(out))
+            if adain is not None:
+                results.append({"method": ADAIN_FLOOR, "photo": photo.stem, "style": style_name, "seconds": None,
+                                "style_loss": adain_floor(vgg, content, style_at_output), "content_loss": None})
             if args.skip_optimize:
                 row.append(None)
             else:
@@ -117,18 +145,20 @@ def print_quality(results) -> None:
     print("|---|---|---|---|---|---|")
     for m in methods:
         rs = [r for r in results if r["method"] == m]
+        has_content = rs[0]["content_loss"] is not None  # None: the AdaIN floor, a style term only
         style = statistics.mean(r["style_loss"] for r in rs)
-        content = statistics.mean(r["content_loss"] for r in rs)
+        content = f"{statistics.mean(r['content_loss'] for r in rs):.4g}" if has_content else "-"
         if ref:  # per pair ratios, then their geometric-free mean: each pair weighs alike
             pairs = {(r["photo"], r["style"]): r for r in ref}
             s_ratio = statistics.mean(r["style_loss"] / pairs[r["photo"], r["style"]]["style_loss"] for r in rs)
-            c_ratio = statistics.mean(r["content_loss"] / pairs[r["photo"], r["style"]]["content_loss"] for r in rs)
-            ratios = f"{s_ratio:.2f}x | {c_ratio:.2f}x"
+            c_ratio = (f"{statistics.mean(r['content_loss'] / pairs[r['photo'], r['style']]['content_loss'] for r in rs):.2f}x"
+                       if has_content else "-")
+            ratios = f"{s_ratio:.2f}x | {c_ratio}"
         else:
             ratios = "- | -"
         timed = [r["seconds"] for r in rs if r["seconds"] is not None]  # None: optimize's result came from its cache
-        ms = f"{statistics.median(timed) * 1000:,.0f}" if timed else "(cached)"
-        print(f"| {m} | {style:.4g} | {content:.4g} | {ratios} | {ms} |")
+        ms = f"{statistics.median(timed) * 1000:,.0f}" if timed else ("(cached)" if has_content else "-")
+        print(f"| {m} | {style:.4g} | {content} | {ratios} | {ms} |")
     print("\nPer pair (style loss / content loss):\n")
     pairs = list(dict.fromkeys((r["photo"], r["style"]) for r in results))
     print("| photo x painting | " + " | ".join(methods) + " |")
@@ -137,7 +167,10 @@ def print_quality(results) -> None:
         cells = []
         for m in methods:
             r = next((r for r in results if r["method"] == m and (r["photo"], r["style"]) == p), None)
-            cells.append(f"{r['style_loss']:.3g} / {r['content_loss']:.3g}" if r else "")
+            if r is None:
+                cells.append("")
+            else:
+                cells.append(f"{r['style_loss']:.3g}" + (f" / {r['content_loss']:.3g}" if r["content_loss"] is not None else ""))
         print(f"| {p[0]} x {p[1]} | " + " | ".join(cells) + " |")
 
 
