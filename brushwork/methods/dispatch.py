@@ -106,7 +106,7 @@ def stylize_tensor(image, style=None, *, method: str = "auto", progress: Progres
 
 # Options only the feature-transfer methods (AdaIN, WCT) take, with their neutral values; and the
 # methods that refuse them, as named in the message.
-FEATURE_TRANSFER_OPTIONS = (("mask", None), ("decoder", None), ("alpha", 1.0))
+FEATURE_TRANSFER_OPTIONS = (("mask", None), ("decoder", None), ("alpha", 1.0), ("refine_steps", 0))
 _REFUSES_FEATURE_TRANSFER_OPTIONS = {"feedforward": "a feed-forward model", "predict": "--method predict"}
 
 
@@ -118,7 +118,7 @@ def check_options(method: str, options) -> None:
         return
     for name, default in FEATURE_TRANSFER_OPTIONS:
         if getattr(options, name) != default:
-            raise BrushworkError(f"--{name} is for --method adain or wct, not for {what}")
+            raise BrushworkError(f"--{name.replace('_', '-')} is for --method adain or wct, not for {what}")
 
 
 

@@ -134,6 +134,9 @@ class StylizeOptions:
                                "white (last)")
     decoder: str | None = _opt(None, "adain, wct: decoder model file (default: the shipped `adain` or `wct` model)")
     style_size: int = _opt(512, "adain, wct: long side of each style image when its statistics are taken")
+    refine_steps: int = _opt(0, "adain, wct: after each decoder, N L-BFGS steps that bring the image's VGG features "
+                             "closer to the transferred ones (the decoder's inverse made exact; each step costs about "
+                             "one VGG forward and backward: slower, closer to the style and the photo)")
     device: str = _opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     precision: str = _opt("auto", "auto, fp32 or bf16 (auto: bf16 on CUDA or a CPU with native bf16, else fp32)")
     backend: str = _opt("auto", "auto (onnxruntime on the CPU when installed, else torch), torch or onnxruntime",
@@ -157,6 +160,10 @@ class StylizeOptions:
             bad(f"unknown backend {self.backend!r}: expected auto, torch or onnxruntime")
         if not isinstance(self.alpha, (int, float)) or not 0.0 <= self.alpha <= 1.0:
             bad(f"alpha must be between 0 and 1, got {self.alpha}")
+        from brushwork.methods.feature_transfer import MAX_REFINE_STEPS
+
+        if not isinstance(self.refine_steps, int) or not 0 <= self.refine_steps <= MAX_REFINE_STEPS:
+            bad(f"refine steps must be a whole number from 0 to {MAX_REFINE_STEPS}, got {self.refine_steps}")
         if not 16 <= self.style_size <= 4096:
             bad(f"style size must be between 16 and 4096 pixels, got {self.style_size}")
         from brushwork.methods.dispatch import method_names

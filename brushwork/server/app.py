@@ -56,7 +56,11 @@ ANY_STYLE_DESCRIPTIONS = {
 # An uploaded style image is decoded no larger than this: adain and wct look at it at 512 px (long
 # side), predict at its model's style size (short side; 256 for the shipped model).
 STYLE_IMAGE_SIDE = 1024
-STYLIZE_FIELDS = ("photo", "style", "style_image", "method", "strength", "alpha", "preserve_color", "size")
+STYLIZE_FIELDS = ("photo", "style", "style_image", "method", "strength", "alpha", "refine_steps", "preserve_color",
+                  "size")
+# Each refine step costs about a VGG-19 forward and backward (a second at 512 px on two CPU cores):
+# a cap keeps one request from holding a worker for minutes.
+MAX_REFINE_STEPS = 30
 # Optimization options a request may not set: they name files on the server, or pick its hardware.
 SERVER_ONLY_OPTIONS = {"mask", "vgg_weights", "device", "precision", "style_blend"}
 INIT_CHOICES = ("content", "noise")
@@ -489,6 +493,9 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
                                "photo's own style and the style image's)"),
         alpha: float = Form(1.0, description="adain and wct: how far the features move to the style's statistics "
                             "(1: all the way, 0: the decoder's reconstruction of the photo)"),
+        refine_steps: int = Form(0, description="adain and wct: L-BFGS steps after the decoder that bring the "
+                                 "image's features closer to the transferred ones (slower; closer to the style and "
+                                 f"the photo), at most {MAX_REFINE_STEPS}"),
         preserve_color: str = Form("none", description="none, luminance or histogram: keep the photo's colours"),
         size: Optional[int] = Form(None, description="long side of the output in pixels (default: the photo's, "
                                    "at most the server's max size)"),
@@ -500,10 +507,12 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
             fail(422, f"strength must be between 0 and 1, got {strength}")
         if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and 0 <= alpha <= 1):
             fail(422, f"alpha must be between 0 and 1, got {alpha}")
+        if not 0 <= refine_steps <= MAX_REFINE_STEPS:
+            fail(422, f"refine_steps must be between 0 and {MAX_REFINE_STEPS}, got {refine_steps}")
         from brushwork.methods.feedforward import StylizeOptions
 
         try:  # the catalog keeps stylizers, so their factories' checks of the options ran only once
-            check_options(chosen, StylizeOptions(method=chosen, alpha=float(alpha)))
+            check_options(chosen, StylizeOptions(method=chosen, alpha=float(alpha), refine_steps=int(refine_steps)))
         except BrushworkError as exc:
             fail(422, str(exc).replace("--", ""))
         if preserve_color not in ("none", "luminance", "histogram"):
@@ -525,7 +534,8 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
                 style_source = painting if painting is not None else (
                     str(preset_painting) if preset_painting is not None else entry.name)
                 options = StylizeOptions(style=style_source, method=chosen,
-                                         strength=float(strength), alpha=float(alpha), preserve_color=preserve_color,
+                                         strength=float(strength), alpha=float(alpha), refine_steps=int(refine_steps),
+                                         preserve_color=preserve_color,
                                          size=size or min(max(image.size), cfg.max_size))
                 try:
                     stylizer = catalog.stylizer(entry)

@@ -66,7 +66,8 @@ def test_adain_two_styles_with_weights_and_a_mask(tmp_path, capsys, adain_file, 
 def test_wct_end_to_end(tmp_path, capsys, wct_file, content_path, style_path):
     out = tmp_path / "out.jpg"
     code, err = run_cli(capsys, "stylize", content_path, "--style", style_path, "--method", "wct", "--decoder",
-                        wct_file, "--alpha", "0.5", "--size", 40, "--style-size", 48, "-o", out, "--quiet")
+                        wct_file, "--alpha", "0.5", "--refine-steps", 1, "--size", 40, "--style-size", 48, "-o", out,
+                        "--quiet")
     assert code == 0, err
     assert Image.open(out).size == (40, 30)
 
@@ -77,6 +78,8 @@ def test_wct_end_to_end(tmp_path, capsys, wct_file, content_path, style_path):
     (["--method", "wct", "--decoder", "missing.safetensors"], "model file not found"),
     (["--method", "adain", "--style-blend", "1,2"], "2 style blend weights given for 1 styles"),
     (["--method", "feedforward", "--alpha", "0.5"], "--alpha is for --method adain or wct"),
+    (["--method", "feedforward", "--refine-steps", "3"], "--refine-steps is for --method adain or wct"),
+    (["--method", "adain", "--refine-steps", "-1"], "refine steps must be a whole number from 0 to 1000"),
 ])
 def test_bad_options_give_one_line_errors(tmp_path, capsys, adain_file, content_path, style_path, extra, message):
     args = ["stylize", content_path, "--style", style_path, "-o", tmp_path / "x.png"]

@@ -117,6 +117,39 @@ def test_wct_alpha_zero_is_the_chain_of_reconstructions(wct_stylizer, vgg, conte
     torch.testing.assert_close(out, x, atol=1e-4, rtol=0)
 
 
+def _relative_feature_error(vgg, image, target, layer="relu4_1"):
+    with torch.no_grad():
+        return float((vgg(image, [layer])[layer] - target).pow(2).mean() / target.pow(2).mean())
+
+
+def test_refine_steps_bring_the_output_to_the_transferred_features(adain_stylizer, vgg, content_path, style_path):
+    content = load_image(content_path)[0].contiguous()
+    style = adain_stylizer.style_source(str(style_path), 64)
+    with torch.no_grad():
+        target = adain_stylizer.transform_features(vgg(content, ["relu4_1"])["relu4_1"], "relu4_1", [style], [1.0],
+                                                   1.0, None)
+    plain = adain_stylizer.stylize_tensor(content, _options(str(style_path)))
+    steps = []
+    refined = adain_stylizer.stylize_tensor(content, _options(str(style_path), refine_steps=16),
+                                            progress=lambda p: steps.append((p.step, p.total)))
+    before, after = _relative_feature_error(vgg, plain, target), _relative_feature_error(vgg, refined, target)
+    # A random tiny decoder inverts badly; sixteen steps of inversion must more than halve the distance.
+    assert after < 0.5 * before, (before, after)
+    assert steps == [(k, 17) for k in range(1, 18)]  # the decoded image, then each refine step
+    assert refined.shape == plain.shape and 0 <= float(refined.min()) and float(refined.max()) <= 1
+
+
+def test_invert_features_returns_the_best_image_seen(vgg):
+    from brushwork.methods.feature_transfer import invert_features
+
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 32, 32)
+    target = vgg(image, ["relu2_1"])["relu2_1"].detach()
+    # Already exact: no step may make it worse.
+    out = invert_features(lambda x, layer: vgg(x, [layer])[layer], image, "relu2_1", target, 3)
+    assert _relative_feature_error(vgg, out, target, "relu2_1") <= _relative_feature_error(vgg, image, target, "relu2_1")
+
+
 @pytest.mark.parametrize("which", ["adain", "wct"])
 def test_style_weights_at_an_endpoint_reproduce_that_style(which, adain_stylizer, wct_stylizer, content_path,
                                                            style_path, style2_path):
@@ -181,6 +214,22 @@ def test_tiled_equals_untiled(adain_stylizer, style_path):
     assert (tiled - whole).abs().max() < 1e-3
     with pytest.raises(BrushworkError, match="overlap must be more than"):
         adain_stylizer.stylize_tensor(image, _options(str(style_path), tile=280, tile_overlap=100))
+
+
+def test_refine_steps_in_tiles(adain_stylizer, vgg, style_path):
+    gen = torch.Generator().manual_seed(0)
+    image = torch.nn.functional.interpolate(torch.rand(1, 3, 25, 43, generator=gen), size=(200, 344), mode="bilinear")
+    target = adain_stylizer.transform_features(vgg(image, ["relu4_1"])["relu4_1"], "relu4_1",
+                                               [adain_stylizer.style_source(str(style_path), 64)], [1.0], 1.0, None)
+    steps = []
+    opts = _options(str(style_path), tile=280, tile_overlap=140)
+    plain = adain_stylizer.stylize_tensor(image, opts)
+    refined = adain_stylizer.stylize_tensor(image, _options(str(style_path), tile=280, tile_overlap=140, refine_steps=3),
+                                            progress=lambda p: steps.append((p.step, p.total)))
+    assert refined.shape == (1, 3, 200, 344)
+    assert steps == [(k, 8) for k in range(1, 9)]  # two tiles, each decoded then refined three times
+    # Each tile moves toward its own features, which equal the whole image's away from its border.
+    assert _relative_feature_error(vgg, refined, target) < _relative_feature_error(vgg, plain, target)
 
 
 def test_wct_tiled_equals_untiled_through_chained_levels(vgg, style_path):

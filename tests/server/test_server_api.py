@@ -163,6 +163,8 @@ def test_stylize_bad_options_and_styles(client):
     assert_error(post(style="starry-night", size="4096"), 422, "size")
     assert_error(post(style="starry-night", size="8"), 422, "size")
     assert_error(post(style="starry-night", preserve_color="sepia"), 422, "colour")
+    assert_error(post(style="starry-night", refine_steps="31"), 422, "refine_steps must be between 0 and 30")
+    assert_error(post(style="starry-night", refine_steps="2"), 422, "refine-steps is for method adain or wct")
     assert_error(post(style="starry-night", steps="3"), 422, "unknown field 'steps'")
     assert_error(post(style="starry-night", vgg_weights="/etc/passwd"), 422, "cannot be set over HTTP")
     r = client.post("/v1/stylize", files={**photo(), "style_image": ("s.png", image_bytes(), "image/png")})
