@@ -18,7 +18,10 @@ statistics are cached, as they are when many photos get one style), timed in int
 this shared CPU; fastest (median) in ms. The goal is at most 1 s. On CUDA, images per second at 512
 and 1024 px too.
 
-Writes a contact sheet PNG (photo, painting, AdaIN, WCT, optimize per row) with `_sheet.contact_sheet`.
+Each method also runs with `--refine-steps` (default 10: `--refine-steps 10,30` for more rows): the
+decoder's output moved toward the transferred features by L-BFGS steps (`invert_features`).
+
+Writes a contact sheet PNG (photo, painting, each AdaIN and WCT row, optimize) with `_sheet.contact_sheet`.
 
 Huge images (`--tiled 4096`, or `--tiled-only`): `brushwork stylize --method adain|wct --tile 1024` on an
 N x N photo, each in a fresh process, with its wall time and peak resident memory (os.wait4).
@@ -83,6 +86,15 @@ def adain_floor(vgg, content, style) -> float:
         return METRIC_STYLE_LAYERS[layer] * float(gram_style_loss(gram_matrix(target), style_gram))
 
 
+def _methods(adain, wct, refine_steps: list[int]) -> list[tuple]:
+    """(label, stylizer, refine steps) of each measured method: both at alpha 1, each plain then refined."""
+    rows = []
+    for name, stylizer, per in (("AdaIN", adain, ""), ("WCT", wct, " per level")):
+        rows.append((f"{name}, alpha 1", stylizer, 0))
+        rows += [(f"{name}, alpha 1, {n} refine steps{per}", stylizer, n) for n in refine_steps if n]
+    return rows
+
+
 def quality(args, vgg, adain, wct) -> tuple[list, list]:
     """Rows of per-method results and the contact sheet's image rows."""
     import torch
@@ -109,12 +121,11 @@ def quality(args, vgg, adain, wct) -> tuple[list, list]:
             style, _ = load_image(style_path)
             style_at_output = resize_long_side(style, max(content.shape[2:])).clamp(0, 1)
             row = [tensor_to_image(content), tensor_to_image(resize_long_side(style, 256).clamp(0, 1))]
-            methods = [("AdaIN, alpha 1", adain), ("WCT, alpha 1", wct)]
-            for label, stylizer in methods:
+            for label, stylizer, refine in _methods(adain, wct, args.refine_steps):
                 if stylizer is None:
                     row.append(None)
                     continue
-                opts = StylizeOptions(style=str(style_path), method=stylizer.method, alpha=1.0)
+                opts = StylizeOptions(style=str(style_path), method=stylizer.method, alpha=1.0, refine_steps=refine)
                 out, seconds = _timed(lambda: stylizer.stylize_tensor(content, opts))
                 results.append({"method": label, "photo": photo.stem, "style": style_name, "seconds": seconds,
                                 **measure_losses(vgg, out, content, style_at_output)})
@@ -290,6 +301,8 @@ def main() -> None:
     p.add_argument("--contents", type=int, default=5, help="how many bundled example photos (default: all 5)")
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--skip-optimize", action="store_true", help="leave out `brushwork optimize` (minutes per image)")
+    p.add_argument("--refine-steps", default="10",
+                   help="comma-separated --refine-steps counts measured beside the plain decoders (0 or '': none)")
     p.add_argument("--repeat", type=int, default=3, help="timed rounds for the speed table")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--sheet", default=str(ROOT / "out" / "benchmarks" / "arbitrary.png"), help="contact sheet PNG")
@@ -300,6 +313,7 @@ def main() -> None:
     p.add_argument("--tile", type=int, default=1024, help="tile size of the --tiled case")
     p.add_argument("--tiled-only", action="store_true", help="only the --tiled table (default size 4096)")
     args = p.parse_args()
+    args.refine_steps = [int(n) for n in args.refine_steps.split(",") if n.strip()]
 
     import torch
 
@@ -341,7 +355,8 @@ def main() -> None:
           f"{args.contents} bundled examples; paintings: {args.styles} (held out of AdaIN's training); {args.size} px.\n")
     results, sheet = quality(args, vgg, adain, wct)
     print_quality(results)
-    path = contact_sheet(sheet, args.sheet, labels=["photo", "painting", "AdaIN", "WCT", "optimize"])
+    labels = [label.replace(", alpha 1", "") for label, _, _ in _methods(adain, wct, args.refine_steps)]
+    path = contact_sheet(sheet, args.sheet, labels=["photo", "painting", *labels, "optimize"])
     print(f"\nContact sheet: {path}")
     speed(args, vgg, adain)
     if args.tiled:
