@@ -517,16 +517,16 @@ class FeatureTransferStylizer:
                 # Tiles run through sessions without memory arenas: with them the encoder's and the
                 # decoder's arenas, each sized for a tile, were held at once (AdaIN at 4096^2 with the
                 # statistics already tiled: 3.36 -> 2.29 GB peak).
-                def run(piece, layer=layer, maps=maps, extra=extra, feats=None):
+                def run(piece, layer=layer, maps=maps, extra=extra, feats=None, arena=False):
                     weights = piece[:, 3:] if extra is not None else None
-                    y = self._transform_and_decode(piece[:, :3], layer, maps, weights, feats=feats, arena=feats is not None,
+                    y = self._transform_and_decode(piece[:, :3], layer, maps, weights, feats=feats, arena=arena,
                                                    refine_steps=opts.refine_steps, on_step=tick)
                     tick()
                     return y
 
                 joined = x if extra is None else torch.cat([x, extra], 1)
                 if count == 1 and stats_image is current:  # the statistics' features are this pass's
-                    y = run(joined, feats=feats)
+                    y = run(joined, feats=feats, arena=True)
                 elif count == 1:
                     y = run(joined)
                 else:
