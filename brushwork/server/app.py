@@ -60,7 +60,7 @@ STYLIZE_FIELDS = ("photo", "style", "style_image", "method", "strength", "alpha"
                   "size")
 # Each refine step costs about a VGG-19 forward and backward (a second at 512 px on two CPU cores):
 # a cap keeps one request from holding a worker for minutes.
-MAX_REFINE_STEPS = 30
+HTTP_MAX_REFINE_STEPS = 30
 # Optimization options a request may not set: they name files on the server, or pick its hardware.
 SERVER_ONLY_OPTIONS = {"mask", "vgg_weights", "device", "precision", "style_blend"}
 INIT_CHOICES = ("content", "noise")
@@ -495,7 +495,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
                             "(1: all the way, 0: the decoder's reconstruction of the photo)"),
         refine_steps: int = Form(0, description="adain and wct: L-BFGS steps after the decoder that bring the "
                                  "image's features closer to the transferred ones (slower; closer to the style and "
-                                 f"the photo), at most {MAX_REFINE_STEPS}"),
+                                 f"the photo), at most {HTTP_MAX_REFINE_STEPS}"),
         preserve_color: str = Form("none", description="none, luminance or histogram: keep the photo's colours"),
         size: Optional[int] = Form(None, description="long side of the output in pixels (default: the photo's, "
                                    "at most the server's max size)"),
@@ -507,8 +507,8 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
             fail(422, f"strength must be between 0 and 1, got {strength}")
         if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and 0 <= alpha <= 1):
             fail(422, f"alpha must be between 0 and 1, got {alpha}")
-        if not 0 <= refine_steps <= MAX_REFINE_STEPS:
-            fail(422, f"refine_steps must be between 0 and {MAX_REFINE_STEPS}, got {refine_steps}")
+        if not 0 <= refine_steps <= HTTP_MAX_REFINE_STEPS:
+            fail(422, f"refine_steps must be between 0 and {HTTP_MAX_REFINE_STEPS}, got {refine_steps}")
         from brushwork.methods.feedforward import StylizeOptions
 
         try:  # the catalog keeps stylizers, so their factories' checks of the options ran only once
