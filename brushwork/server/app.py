@@ -58,8 +58,9 @@ ANY_STYLE_DESCRIPTIONS = {
 STYLE_IMAGE_SIDE = 1024
 STYLIZE_FIELDS = ("photo", "style", "style_image", "method", "strength", "alpha", "refine_steps", "preserve_color",
                   "size")
-# Each refine step costs about a VGG-19 forward and backward (a second at 512 px on two CPU cores):
-# a cap keeps one request from holding a worker for minutes.
+# Each refine step costs about a VGG-19 forward and backward (AdaIN at 512 x 512: ~4 s a step on one
+# core of the development CPU), and WCT takes them at each of its five levels: a cap bounds how long
+# one request holds a worker.
 HTTP_MAX_REFINE_STEPS = 30
 # Optimization options a request may not set: they name files on the server, or pick its hardware.
 SERVER_ONLY_OPTIONS = {"mask", "vgg_weights", "device", "precision", "style_blend"}
