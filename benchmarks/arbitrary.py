@@ -10,7 +10,8 @@ measured with `brushwork.losses.measure_losses` (fp32; relu4_2 content loss agai
 Gram style loss over relu1_1..relu5_1 against the painting at the output's long side), the same
 numbers `benchmarks/optimize.py` reports. The issue's goal: AdaIN's style loss within 2x of
 optimization's at a content loss no worse than 1.5x. A row "AdaIN's floor" (`adain_floor`) gives the
-relu4_1 style term of AdaIN's own target features, which no decoder, however well trained, goes below.
+relu4_1 style term of AdaIN's own target features: what a decoder that met its target exactly would
+still score.
 
 Speed: AdaIN on one 512 x 512 image, the plain fp32 forward (VGG-19 on content and style, AdaIN,
 decoder: the reference) against the default path (`AdaINStylizer.stylize_tensor`, whose style
@@ -68,9 +69,10 @@ ADAIN_FLOOR = "AdaIN's floor: its own target features, relu4_1 term only"
 def adain_floor(vgg, content, style) -> float:
     """The relu4_1 term of the metric's style loss for AdaIN's target features themselves.
 
-    An ideal decoder's output re-encodes to exactly adain(content, style) at relu4_1, so this one term
-    is a floor under the style loss of AdaIN at alpha 1 with any decoder (the other layers only add to
-    it): it says how much of AdaIN's gap to optimization a better decoder can close. Matching channel
+    An exact decoder's output re-encodes to adain(content, style) at relu4_1, so this one term is a
+    floor under the style loss of AdaIN at alpha 1 with any decoder that does what AdaIN asks of it
+    (the other layers only add to it): it says how much of AdaIN's gap to optimization a better decoder
+    can close. Matching channel
     means and deviations leaves the channels' correlations the photo's, and relu4_1's Gram term weighs
     them; WCT, which matches the whole covariance, has a floor of 0 here.
     """
@@ -81,9 +83,9 @@ def adain_floor(vgg, content, style) -> float:
 
     layer = "relu4_1"
     with torch.no_grad():
-        target = adain(vgg(content, [layer])[layer], vgg(style, [layer])[layer])
-        style_gram = gram_matrix(vgg(style, [layer])[layer])
-        return METRIC_STYLE_LAYERS[layer] * float(gram_style_loss(gram_matrix(target), style_gram))
+        style_features = vgg(style, [layer])[layer]
+        target = adain(vgg(content, [layer])[layer], style_features)
+        return METRIC_STYLE_LAYERS[layer] * float(gram_style_loss(gram_matrix(target), gram_matrix(style_features)))
 
 
 def _methods(adain, wct, refine_steps: list[int]) -> list[tuple]:
