@@ -58,8 +58,8 @@ ANY_STYLE_DESCRIPTIONS = {
 STYLE_IMAGE_SIDE = 1024
 STYLIZE_FIELDS = ("photo", "style", "style_image", "method", "strength", "alpha", "refine_steps", "preserve_color",
                   "size")
-# Each refine step costs about a VGG-19 forward and backward (AdaIN at 512 x 512: ~4 s a step on one
-# core of the development CPU), and WCT takes them at each of its five levels: a cap bounds how long
+# Each refine step costs about a VGG-19 forward and backward (AdaIN at 512 x 512 on the development
+# CPU's two cores: ~2 s a step), and WCT takes them at each of its five levels: a cap bounds how long
 # one request holds a worker.
 HTTP_MAX_REFINE_STEPS = 30
 # Optimization options a request may not set: they name files on the server, or pick its hardware.
