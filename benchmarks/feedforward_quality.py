@@ -12,6 +12,10 @@ painting, optimize's result and the network's.
 
     python benchmarks/feedforward_quality.py                      # every shipped model, 2 photos
     python benchmarks/feedforward_quality.py --models starry-night --photos astronaut.jpg
+    python benchmarks/feedforward_quality.py --models udnie --candidates runs/x/udnie.safetensors
+
+`--candidates` measures model files that are not shipped (a training run's output) beside the shipped
+ones, each against its own card's painting: how a new model is judged before it replaces a shipped one.
 """
 
 from __future__ import annotations
@@ -37,13 +41,15 @@ def main() -> None:
     from brushwork.features import load_vgg19
     from brushwork.imaging import load_image, resize
     from brushwork.losses import measure_losses
-    from brushwork.models.registry import shipped_models
+    from brushwork.models.registry import find_model, shipped_models, weights_dir
     from brushwork.presets import resolve_style
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", nargs="+", default=["astronaut.jpg", "chelsea.jpg"],
                         help="photo files, or names of bundled examples")
     parser.add_argument("--models", nargs="+", default=None, help="shipped model names (default: every feed-forward one)")
+    parser.add_argument("--candidates", nargs="+", default=[], metavar="MODEL_FILE",
+                        help="feed-forward model files to measure too (not shipped ones)")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--cache", default=str(DEFAULT_CACHE),
                         help="folder for optimize's results (they take minutes each)")
@@ -53,6 +59,8 @@ def main() -> None:
     models = [m for m in shipped_models() if m.kind == "feedforward"]
     if args.models:
         models = [m for m in models if m.name in args.models]
+    models += [find_model(path, kinds=("feedforward",)) for path in args.candidates]
+    shipped_dir = weights_dir().resolve()
     if not models:
         raise SystemExit("no shipped feed-forward models to measure")
     photos = [Path(p) if Path(p).exists() else EXAMPLES / p for p in args.photos]
@@ -74,9 +82,11 @@ def main() -> None:
                 content = resize(content, tuple(x.shape[2:]))
                 measured[name] = measure_losses(vgg, x, content, style_img)
             o, n = measured["optimize"], measured["network"]
-            rows.append((model.name, photo.name, o, n, net_ms, opt_seconds, model.card.get("recipe", "?")))
+            shipped = model.path.resolve().parent == shipped_dir
+            label = model.name if shipped else f"{model.name}, candidate {model.path}"
+            rows.append((label, photo.name, o, n, net_ms, opt_seconds, model.card.get("recipe", "?")))
             sheet_rows.append([load_image(photo)[0], style_img, reference, output])
-            sheet_labels.append(f"{model.name} / {photo.stem}")
+            sheet_labels.append(f"{model.name}{'' if shipped else ' (candidate)'} / {photo.stem}")
 
     print(f"\n{args.size} px long side; losses from brushwork.losses.measure_losses; goal: style ratio <= {STYLE_GOAL}, "
           f"content ratio <= {CONTENT_GOAL}\n")
