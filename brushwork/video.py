@@ -7,6 +7,7 @@ embedding are computed once for the whole video), and encodes the frames with th
 timestamps: variable frame rates survive. The sound is copied as it is when the output container
 takes its codec, else re-encoded (AAC, or Opus in WebM). The output is written to a temporary file
 beside it and renamed at the end: a failed or interrupted run leaves an existing file untouched.
+`temporal_smoothing` steadies what stands still between frames (`imaging.temporal.TemporalSmoother`).
 
 This module holds no method logic: per-frame work is the stylizer's `stylize_tensor`.
 """
@@ -24,7 +25,8 @@ import numpy as np
 import torch
 
 from brushwork.errors import BrushworkError
-from brushwork.imaging.resize import fit_long_side
+from brushwork.imaging.resize import fit_long_side, resize
+from brushwork.imaging.temporal import TemporalSmoother
 from brushwork.progress import Progress, ProgressCallback, now
 
 # Output suffix -> (FFmpeg container, video encoder, audio encoder used when the sound cannot be copied).
@@ -43,6 +45,7 @@ _COPYABLE_AUDIO = {
     "webm": {"opus", "vorbis"},
 }
 DEFAULT_QUALITY = 18  # x264/VP9 constant-quality level (CRF): lower is better; 18 is visually near lossless
+DEFAULT_TEMPORAL_SMOOTHING = 0.0
 
 
 @dataclass
@@ -105,12 +108,14 @@ def _frame_count(stream) -> int:
 
 def stylize_video(input, output, style=None, *, method: str = "auto", options=None,
                   progress: ProgressCallback | None = None, max_frames: int | None = None,
-                  quality: int = DEFAULT_QUALITY, audio: bool = True, **overrides) -> VideoResult:
+                  quality: int = DEFAULT_QUALITY, audio: bool = True,
+                  temporal_smoothing: float = DEFAULT_TEMPORAL_SMOOTHING, **overrides) -> VideoResult:
     """Stylize every frame of the video file `input` into `output` (its suffix picks the format:
     .mp4, .m4v, .mov, .mkv or .webm). `style`, `method` and the keyword options are `brushwork.stylize`'s
     (e.g. `strength=0.8, preserve_color="luminance", size=720`), or `options` a `StylizeOptions`.
     `max_frames` stops early (the sound stops with the last frame); `audio=False` drops the sound;
-    `quality` is the encoder's CRF (0-51). Returns a `VideoResult`."""
+    `quality` is the encoder's CRF (0-51). `temporal_smoothing` (0 to below 1) averages each pixel's
+    painting over the last frames where the input stood still there, against flicker. Returns a `VideoResult`."""
     av = _av()
 
     from brushwork.methods.dispatch import get_stylizer
@@ -129,6 +134,7 @@ def stylize_video(input, output, style=None, *, method: str = "auto", options=No
         raise BrushworkError(f"quality must be a whole number from 0 (best) to 51, got {quality}")
     if max_frames is not None and max_frames < 1:
         raise BrushworkError(f"max frames must be at least 1, got {max_frames}")
+    smoother = TemporalSmoother(temporal_smoothing)  # checks the value before any output exists
     if options is None:
         options = StylizeOptions(style=DEFAULT_STYLE if style is None else style, method=method)
     opts = _merge(options, overrides)
@@ -181,7 +187,7 @@ def stylize_video(input, output, style=None, *, method: str = "auto", options=No
                     break
                 continue  # read on for the sound up to the cut
             for frame in _decode(packet, src):
-                painted = _stylize_frame(stylizer, frame, opts, width, height)
+                painted = _stylize_frame(stylizer, smoother, frame, opts, width, height)
                 painted.pts, painted.time_base = frame.pts, frame.time_base
                 for out_packet in v_out.encode(painted):
                     sink.mux(out_packet)
@@ -229,12 +235,14 @@ def _decode(packet, src: Path):
         raise BrushworkError(f"cannot decode a frame of {str(src)!r}: {_reason(exc)}") from None
 
 
-def _stylize_frame(stylizer, frame, opts, width: int, height: int):
+def _stylize_frame(stylizer, smoother: TemporalSmoother, frame, opts, width: int, height: int):
     av = _av()
 
     rgb = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-    y = stylizer.stylize_tensor(rgb, opts)
-    y = y[0, :, :height, :width].clamp(0.0, 1.0).mul(255.0).round_().to(torch.uint8).permute(1, 2, 0)
+    y = stylizer.stylize_tensor(rgb, opts)[:, :, :height, :width]
+    if smoother.strength > 0:
+        y = smoother(rgb if rgb.shape[-2:] == (height, width) else resize(rgb, (height, width)), y)
+    y = y[0].clamp(0.0, 1.0).mul(255.0).round_().to(torch.uint8).permute(1, 2, 0)
     return av.VideoFrame.from_ndarray(np.ascontiguousarray(y.numpy()), format="rgb24")
 
 

@@ -8,7 +8,7 @@ import sys
 def register(sub) -> None:
     from brushwork.cli.cmd_stylize import add_stylize_flags
     from brushwork.cli.common import add_common_flags
-    from brushwork.video import DEFAULT_QUALITY, VIDEO_FORMATS
+    from brushwork.video import DEFAULT_QUALITY, DEFAULT_TEMPORAL_SMOOTHING, VIDEO_FORMATS
 
     p = sub.add_parser(
         "video",
@@ -25,6 +25,10 @@ def register(sub) -> None:
                    help="stylize only the first N frames (a quick preview; the sound stops with them)")
     p.add_argument("--quality", type=int, default=DEFAULT_QUALITY, metavar="CRF",
                    help="the encoder's constant-quality level, 0 (best, largest) to 51 (default: %(default)s)")
+    p.add_argument("--temporal-smoothing", type=float, default=DEFAULT_TEMPORAL_SMOOTHING, metavar="S",
+                   help="against flicker: average each pixel's painting over the last frames where the input stood "
+                   "still there, 0 (off) to below 1 (longer memory; 0.6 averages about 2.5 frames; "
+                   "default: %(default)s)")
     p.add_argument("--no-audio", dest="audio", action="store_false", help="leave the sound out")
     add_stylize_flags(p)
     add_common_flags(p)
@@ -40,7 +44,8 @@ def run(args) -> int:
     bar = ProgressBar("video", quiet=args.quiet, unit="frame")
     try:
         result = stylize_video(args.input, args.output, options=options, progress=bar, max_frames=args.max_frames,
-                               quality=args.quality, audio=args.audio)
+                               quality=args.quality, audio=args.audio,
+                               temporal_smoothing=args.temporal_smoothing)
     finally:
         bar.close()
     if not args.quiet:

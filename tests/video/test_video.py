@@ -27,16 +27,17 @@ def _frame(i, w, h):
     return np.stack([(x * 4 + i * 10) % 256, (y * 5) % 256, np.full_like(x, 128 + i * 5)], -1).astype(np.uint8)
 
 
-def make_clip(path, w=64, h=48, frames=8, audio=True, pts_step=1):
+def make_clip(path, w=64, h=48, frames=8, audio=True, pts_step=1, frame=None):
     """An H.264 clip of moving gradients at FPS frames per second (pts_step > 1: gaps, a variable rate),
-    with a sine tone in AAC."""
+    with a sine tone in AAC. `frame(i, w, h)` draws other frames."""
+    frame_image = frame or _frame
     out = av.open(str(path), "w")
     video = out.add_stream("libx264", rate=FPS)
     video.width, video.height, video.pix_fmt = w, h, "yuv420p"
     video.time_base = Fraction(1, FPS)
     sound = out.add_stream("aac", rate=16000) if audio else None
     for i in range(frames):
-        frame = av.VideoFrame.from_ndarray(_frame(i, w, h), format="rgb24")
+        frame = av.VideoFrame.from_ndarray(frame_image(i, w, h), format="rgb24")
         frame.pts, frame.time_base = i * pts_step, Fraction(1, FPS)
         for p in video.encode(frame):
             out.mux(p)
@@ -131,6 +132,23 @@ def test_any_style_method_through_the_same_dispatch(tmp_path, save_tiny_adain, s
     assert result.frames == 3 and result.stylizer.method == "adain"
 
 
+def test_temporal_smoothing_steadies_a_still_scene(tmp_path, model):
+    rng = np.random.default_rng(0)
+    scene = _frame(0, 64, 48).astype(np.float64)
+
+    def noisy_still_frame(i, w, h):  # a still scene under fresh sensor noise, as a camera on a tripod sees it
+        return np.clip(scene + rng.normal(0, 8, scene.shape), 0, 255).astype(np.uint8)
+
+    clip = make_clip(tmp_path / "still.mp4", frames=8, audio=False, frame=noisy_still_frame)
+    flicker = {}
+    for strength in (0.0, 0.7):
+        out = tmp_path / f"out-{strength}.mkv"
+        stylize_video(clip, out, str(model), temporal_smoothing=strength, quality=0)
+        frames = np.stack(read_clip(out)[0]).astype(np.float64)
+        flicker[strength] = np.abs(np.diff(frames, axis=0)).mean()
+    assert flicker[0.7] < 0.7 * flicker[0.0], flicker
+
+
 def test_a_failed_run_leaves_an_existing_output_untouched(tmp_path, model, monkeypatch):
     clip = make_clip(tmp_path / "in.mp4")
     existing = tmp_path / "out.mp4"
@@ -175,6 +193,8 @@ def test_cli(tmp_path, capsys, model):
     (lambda p: make_clip(p / "in.mp4", frames=2, audio=False), "out.mp4", ["--quality", "99"], "quality must be"),
     (lambda p: make_clip(p / "in.mp4", frames=2, audio=False), "out.mp4", ["--strength", "2"], "strength must be"),
     (lambda p: make_clip(p / "in.mp4", frames=2, audio=False), "in.mp4", [], "would overwrite its input"),
+    (lambda p: make_clip(p / "in.mp4", frames=2, audio=False), "out.mp4", ["--temporal-smoothing", "1"],
+     "temporal smoothing must be at least 0 and below 1"),
 ])
 def test_bad_input_is_one_line_and_a_nonzero_exit(tmp_path, capsys, model, make_input, output, extra, message):
     source = make_input(tmp_path)
