@@ -168,7 +168,9 @@ def _train(options: TrainOptions, progress, on_preview, vgg) -> TrainResult:
         return TrainResult(output=None, card=None, loop=loop)
     card = build_card(options, objective, loop, describe_data(options.data, len(files)), rt)
     if init_card is not None:
-        card["init"] = init_card
+        card["init"] = dict(init_card)
+        if isinstance(init_model.card.get("init"), dict):  # the whole chain: the model's training is their sum
+            card["init"]["init"] = init_model.card["init"]
     dtype = torch.float16 if options.save_precision == "fp16" else None
     output = save_model(options.output, objective.kind, objective.model_state(), objective.model_config(), card,
                         dtype=dtype)

@@ -220,6 +220,9 @@ def test_init_from_a_reconstruction_network(tmp_path, photos, tiny, vgg):
     second = train(_options(tmp_path, photos, tiny, name="styled", steps=1, init=str(first.output),
                             checkpoint_every=1), vgg=vgg)
     assert second.card["init"]["name"] == "recon" and second.card["init"]["style_weight"] == 0.0
+    assert "init" not in second.card["init"]  # recon started from nothing
+    third = train(_options(tmp_path, photos, tiny, name="again", steps=1, init=str(second.output)), vgg=vgg)
+    assert third.card["init"]["name"] == "styled" and third.card["init"]["init"]["name"] == "recon"
     # The run really started from those weights: the checkpoint after one step is one Adam step away.
     from safetensors.torch import load_file
 
