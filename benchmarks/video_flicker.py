@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 EXAMPLES = ROOT / "brushwork/assets/examples"
 MARGIN = 8  # px around the moving square that do not count as still
+DEFAULT_CRF = 0  # lossless output: its own compression would hide flicker and blur the lag
 
 
 def make_clip(path: Path, width: int, height: int, frames: int, noise: float, seed: int = 0):
@@ -118,8 +119,6 @@ def main() -> None:
         base = flicker if base is None else base
         print(f"| {s:g}{' (plain, the reference)' if s == 0 else ''} | {flicker:.2f} | {flicker / base:.2f}x | {lag:.2f} |")
 
-
-DEFAULT_CRF = 0  # lossless: the output's own compression would hide flicker and blur the lag
 
 if __name__ == "__main__":
     main()
