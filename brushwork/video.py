@@ -240,7 +240,7 @@ def _stylize_frame(stylizer, smoother: TemporalSmoother, frame, opts, width: int
 
     rgb = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
     y = stylizer.stylize_tensor(rgb, opts)[:, :, :height, :width]
-    if smoother.strength > 0:
+    if smoother.strength > 0:  # else skip the input's resize: the smoother would not look at it
         y = smoother(rgb if rgb.shape[-2:] == (height, width) else resize(rgb, (height, width)), y)
     y = y[0].clamp(0.0, 1.0).mul(255.0).round_().to(torch.uint8).permute(1, 2, 0)
     return av.VideoFrame.from_ndarray(np.ascontiguousarray(y.numpy()), format="rgb24")

@@ -46,9 +46,11 @@ class TemporalSmoother:
         if frame.shape[-2:] != painted.shape[-2:]:
             raise ValueError(f"input frame {tuple(frame.shape[-2:])} and painted frame "
                              f"{tuple(painted.shape[-2:])} differ in size")
+        if self.strength == 0.0:
+            return painted  # nothing to average: keep no copies of the frames
         previous_in, previous_out = self._previous_input, self._previous_output
         self._previous_input = frame.detach().float()
-        if self.strength == 0.0 or previous_in is None or previous_in.shape != self._previous_input.shape:
+        if previous_in is None or previous_in.shape != self._previous_input.shape:
             self._previous_output = painted.detach().float()
             return painted
         change = (self._previous_input - previous_in).abs().mean(1, keepdim=True)
