@@ -14,6 +14,7 @@ multi-style model against the matching single-style models. Prints Markdown tabl
 
     python benchmarks/multi.py --skip-optimize                      # minutes on a CPU
     python benchmarks/multi.py --arbitrary A.safetensors --multi M.safetensors --size 256
+    python benchmarks/multi.py --skip-arbitrary --skip-without-single --multi M.safetensors   # a candidate
 """
 
 from __future__ import annotations
@@ -168,7 +169,7 @@ def multi_section(args, measure: Measure) -> None:
         ratio = m_style / s_style
         mark = "" if ratio <= MULTI_GOAL else " (over)"
         print(f"| {style_name} | {m_style:.4g} | {s_style:.4g} | {ratio:.2f}{mark} | {m_content:.4g} | {s_content:.4g} |")
-    if without_single:
+    if without_single and not args.skip_without_single:
         presets_without_single(args, measure, multi, without_single)
 
 
@@ -221,6 +222,9 @@ def main() -> None:
     parser.add_argument("--skip-optimize", action="store_true", help="leave out `brushwork optimize` (the slow part)")
     parser.add_argument("--skip-arbitrary", action="store_true")
     parser.add_argument("--skip-multi", action="store_true")
+    parser.add_argument("--skip-without-single", action="store_true",
+                        help="in the multi-style section, leave out the styles with no single-style model (each "
+                             "compared with AdaIN and style prediction: most of the section's minutes)")
     parser.add_argument("--sheet", default="out/benchmarks/multi-held-out.png", help="contact sheet PNG to write")
     args = parser.parse_args()
     args.contents = args.contents.split(",") if args.contents else None

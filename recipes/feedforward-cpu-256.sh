@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Stage 2 of the CPU recipe for feed-forward style networks: continue a trained network on 256 px crops
-# against the benchmark's own objective (relu4_2 content; Gram style over relu1_1..relu5_1 with targets
-# at 512 px, the size the benchmark measures at). Usage:
+# Stage 2 of the CPU recipes for style networks, single- or multi-style: continue a trained network on
+# 256 px crops against the benchmark's own objective (relu4_2 content; Gram style over relu1_1..relu5_1
+# with targets at 512 px, the size the benchmarks measure at). Usage:
 #
-#   INIT=MODEL bash recipes/feedforward-cpu-256.sh STYLE
+#   INIT=MODEL bash recipes/feedforward-cpu-256.sh NAME
 #
-# INIT is a trained network of STYLE (a shipped name such as `starry-night`, or a file). Writes
-# WEIGHTS_DIR/STYLE.safetensors (default WEIGHTS_DIR=runs/feedforward-cpu-256/candidates, fp16, card
+# INIT is a trained network: a single-style one of the preset NAME (a shipped name such as
+# `starry-night`, or a file), or a multi-style one (such as `multi-paintings`), which keeps its styles
+# (4 of them per step, round robin, as in multi-cpu.sh) and is written as NAME. Writes
+# WEIGHTS_DIR/NAME.safetensors (default WEIGHTS_DIR=runs/feedforward-cpu-256/candidates, fp16, card
 # recipe "feedforward-cpu-256", card "init" naming INIT): a candidate, measured with
-#   python benchmarks/feedforward_quality.py --models STYLE --candidates WEIGHTS_DIR/STYLE.safetensors
+#   python benchmarks/feedforward_quality.py --models NAME --candidates WEIGHTS_DIR/NAME.safetensors
+# (a multi-style candidate: python benchmarks/multi.py --multi WEIGHTS_DIR/NAME.safetensors)
 # before it replaces the shipped model (WEIGHTS_DIR=brushwork/models/weights writes there directly).
-# Logs, previews and checkpoints in runs/feedforward-cpu-256/STYLE/; running again resumes.
+# Logs, previews and checkpoints in runs/feedforward-cpu-256/NAME/; running again resumes.
 #
 # Why (measured, README "Feed-forward quality"): 128 px crops never moved the 512 px style metric, which
 # is ~95% relu4_1, a layer whose receptive field is about a whole 128 px crop; 540 steps on 256 px crops
@@ -22,25 +25,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "$#" -ne 1 ] || [ -z "${INIT:-}" ]; then
-  echo "usage: INIT=MODEL bash recipes/feedforward-cpu-256.sh STYLE" >&2
+  echo "usage: INIT=MODEL bash recipes/feedforward-cpu-256.sh NAME" >&2
   exit 2
 fi
-STYLE=$1
+NAME=$1
 DATA=${DATA:-../shared/data/content}
 STEPS=${STEPS:-2000}
 THREADS=${THREADS:-1}
 PYTHON=${PYTHON:-python3}
-STYLE_WEIGHT=${STYLE_WEIGHT:-15}
 RECIPE=feedforward-cpu-256
 export WEIGHTS_DIR=${WEIGHTS_DIR:-runs/$RECIPE/candidates}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHON
 source recipes/lib.sh
+metric_loss_flags  # LOSS_FLAGS; STYLE_WEIGHT= (default 15)
 mkdir -p "$WEIGHTS_DIR"
 
 # shellcheck disable=SC2046
-train_model "$RECIPE" "$STYLE" 0 --kind feedforward --style "$STYLE" --data "$DATA" --init "$INIT" \
+train_model "$RECIPE" "$NAME" 0 $(model_style_flags "$INIT" "$NAME") --data "$DATA" --init "$INIT" \
   $(model_arch_flags "$INIT") --image-size 256 --batch-size 4 --device cpu --precision fp32 \
   --threads "$THREADS" --seed 0 --steps "$STEPS" --time-limit "${TIME_LIMIT:-5700}" \
-  --learning-rate 3e-4 --warmup-steps 50 --style-weight "$STYLE_WEIGHT" --style-ramp 0 --tv-weight 0 \
-  --content-layers relu4_2 --style-layers relu1_1,relu2_1,relu3_1,relu4_1,relu5_1 --style-size 512 \
+  --learning-rate 3e-4 --warmup-steps 50 --style-ramp 0 "${LOSS_FLAGS[@]}" \
   --log-every 10 --preview-every 100 --checkpoint-every 25 -q

@@ -5,10 +5,8 @@
 # Why one command: a session that is lent a GPU gets 15 minutes of device time in all (the machine's
 # start included) and at most 10 minutes per command, far less than the full recipes' step counts need
 # (feedforward-gpu.sh's 40,000 steps per style, ...). So the ten trainings of the shipped models (six
-# styles, the multi-style network, the arbitrary-style network, the AdaIN decoder and the WCT decoders),
-# and two experiments (udnie and starry-night against the metric's own objective, OBJECTIVE=metric in
-# feedforward-gpu.sh; kept in runs/gpu-session/experiments, never copied into the package), run side
-# by side, each with --time-limit TRAIN_SECONDS, and each card records the steps it reached
+# styles, the multi-style network, the arbitrary-style network, the AdaIN decoder and the WCT decoders)
+# run side by side, each with --time-limit TRAIN_SECONDS, and each card records the steps it reached
 # (planned_steps: the full recipe's). Run on the same setting again, they would resume from their
 # checkpoints, but a fresh machine has none: the next session starts over (or longer, if lent more).
 #
@@ -38,8 +36,8 @@ if [ "${1:-}" = "--unpack" ]; then
 fi
 
 TRAIN_SECONDS=${TRAIN_SECONDS:-330}
-# CONTINUE=1 (the default): each trainer continues the package's model of its name (the experiments:
-# of their style), as INIT= of its recipe. In 330 s shared by twelve trainers each gets some hundreds
+# CONTINUE=1 (the default): each trainer continues the package's model of its name, as INIT= of its
+# recipe. In 330 s shared by ten trainers each gets some hundreds
 # of steps: from noise that leaves a texture without a subject (the CPU recipes learned this), worse
 # than the CPU models it would replace. CONTINUE=0 starts from noise at the recipes' full widths (for
 # a session lent hours).
@@ -55,10 +53,10 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHON PYTHONUNBUFFERED=1
 export DATA=${DATA:-$PACK/content}
 if [ -f "$PACK/vgg19_q.bin" ]; then export BRUSHWORK_VGG19_WEIGHTS=$PWD/$PACK/vgg19_q.bin; fi
 export TIME_LIMIT=$TRAIN_SECONDS
-# 16 CPU cores for twelve trainers: two loader processes each keep a GPU trainer fed with 256 px photos.
+# 16 CPU cores for ten trainers: two loader processes each keep a GPU trainer fed with 256 px photos.
 export WORKERS=${WORKERS:-2}
 rm -rf "$SESSION"
-mkdir -p "$WEIGHTS" "$SESSION/logs" "$SESSION/experiments" "$OUT"
+mkdir -p "$WEIGHTS" "$SESSION/logs" "$OUT"
 # Loader processes pass batches through shared memory, which a sandboxed machine may not give: probe
 # once, and decode in the trainers themselves (slower, but running) when it fails.
 if [ "$WORKERS" != 0 ] && ! timeout 60 "$PYTHON" -c "
@@ -91,9 +89,6 @@ trainers=(
   "arbitrary|bash recipes/arbitrary-gpu.sh"
   "adain|bash recipes/adain-gpu.sh"
   "wct|DECODER_WIDTH=0.5 bash recipes/wct-gpu.sh"
-  # Experiments, not shipped (they go to $SESSION/experiments): the same styles against the metric's objective.
-  "udnie-metric|OBJECTIVE=metric WEIGHTS_DIR=$SESSION/experiments bash recipes/feedforward-gpu.sh udnie"
-  "starry-night-metric|OBJECTIVE=metric WEIGHTS_DIR=$SESSION/experiments bash recipes/feedforward-gpu.sh starry-night"
 )
 # TRAINERS="starry-night adain" runs only those (a CPU smoke run cannot afford ten at once).
 if [ -n "${TRAINERS:-}" ]; then
@@ -109,8 +104,8 @@ for entry in "${trainers[@]}"; do
   command=${entry#*|}
   # WEIGHTS_DIR for the recipes that name models after styles, MODEL for the AdaIN and WCT ones.
   init=
-  if [ "$CONTINUE" = 1 ] && [ -f "brushwork/models/weights/${name%-metric}.safetensors" ]; then
-    init=brushwork/models/weights/${name%-metric}.safetensors
+  if [ "$CONTINUE" = 1 ] && [ -f "brushwork/models/weights/$name.safetensors" ]; then
+    init=brushwork/models/weights/$name.safetensors
   fi
   INIT=$init WEIGHTS_DIR=$WEIGHTS MODEL=$WEIGHTS/$name.safetensors bash -c "$command" > "$SESSION/logs/$name.log" 2>&1 &
   pids+=("$!")
@@ -121,8 +116,8 @@ for i in "${!pids[@]}"; do
 done
 echo "training: $(( $(date +%s) - start )) s wall; failed: ${failed[*]:-none}" >> "$SESSION/summary.md"
 
-# Per model: steps reached, photos per second (all twelve shared the GPU), final losses, from each card.
-"$PYTHON" - "$WEIGHTS" "$SESSION/experiments" >> "$SESSION/summary.md" 2>&1 <<'EOF'
+# Per model: steps reached, photos per second (all ten shared the GPU), final losses, from each card.
+"$PYTHON" - "$WEIGHTS" >> "$SESSION/summary.md" 2>&1 <<'EOF'
 import json, sys
 from pathlib import Path
 from brushwork.models.registry import read_model

@@ -134,3 +134,30 @@ gpu_start_point() {
     START_FLAGS=(--learning-rate "${LR:-$fresh}")
   fi
 }
+
+# model_style_flags MODEL NAME: the `brushwork train` flags that keep MODEL's styles when it is continued
+# (`--init MODEL`): `--kind multi --styles` with the multi-style model's own list, in its order (a style's
+# norm row is matched by position), or `--kind feedforward --style NAME` for a single-style network.
+model_style_flags() {
+  "${PYTHON:-python3}" - "$1" "$2" <<'PY'
+import sys
+from brushwork.models.registry import find_model
+model = find_model(sys.argv[1])
+if model.kind == "multi":
+    print("--kind multi --styles " + ",".join(model.config["styles"]))
+elif model.kind == "feedforward":
+    print(f"--kind feedforward --style {sys.argv[2]}")
+else:
+    sys.exit(f"{sys.argv[1]}: a {model.kind} model is not a style network this recipe continues")
+PY
+}
+
+# metric_loss_flags: sets LOSS_FLAGS, the objective the style-network recipes train against since it was
+# measured to move the quality benchmarks (README, "Feed-forward quality"): optimize's own layers
+# (relu4_2 content; Gram style over relu1_1..relu5_1 with targets at 512 px, the size the benchmarks
+# measure at), no TV, style weight STYLE_WEIGHT (default 15: at the metric's own 50, a 256 px CPU run
+# lost the photo's subject, content 2.4x optimize's). For networks trained on 256 px crops.
+metric_loss_flags() {
+  LOSS_FLAGS=(--content-layers relu4_2 --style-layers relu1_1,relu2_1,relu3_1,relu4_1,relu5_1 --style-size 512
+              --tv-weight 0 --style-weight "${STYLE_WEIGHT:-15}")
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Full-scale recipe for a CUDA GPU: the multi-style network (conditional instance norm) for the ten
 # paintings of multi-cpu.sh, in the feed-forward GPU recipe's setting (256 px crops, batch 8, bf16,
-# width 32, Gram targets at 512 px), from random weights. 80,000 steps of 8 photos (STEPS=N): each of
+# width 32, the benchmarks' objective: lib.sh, metric_loss_flags), from random weights. 80,000 steps of 8 photos (STEPS=N): each of
 # the ten styles sees 64,000 photo-style pairs, a fifth of the single-style GPU recipe's 320,000 (the
 # shared convolutions learn from every style at once; only the norm rows are per style). Usage:
 #
@@ -25,7 +25,8 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHON
 source recipes/lib.sh
 gpu_flags
 gpu_start_point 1e-3
+metric_loss_flags
 train_model "$RECIPE" "$NAME" 0 --kind multi --styles "$STYLES" --data "$DATA" \
   --image-size 256 --batch-size 8 --steps "$STEPS" --style-ramp 1000 \
-  --width 32 --num-residual 5 --style-size 512 \
+  --width 32 --num-residual 5 "${LOSS_FLAGS[@]}" \
   "${START_FLAGS[@]}" "${GPU_FLAGS[@]}"

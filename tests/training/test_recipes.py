@@ -1,4 +1,4 @@
-"""The recipes' shell helpers (recipes/lib.sh) that decide how a GPU recipe starts."""
+"""The recipes' shell helpers (recipes/lib.sh) that decide how a recipe starts and what it trains against."""
 
 import shlex
 import subprocess
@@ -40,3 +40,39 @@ def test_a_gpu_recipe_continues_a_trained_model_in_its_own_architecture(tmp_path
     model = read_model(continued)
     assert model.config["width"] == 8 and model.card["init"]["name"] == "trained"
     assert model.card["learning_rate"] == 3e-4 and model.card["style_ramp"] == 0
+
+
+def _lib(command: str) -> list[str]:
+    out = subprocess.run(["bash", "-c", f"source recipes/lib.sh; {command}"], cwd=ROOT, capture_output=True,
+                         text=True, check=True,
+                         env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    return out.stdout.split()
+
+
+def test_the_256_stage_continues_a_multi_style_model_with_its_styles_in_order(tmp_path, photos, tiny, capsys,
+                                                                              save_tiny_multi):
+    """feedforward-cpu-256.sh's flags for a multi-style INIT: its own styles, in its order (norm rows are matched
+    by position), and the benchmarks' objective from metric_loss_flags."""
+    import torch
+
+    multi = read_model(save_tiny_multi(tmp_path / "multi.safetensors"))
+    style_flags = _lib(f"model_style_flags {multi.path} ignored")
+    assert style_flags == ["--kind", "multi", "--styles", ",".join(multi.config["styles"])]
+    loss_flags = _lib('metric_loss_flags; printf "%s\\n" "${LOSS_FLAGS[@]}"')
+    arch_flags = _lib(f"model_arch_flags {multi.path}")
+    settings = {k: v for k, v in tiny.items() if k not in ("style", "width", "num_residual")}
+    out = tmp_path / "continued.safetensors"
+    code = main(["train", *style_flags, "--data", str(photos), "-o", str(out), "--steps", "1", "--run-dir",
+                 str(tmp_path / "run"), "--init", str(multi.path), *arch_flags, *loss_flags, "--warmup-steps", "50",
+                 "--learning-rate", "3e-4", *_flags(settings)])
+    assert code == 0, capsys.readouterr().err
+    continued = read_model(out)
+    assert continued.config["styles"] == multi.config["styles"]
+    assert set(continued.card["style_layers"]) == {"relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"}
+    assert set(continued.card["content_layers"]) == {"relu4_2"} and continued.card["style_weight"] == 15
+    # Every style's norm row is (after one warm-up step) still the row it had, not another style's.
+    for key, before in multi.tensors.items():
+        if key.endswith(".scale"):
+            after = continued.tensors[key].float()
+            nearest = torch.cdist(after, before.float()).argmin(dim=1)
+            assert nearest.tolist() == list(range(before.shape[0])), key
