@@ -47,7 +47,9 @@ for style in "${STYLES[@]}"; do
   run="runs/$RECIPE/$style$SUFFIX"
   resume=()
   if compgen -G "$run/checkpoints/step-*.json" > /dev/null; then resume=(--resume); fi
-  echo "[$RECIPE] $style: training ${resume[*]:-from scratch} ($(date -Is))"
+  start_from="from scratch"
+  if [ -n "${resume[*]}" ]; then start_from="--resume"; elif [ -n "$style_init" ]; then start_from="from $style_init"; fi
+  echo "[$RECIPE] $style: training $start_from ($(date -Is))"
   start=$(date +%s)
   "$PYTHON" -m brushwork.cli train \
     --kind feedforward --style "$style" --data "$DATA" -o "$out" --name "$style$SUFFIX" "${LOSS_FLAGS[@]}" \
