@@ -14,7 +14,7 @@ multi-style model against the matching single-style models. Prints Markdown tabl
 
     python benchmarks/multi.py --skip-optimize                      # minutes on a CPU
     python benchmarks/multi.py --arbitrary A.safetensors --multi M.safetensors --size 256
-    python benchmarks/multi.py --skip-arbitrary --skip-without-single --multi M.safetensors   # a candidate
+    python benchmarks/multi.py --skip-arbitrary --skip-without-single --multi multi-paintings M.safetensors
 """
 
 from __future__ import annotations
@@ -143,34 +143,40 @@ def multi_section(args, measure: Measure) -> None:
     from brushwork.models.registry import find_model, weights_dir
     from brushwork.presets import resolve_style
 
-    multi = find_model(args.multi or DEFAULT_MULTI, kinds=("multi",))
+    multis = [find_model(name, kinds=("multi",)) for name in (args.multi or [DEFAULT_MULTI])]
     singles = {p.stem for p in weights_dir().glob("*.safetensors")}
-    print(f"\n## Multi-style model {multi.name!r} against single-style models, {args.size} px\n")
-    print("| style | multi style loss | single style loss | ratio (goal <= 1.5) | multi content loss | single content loss |")
-    print("|---|---:|---:|---:|---:|---:|")
+    # A shipped model by its name, a candidate by its file (both may carry the same name in their cards).
+    label = {id(m): m.name if Path(m.path).resolve().parent == weights_dir().resolve() else str(m.path) for m in multis}
+    print(f"\n## Multi-style model {', '.join(label.values())} against single-style models, {args.size} px (mean over the photos)\n")
+    print("| style | multi-style model | multi style loss | single style loss | ratio (goal <= 1.5) | multi content loss "
+          "| single content loss |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+
+    def mean_losses(opts, style) -> tuple[float, float]:
+        losses = [measure(get_stylizer(opts).stylize(content, opts), content, style)
+                  for content in _examples(args.contents)]
+        return (statistics.mean(x["style_loss"] for x in losses), statistics.mean(x["content_loss"] for x in losses))
+
     without_single = []
-    for style_name in multi.styles:
+    for style_name in dict.fromkeys(s for m in multis for s in m.styles):
         if style_name not in singles:
-            print(f"| {style_name} | | (no single-style model) | | | |")
+            print(f"| {style_name} | | | (no single-style model) | | | |")
             without_single.append(style_name)
             continue
         style = resolve_style(style_name)
-        multi_opts = StylizeOptions(style=style_name, model=str(multi.path), size=args.size)
-        single_opts = StylizeOptions(style=style_name, size=args.size)
-        losses = {"multi": [], "single": []}
-        for content in _examples(args.contents):
-            for which, opts in (("multi", multi_opts), ("single", single_opts)):
-                image = get_stylizer(opts).stylize(content, opts)
-                losses[which].append(measure(image, content, style))
-        m_style = statistics.mean(x["style_loss"] for x in losses["multi"])
-        s_style = statistics.mean(x["style_loss"] for x in losses["single"])
-        m_content = statistics.mean(x["content_loss"] for x in losses["multi"])
-        s_content = statistics.mean(x["content_loss"] for x in losses["single"])
-        ratio = m_style / s_style
-        mark = "" if ratio <= MULTI_GOAL else " (over)"
-        print(f"| {style_name} | {m_style:.4g} | {s_style:.4g} | {ratio:.2f}{mark} | {m_content:.4g} | {s_content:.4g} |")
+        s_style, s_content = mean_losses(StylizeOptions(style=style_name, size=args.size), style)  # once for all
+        for multi in multis:
+            if style_name not in multi.styles:
+                continue
+            m_style, m_content = mean_losses(StylizeOptions(style=style_name, model=str(multi.path), size=args.size),
+                                             style)
+            ratio = m_style / s_style
+            mark = "" if ratio <= MULTI_GOAL else " (over)"
+            print(f"| {style_name} | {label[id(multi)]} | {m_style:.4g} | {s_style:.4g} | {ratio:.2f}{mark} | {m_content:.4g} "
+                  f"| {s_content:.4g} |")
     if without_single and not args.skip_without_single:
-        presets_without_single(args, measure, multi, without_single)
+        for multi in multis:
+            presets_without_single(args, measure, multi, [s for s in without_single if s in multi.styles])
 
 
 def presets_without_single(args, measure: Measure, multi, style_names: list[str]) -> None:
@@ -215,7 +221,9 @@ def presets_without_single(args, measure: Measure, multi, style_names: list[str]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arbitrary", default=None, help="arbitrary-style model (default: the shipped 'arbitrary')")
-    parser.add_argument("--multi", default=None, help=f"multi-style model (default: the shipped {DEFAULT_MULTI!r})")
+    parser.add_argument("--multi", nargs="+", default=None, metavar="MODEL",
+                        help=f"multi-style model(s) (default: the shipped {DEFAULT_MULTI!r}); several (a shipped one and "
+                             "a candidate) share the single-style models' measurements")
     parser.add_argument("--held-out", default=None, help="comma-separated held-out style presets (default: the card's)")
     parser.add_argument("--contents", default=None, help="comma-separated example photo names (default: all)")
     parser.add_argument("--size", type=int, default=512)
