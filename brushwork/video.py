@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from brushwork.errors import BrushworkError
+from brushwork.files import replace_file
 from brushwork.imaging.resize import fit_long_side, resize
 from brushwork.imaging.temporal import TemporalSmoother
 from brushwork.progress import Progress, ProgressCallback, now
@@ -210,7 +211,7 @@ def stylize_video(input, output, style=None, *, method: str = "auto", options=No
         sound.write_until(end_time, last=True)
         sink.close()
         sink = None
-        os.replace(tmp, dst)
+        replace_file(tmp, dst)
     except av.FFmpegError as exc:
         raise BrushworkError(f"cannot stylize video {str(src)!r} into {str(dst)!r}: {_reason(exc)}") from None
     except OSError as exc:

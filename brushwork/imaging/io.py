@@ -24,6 +24,7 @@ import torch
 from PIL import Image, ImageOps
 
 from brushwork.errors import BrushworkError
+from brushwork.files import replace_file
 from brushwork.imaging.resize import resize_long_side
 
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -401,9 +402,7 @@ def save_image(
             img.save(f, format=fmt, **options)
             f.flush()
             os.fsync(f.fileno())
-        # mkstemp makes the file private (0600); give it the permissions a plain open() would.
-        os.chmod(tmp_name, _new_file_mode(path))
-        os.replace(tmp_name, path)
+        replace_file(tmp_name, path)  # mkstemp made it private (0600)
         done = True
     except OSError as e:
         raise BrushworkError(f"cannot save image '{path}': {_os_reason(e)}") from None
@@ -429,25 +428,6 @@ def _to_savable(image: Image.Image | torch.Tensor, alpha: torch.Tensor | None) -
         rgb, _ = image_to_tensor(img.convert("RGB"))
         return tensor_to_image(rgb, alpha)
     return img
-
-
-def _new_file_mode(path: Path) -> int:
-    try:
-        return os.stat(path).st_mode & 0o7777  # keep what the file being replaced had
-    except OSError:
-        return 0o666 & ~_umask()
-
-
-def _umask() -> int:
-    # Reading the umask via os.umask() briefly changes it for every thread; /proc does not.
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o022
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from brushwork.errors import BrushworkError
+from brushwork.files import replace_file
 from brushwork.models.registry import ModelFile, find_model, load_state_strict
 from brushwork.nets.transformer import StyleTransferNet, TransformerConfig
 
@@ -597,7 +598,7 @@ def _write_atomic(path: Path, write) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)
-        os.replace(tmp, path)
+        replace_file(tmp, path)
     except OSError as exc:
         raise BrushworkError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
     finally:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from brushwork.errors import BrushworkError
+from brushwork.files import replace_file
 from brushwork.imaging import load_image, resize
 from brushwork.methods.blend import normalized, parse_weighted_styles
 from brushwork.methods.feedforward import FeedForwardStylizer, StylizeOptions, _merge
@@ -114,7 +115,7 @@ def save_embedding(embedding: torch.Tensor, path: str | os.PathLike) -> Path:
                 np.save(f, values, allow_pickle=False)
         else:
             tmp.write_text(json.dumps([float(v) for v in values]) + "\n")
-        os.replace(tmp, path)
+        replace_file(tmp, path)
     except OSError as exc:
         raise BrushworkError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
     finally:

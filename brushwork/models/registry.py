@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from brushwork.errors import BrushworkError
+from brushwork.files import replace_file
 
 FORMAT_VERSION = "1"
 
@@ -65,7 +66,7 @@ def save_model(path: str | os.PathLike, kind: str, state: dict[str, torch.Tensor
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         save_file(tensors, str(tmp), metadata=meta)
-        os.replace(tmp, path)
+        replace_file(tmp, path)  # save_file made it private (0600)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise BrushworkError(f"cannot write model {str(path)!r}: {exc.strerror or exc}") from None

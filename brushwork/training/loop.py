@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from brushwork.errors import BrushworkError
+from brushwork.files import replace_file
 from brushwork.progress import Progress, ProgressCallback
 from brushwork.runtime import Runtime
 from brushwork.training.data import BatchStream, PhotoDataset
@@ -158,7 +159,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        replace_file(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
