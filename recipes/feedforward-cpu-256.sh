@@ -40,9 +40,12 @@ source recipes/lib.sh
 metric_loss_flags  # LOSS_FLAGS; STYLE_WEIGHT= (default 15)
 mkdir -p "$WEIGHTS_DIR"
 
-# shellcheck disable=SC2046
-train_model "$RECIPE" "$NAME" 0 $(model_style_flags "$INIT" "$NAME") --data "$DATA" --init "$INIT" \
-  $(model_arch_flags "$INIT") --image-size 256 --batch-size 4 --device cpu --precision fp32 \
+# Assigned first so that a bad INIT (missing, or not a style network) stops the recipe with its message.
+style_flags=$(model_style_flags "$INIT" "$NAME")
+arch_flags=$(model_arch_flags "$INIT")
+# shellcheck disable=SC2086
+train_model "$RECIPE" "$NAME" 0 $style_flags --data "$DATA" --init "$INIT" \
+  $arch_flags --image-size 256 --batch-size 4 --device cpu --precision fp32 \
   --threads "$THREADS" --seed 0 --steps "$STEPS" --time-limit "${TIME_LIMIT:-5700}" \
   --learning-rate 3e-4 --warmup-steps 50 --style-ramp 0 "${LOSS_FLAGS[@]}" \
   --log-every 10 --preview-every 100 --checkpoint-every 25 -q

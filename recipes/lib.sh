@@ -102,8 +102,12 @@ cpu_start_point() {
 model_arch_flags() {
   "${PYTHON:-python3}" - "$1" <<'PY'
 import sys
+from brushwork.errors import BrushworkError
 from brushwork.models.registry import find_model
-model = find_model(sys.argv[1])
+try:
+    model = find_model(sys.argv[1])
+except BrushworkError as exc:
+    sys.exit(str(exc))
 c = model.config
 if model.kind in ("feedforward", "multi", "arbitrary"):
     flags = ["--width", c["width"], "--num-residual", c["num_residual"]]
@@ -141,14 +145,18 @@ gpu_start_point() {
 model_style_flags() {
   "${PYTHON:-python3}" - "$1" "$2" <<'PY'
 import sys
+from brushwork.errors import BrushworkError
 from brushwork.models.registry import find_model
-model = find_model(sys.argv[1])
+try:
+    model = find_model(sys.argv[1])
+except BrushworkError as exc:
+    sys.exit(str(exc))
 if model.kind == "multi":
     print("--kind multi --styles " + ",".join(model.config["styles"]))
 elif model.kind == "feedforward":
     print(f"--kind feedforward --style {sys.argv[2]}")
 else:
-    sys.exit(f"{sys.argv[1]}: a {model.kind} model is not a style network this recipe continues")
+    sys.exit(f"{sys.argv[1]}: {model.kind} models are not style networks (feedforward or multi)")
 PY
 }
 
