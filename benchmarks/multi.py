@@ -138,64 +138,72 @@ def held_out_section(args, measure: Measure) -> None:
     print(f"\ncontact sheet: {sheet}")
 
 
-def multi_section(args, measure: Measure) -> None:
+def _mean_losses(args, measure: Measure, stylize, style: Path) -> tuple[float, float]:
+    """Mean style and content loss of `stylize(photo)` over the example photos."""
+    losses = [measure(stylize(content), content, style) for content in _examples(args.contents)]
+    return statistics.mean(x["style_loss"] for x in losses), statistics.mean(x["content_loss"] for x in losses)
+
+
+def _feedforward(style_name: str, size: int, model=None):
+    """photo -> image through a feed-forward network: a multi-style MODEL's row for the style, or else the
+    style's shipped single-style model (the style picks the row when the stylizer is built)."""
     from brushwork.methods.feedforward import StylizeOptions, get_stylizer
+
+    options = StylizeOptions(style=style_name, model=None if model is None else str(model.path), size=size)
+    return lambda content: get_stylizer(options).stylize(content, options)
+
+
+def multi_section(args, measure: Measure) -> None:
     from brushwork.models.registry import find_model, weights_dir
     from brushwork.presets import resolve_style
 
-    multis = [find_model(name, kinds=("multi",)) for name in (args.multi or [DEFAULT_MULTI])]
-    singles = {p.stem for p in weights_dir().glob("*.safetensors")}
     # A shipped model by its name, a candidate by its file (both may carry the same name in their cards).
-    label = {id(m): m.name if Path(m.path).resolve().parent == weights_dir().resolve() else str(m.path) for m in multis}
-    print(f"\n## Multi-style model {', '.join(label.values())} against single-style models, {args.size} px (mean over the photos)\n")
+    multis = {}
+    for name in args.multi or [DEFAULT_MULTI]:
+        model = find_model(name, kinds=("multi",))
+        shipped = Path(model.path).resolve().parent == weights_dir().resolve()
+        multis[model.name if shipped else str(model.path)] = model
+    singles = {p.stem for p in weights_dir().glob("*.safetensors")}
+    print(f"\n## Multi-style model {', '.join(multis)} against single-style models, {args.size} px (mean over the photos)\n")
     print("| style | multi-style model | multi style loss | single style loss | ratio (goal <= 1.5) | multi content loss "
           "| single content loss |")
     print("|---|---|---:|---:|---:|---:|---:|")
-
-    def mean_losses(opts, style) -> tuple[float, float]:
-        losses = [measure(get_stylizer(opts).stylize(content, opts), content, style)
-                  for content in _examples(args.contents)]
-        return (statistics.mean(x["style_loss"] for x in losses), statistics.mean(x["content_loss"] for x in losses))
-
     without_single = []
-    for style_name in dict.fromkeys(s for m in multis for s in m.styles):
+    for style_name in dict.fromkeys(s for m in multis.values() for s in m.styles):
         if style_name not in singles:
             print(f"| {style_name} | | | (no single-style model) | | | |")
             without_single.append(style_name)
             continue
         style = resolve_style(style_name)
-        s_style, s_content = mean_losses(StylizeOptions(style=style_name, size=args.size), style)  # once for all
-        for multi in multis:
+        s_style, s_content = _mean_losses(args, measure, _feedforward(style_name, args.size), style)  # once for all
+        for label, multi in multis.items():
             if style_name not in multi.styles:
                 continue
-            m_style, m_content = mean_losses(StylizeOptions(style=style_name, model=str(multi.path), size=args.size),
-                                             style)
+            m_style, m_content = _mean_losses(args, measure, _feedforward(style_name, args.size, multi), style)
             ratio = m_style / s_style
             mark = "" if ratio <= MULTI_GOAL else " (over)"
-            print(f"| {style_name} | {label[id(multi)]} | {m_style:.4g} | {s_style:.4g} | {ratio:.2f}{mark} | {m_content:.4g} "
+            print(f"| {style_name} | {label} | {m_style:.4g} | {s_style:.4g} | {ratio:.2f}{mark} | {m_content:.4g} "
                   f"| {s_content:.4g} |")
     if without_single and not args.skip_without_single:
-        for multi in multis:
-            presets_without_single(args, measure, multi, [s for s in without_single if s in multi.styles])
+        presets_without_single(args, measure, multis, without_single)
 
 
-def presets_without_single(args, measure: Measure, multi, style_names: list[str]) -> None:
-    """The multi-style model's styles that have no single-style model, against the one-pass methods that
-    take any style image: which should `--style NAME` (method auto) use for such a preset?"""
+def presets_without_single(args, measure: Measure, multis: dict, style_names: list[str]) -> None:
+    """The multi-style models' styles that have no single-style model, against the one-pass methods that
+    take any style image: which should `--style NAME` (method auto) use for such a preset? The any-style
+    methods run once, however many multi-style models are compared."""
     from brushwork.errors import BrushworkError
-    from brushwork.methods.feedforward import StylizeOptions, get_stylizer
+    from brushwork.methods.feedforward import StylizeOptions
     from brushwork.methods.predict import DEFAULT_ARBITRARY_MODEL, get_predictor
     from brushwork.models.registry import find_model
     from brushwork.presets import resolve_style
 
-    def multi_row(content, style_name):  # the style picks the model's row when the stylizer is built
-        options = StylizeOptions(style=style_name, model=str(multi.path), size=args.size)
-        return get_stylizer(options).stylize(content, options)
-
-    methods = {"multi": multi_row}
+    # name -> (style name -> photo -> image, or None where the method lacks the style)
+    methods = {label: (lambda s, m=multi: _feedforward(s, args.size, m) if s in m.styles else None)
+               for label, multi in multis.items()}
     adain = _adain_stylize()  # the same stand-ins as the held-out section's
     if adain is not None:
-        methods["adain"] = lambda c, s: adain(c, str(resolve_style(s)), size=args.size)
+        methods["adain"] = lambda s: lambda c: adain(c, str(resolve_style(s)), size=args.size)
     try:
         arbitrary = find_model(args.arbitrary or DEFAULT_ARBITRARY_MODEL, kinds=("arbitrary",))
     except BrushworkError as exc:
@@ -203,18 +211,21 @@ def presets_without_single(args, measure: Measure, multi, style_names: list[str]
     else:
         predict_options = StylizeOptions(model=str(arbitrary.path), method="predict", size=args.size)
         predictor = get_predictor(predict_options)
-        methods["predict"] = lambda c, s: predictor.stylize(c, predict_options, style=str(resolve_style(s)))
-    print(f"\n## {multi.name!r} styles with no single-style model, against the any-style methods, {args.size} px "
+        methods["predict"] = lambda s: lambda c: predictor.stylize(c, predict_options, style=str(resolve_style(s)))
+    print(f"\n## Multi-style styles with no single-style model, against the any-style methods, {args.size} px "
           "(mean over the photos)\n")
     print("| style | " + " | ".join(f"{m} style | {m} content" for m in methods) + " |")
     print("|---|" + "---:|---:|" * len(methods))
     for style_name in style_names:
         style = resolve_style(style_name)
         cells = []
-        for fn in methods.values():
-            losses = [measure(fn(content, style_name), content, style) for content in _examples(args.contents)]
-            cells += [f"{statistics.mean(x['style_loss'] for x in losses):.4g}",
-                      f"{statistics.mean(x['content_loss'] for x in losses):.4g}"]
+        for for_style in methods.values():
+            stylize = for_style(style_name)
+            if stylize is None:
+                cells += ["", ""]
+                continue
+            style_loss, content_loss = _mean_losses(args, measure, stylize, style)
+            cells += [f"{style_loss:.4g}", f"{content_loss:.4g}"]
         print(f"| {style_name} | " + " | ".join(cells) + " |")
 
 
