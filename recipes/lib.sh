@@ -27,6 +27,18 @@ HELD_OUT=(starry-night-over-the-rhone water-lilies mondrian-composition in-bed)
 # so a recipe needs nothing beside the package and the photos (a lent GPU gets only what is carried).
 PRESET_STYLES=brushwork/assets/styles
 
+# has_word WORD ARGS...: whether WORD is one of ARGS. A loop, not `printf | grep -qx`: under pipefail,
+# grep quitting at its first match can kill printf with SIGPIPE and fail the test at random (a
+# held-out painting trained on, a log saying "from scratch" for a run from --init).
+has_word() {
+  local word=$1 arg
+  shift
+  for arg in "$@"; do
+    if [ "$arg" = "$word" ]; then return 0; fi
+  done
+  return 1
+}
+
 # link_training_styles SOURCE_DIR TARGET_DIR: links every painting but the held-out ones into one folder
 # (a held-out painting is matched by its file name without the suffix: a preset name).
 link_training_styles() {
@@ -35,7 +47,7 @@ link_training_styles() {
   for f in "$source"/*; do
     name=$(basename "$f")
     case "$name" in *.jpg|*.jpeg|*.png) ;; *) continue ;; esac
-    if printf '%s\n' "${HELD_OUT[@]}" | grep -qx "${name%.*}"; then continue; fi
+    if has_word "${name%.*}" "${HELD_OUT[@]}"; then continue; fi
     ln -sfn "$(cd "$(dirname "$f")" && pwd)/$name" "$target/$name"
   done
 }
@@ -58,7 +70,7 @@ train_resumable() {
   if compgen -G "$run/checkpoints/step-*.json" > /dev/null; then resume=(--resume); fi
   local start_from="from scratch"
   if [ -n "${resume[*]}" ]; then start_from="--resume"
-  elif printf '%s\n' "$@" | grep -qx -- --init; then start_from="a new run from --init"; fi
+  elif has_word --init "$@"; then start_from="a new run from --init"; fi
   echo "[$recipe] training $start_from ($(date -Is))"
   start=$(date +%s)
   PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "${PYTHON:-python3}" -m brushwork.cli train \

@@ -76,3 +76,17 @@ def test_the_256_stage_continues_a_multi_style_model_with_its_styles_in_order(tm
             after = continued.tensors[key].float()
             nearest = torch.cdist(after, before.float()).argmin(dim=1)
             assert nearest.tolist() == list(range(before.shape[0])), key
+
+
+def test_the_held_out_paintings_are_never_linked_for_training(tmp_path):
+    """link_training_styles skips every held-out painting, every time: the old `printf | grep -q` test could
+    fail at random under pipefail (SIGPIPE), which trained on a held-out painting."""
+    held_out = _lib('printf "%s\\n" "${HELD_OUT[@]}"')
+    assert held_out
+    script = (f'set -euo pipefail; for i in $(seq 20); do rm -rf {tmp_path}/t; '
+              f'link_training_styles "$PRESET_STYLES" {tmp_path}/t; ls {tmp_path}/t | wc -l; done')
+    counts = set(_lib(script))
+    presets = [p for p in (ROOT / "brushwork/assets/styles").iterdir() if p.suffix in (".jpg", ".jpeg", ".png")]
+    assert counts == {str(len(presets) - len(held_out))}
+    linked = {p.stem for p in (tmp_path / "t").iterdir()}
+    assert linked == {p.stem for p in presets} - set(held_out)
