@@ -1,11 +1,49 @@
-"""Finishing an atomic write: every output (image, model, checkpoint, export, embedding, video) is written
-to a temporary file beside its destination and renamed over it only once complete, so a failure never
-leaves a half-written file or destroys the one that was there."""
+"""Atomic writes: every output (image, model, checkpoint, export, embedding, video) is written to a
+temporary file beside its destination and renamed over it only once complete, so a failure never leaves
+a half-written file or destroys the one that was there, and every failure is one line naming the file."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+from brushwork.errors import BrushworkError
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, action: str = "write") -> Iterator[Path]:
+    """Yield a fresh temporary path beside PATH for the caller to write the whole output to (by name: any
+    library's writer works). When the block ends without an error the file is made durable and renamed
+    over PATH (see replace_file); whatever happens, the temporary file is gone afterwards. An OSError, in
+    the block or here, becomes the one-line BrushworkError "cannot ACTION 'PATH': reason"; other errors
+    pass through unchanged."""
+    path = Path(path)
+    fail = f"cannot {action} {str(path)!r}"
+    if path.is_dir():
+        raise BrushworkError(f"{fail}: is a directory")
+    tmp: Path | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # mkstemp, not a name from the pid: two threads of one process (the web server) may write the
+        # same output. The destination's suffix is kept for writers that go by it.
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+        os.close(fd)
+        tmp = Path(name)
+        yield tmp
+        _fsync(tmp)
+        replace_file(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise BrushworkError(f"{fail}: {os_reason(exc)}") from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+    _fsync_dir(path.parent)
 
 
 def replace_file(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
@@ -14,6 +52,46 @@ def replace_file(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
     safetensors' save_file: 0600) would otherwise leave outputs only their owner can read."""
     os.chmod(tmp, _new_file_mode(Path(path)))
     os.replace(tmp, path)
+
+
+def os_reason(exc: OSError) -> str:
+    """An OSError's reason in a few lower-case words, the same for every platform's wording."""
+    known = {
+        errno.ENOSPC: "no space left on device",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.EROFS: "read-only file system",
+        errno.ENOENT: "no such file or directory",
+        errno.ENOTDIR: "a parent path is not a directory",
+        errno.EISDIR: "is a directory",
+    }
+    if hasattr(errno, "EDQUOT"):  # not defined on Windows
+        known[errno.EDQUOT] = "disk quota exceeded"
+    if exc.errno in known:
+        return known[exc.errno]
+    text = exc.strerror or str(exc) or type(exc).__name__
+    return text[:1].lower() + text[1:]
+
+
+def _fsync(path: Path) -> None:
+    # The data must be on disk before the rename is: otherwise a crash can leave an empty file where the
+    # old one was. Read-write, because Windows refuses to fsync a read-only descriptor.
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable; not every platform or filesystem allows it, and the file is already
+    # complete, so a failure here is not worth reporting.
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _new_file_mode(path: Path) -> int:

@@ -14,8 +14,8 @@ This module holds no method logic: per-frame work is the stylizer's `stylize_ten
 
 from __future__ import annotations
 
+import contextlib
 import math
-import os
 from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from brushwork.errors import BrushworkError
-from brushwork.files import replace_file
+from brushwork.files import atomic_write
 from brushwork.imaging.resize import fit_long_side, resize
 from brushwork.imaging.temporal import TemporalSmoother
 from brushwork.progress import Progress, ProgressCallback, now
@@ -144,86 +144,82 @@ def stylize_video(input, output, style=None, *, method: str = "auto", options=No
     container_name, video_codec, audio_codec = fmt
     started = now()
     source = _open_input(src)
-    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}{dst.suffix}")
-    sink = None
     try:
-        v_in = source.streams.video[0]
-        v_in.thread_type = "AUTO"
-        a_in = source.streams.audio[0] if audio and source.streams.audio else None
-        width, height = _output_size(v_in.codec_context.width, v_in.codec_context.height, opts.size)
-        try:
-            sink = av.open(str(tmp), mode="w", format=container_name)
-        except (av.FFmpegError, OSError) as exc:
-            raise BrushworkError(f"cannot write {str(dst)!r}: {_reason(exc)}") from None
-        rate = v_in.average_rate or v_in.guessed_rate or Fraction(25)
-        v_out = sink.add_stream(video_codec, rate=rate)
-        v_out.width, v_out.height, v_out.pix_fmt = width, height, "yuv420p"
-        # The encoder counts time in the input's units, not in 1 / frame rate: a variable-rate input's
-        # timestamps would otherwise be rounded to the average rate's grid (measured: 0.25 s -> 0.217 s).
-        v_out.time_base = v_out.codec_context.time_base = v_in.time_base or Fraction(1, 90000)
-        v_out.options = {"crf": str(quality)} if video_codec == "libx264" else {"crf": str(quality), "b": "0"}
-        a_out, audio_mode = None, "none"
-        if a_in is not None:
-            if a_in.codec_context.name in _COPYABLE_AUDIO[container_name]:
-                a_out, audio_mode = sink.add_stream_from_template(a_in), "copied"
-            else:
-                a_out = sink.add_stream(audio_codec, rate=48000 if audio_codec == "libopus" else a_in.rate or 48000)
-                audio_mode = "re-encoded"
-        total = _frame_count(v_in)
-        if max_frames is not None:
-            total = min(total, max_frames) if total else max_frames
-        frames, end_time = 0, math.inf  # end_time: where the sound stops when max_frames cuts the video
-        # Sound waits here until the video has reached its time: the video decoder holds frames back, so
-        # without the wait --max-frames would not know where the sound ends before muxing it.
-        sound = _SoundQueue(a_out, audio_mode, sink)
-        streams = [v_in] + ([a_in] if a_in is not None else [])
-        for packet in source.demux(*streams):
-            if packet.stream is a_in:
-                if _start(packet) >= end_time:
-                    break  # cut by --max-frames, and the sound has reached the cut: nothing more to read
-                sound.add(packet)
-                continue
-            if frames == max_frames:
-                if a_in is None:
-                    break
-                continue  # read on for the sound up to the cut
-            for frame in _decode(packet, src):
-                painted = _stylize_frame(stylizer, smoother, frame, opts, width, height)
-                painted.pts, painted.time_base = frame.pts, frame.time_base
-                for out_packet in v_out.encode(painted):
-                    sink.mux(out_packet)
-                frames += 1
-                if frame.pts is not None and frame.time_base is not None:
-                    sound.write_until(float(frame.pts * frame.time_base))
-                if progress is not None:
-                    progress(Progress(step=frames, total=max(total, frames), size=(height, width),
-                                      elapsed=now() - started))
-                if frames == max_frames:
-                    if frame.pts is not None and frame.time_base is not None:
-                        end_time = float((frame.pts + (frame.duration or 0)) * frame.time_base)
+        with atomic_write(dst) as tmp:
+            sink = None
+            try:
+                v_in = source.streams.video[0]
+                v_in.thread_type = "AUTO"
+                a_in = source.streams.audio[0] if audio and source.streams.audio else None
+                width, height = _output_size(v_in.codec_context.width, v_in.codec_context.height, opts.size)
+                try:
+                    sink = av.open(str(tmp), mode="w", format=container_name)
+                except (av.FFmpegError, OSError) as exc:
+                    raise BrushworkError(f"cannot write {str(dst)!r}: {_reason(exc)}") from None
+                rate = v_in.average_rate or v_in.guessed_rate or Fraction(25)
+                v_out = sink.add_stream(video_codec, rate=rate)
+                v_out.width, v_out.height, v_out.pix_fmt = width, height, "yuv420p"
+                # The encoder counts time in the input's units, not in 1 / frame rate: a variable-rate input's
+                # timestamps would otherwise be rounded to the average rate's grid (measured: 0.25 s -> 0.217 s).
+                v_out.time_base = v_out.codec_context.time_base = v_in.time_base or Fraction(1, 90000)
+                v_out.options = {"crf": str(quality)} if video_codec == "libx264" else {"crf": str(quality), "b": "0"}
+                a_out, audio_mode = None, "none"
+                if a_in is not None:
+                    if a_in.codec_context.name in _COPYABLE_AUDIO[container_name]:
+                        a_out, audio_mode = sink.add_stream_from_template(a_in), "copied"
                     else:
-                        end_time = frames / float(rate)
-                    break
-        if frames == 0:
-            raise BrushworkError(f"{str(src)!r} has no video frames that could be decoded")
-        for out_packet in v_out.encode(None):
-            sink.mux(out_packet)
-        sound.write_until(end_time, last=True)
-        sink.close()
-        sink = None
-        replace_file(tmp, dst)
+                        a_out = sink.add_stream(audio_codec, rate=48000 if audio_codec == "libopus" else a_in.rate or 48000)
+                        audio_mode = "re-encoded"
+                total = _frame_count(v_in)
+                if max_frames is not None:
+                    total = min(total, max_frames) if total else max_frames
+                frames, end_time = 0, math.inf  # end_time: where the sound stops when max_frames cuts the video
+                # Sound waits here until the video has reached its time: the video decoder holds frames back, so
+                # without the wait --max-frames would not know where the sound ends before muxing it.
+                sound = _SoundQueue(a_out, audio_mode, sink)
+                streams = [v_in] + ([a_in] if a_in is not None else [])
+                for packet in source.demux(*streams):
+                    if packet.stream is a_in:
+                        if _start(packet) >= end_time:
+                            break  # cut by --max-frames, and the sound has reached the cut: nothing more to read
+                        sound.add(packet)
+                        continue
+                    if frames == max_frames:
+                        if a_in is None:
+                            break
+                        continue  # read on for the sound up to the cut
+                    for frame in _decode(packet, src):
+                        painted = _stylize_frame(stylizer, smoother, frame, opts, width, height)
+                        painted.pts, painted.time_base = frame.pts, frame.time_base
+                        for out_packet in v_out.encode(painted):
+                            sink.mux(out_packet)
+                        frames += 1
+                        if frame.pts is not None and frame.time_base is not None:
+                            sound.write_until(float(frame.pts * frame.time_base))
+                        if progress is not None:
+                            progress(Progress(step=frames, total=max(total, frames), size=(height, width),
+                                              elapsed=now() - started))
+                        if frames == max_frames:
+                            if frame.pts is not None and frame.time_base is not None:
+                                end_time = float((frame.pts + (frame.duration or 0)) * frame.time_base)
+                            else:
+                                end_time = frames / float(rate)
+                            break
+                if frames == 0:
+                    raise BrushworkError(f"{str(src)!r} has no video frames that could be decoded")
+                for out_packet in v_out.encode(None):
+                    sink.mux(out_packet)
+                sound.write_until(end_time, last=True)
+                sink.close()
+                sink = None
+            finally:
+                if sink is not None:  # the run failed: its own error is the one to report
+                    with contextlib.suppress(Exception):
+                        sink.close()
     except av.FFmpegError as exc:
         raise BrushworkError(f"cannot stylize video {str(src)!r} into {str(dst)!r}: {_reason(exc)}") from None
-    except OSError as exc:
-        raise BrushworkError(f"cannot write {str(dst)!r}: {exc.strerror or exc}") from None
     finally:
         source.close()
-        if sink is not None:
-            try:
-                sink.close()
-            except Exception:  # the run already failed: its own error is the one to report
-                pass
-        tmp.unlink(missing_ok=True)
     return VideoResult(dst, frames, (width, height), audio_mode, now() - started, stylizer)
 
 

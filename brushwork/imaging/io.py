@@ -8,11 +8,9 @@ Everything a user can hand us (files in any PIL mode, arrays, tensors) is normal
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import os
 import struct
-import tempfile
 import threading
 import warnings
 import zlib
@@ -24,7 +22,7 @@ import torch
 from PIL import Image, ImageOps
 
 from brushwork.errors import BrushworkError
-from brushwork.files import replace_file
+from brushwork.files import atomic_write, os_reason
 from brushwork.imaging.resize import resize_long_side
 
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -102,7 +100,7 @@ def _open_path(path: str | os.PathLike, max_pixels: int | None) -> Image.Image:
     except PermissionError:
         raise BrushworkError(f"cannot read image '{name}': permission denied") from None
     except OSError as e:
-        raise BrushworkError(f"cannot read image '{name}': {_os_reason(e)}") from None
+        raise BrushworkError(f"cannot read image '{name}': {os_reason(e)}") from None
     with fp:
         if os.path.isdir(name):  # some platforms let open() succeed on a directory
             raise BrushworkError(f"cannot read image '{name}': is a directory")
@@ -382,38 +380,13 @@ def save_image(
     if fmt in ("JPEG", "WEBP"):
         options["quality"] = int(quality)
 
-    if path.is_dir():
-        raise BrushworkError(f"cannot save image '{path}': is a directory")
-    parent = path.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise BrushworkError(
-            f"cannot save image '{path}': cannot create directory '{parent}': {_os_reason(e)}"
-        ) from None
-
-    try:
-        fd, tmp_name = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise BrushworkError(f"cannot save image '{path}': {_os_reason(e)}") from None
-    done = False
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format=fmt, **options)
-            f.flush()
-            os.fsync(f.fileno())
-        replace_file(tmp_name, path)  # mkstemp made it private (0600)
-        done = True
-    except OSError as e:
-        raise BrushworkError(f"cannot save image '{path}': {_os_reason(e)}") from None
-    except (ValueError, KeyError, TypeError) as e:
-        # PIL's encoders report unsupported mode/option combinations this way.
-        raise BrushworkError(f"cannot save image '{path}': {e}") from None
-    finally:
-        if not done:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
-    _fsync_dir(parent)
+    with atomic_write(path, "save image") as tmp:
+        try:
+            with open(tmp, "wb") as f:
+                img.save(f, format=fmt, **options)
+        except (ValueError, KeyError, TypeError) as e:
+            # PIL's encoders report unsupported mode/option combinations this way.
+            raise BrushworkError(f"cannot save image '{path}': {e}") from None
     return path
 
 
@@ -430,30 +403,3 @@ def _to_savable(image: Image.Image | torch.Tensor, alpha: torch.Tensor | None) -
     return img
 
 
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not every platform or filesystem allows it, and the file
-    # is already complete, so failure here is not worth reporting.
-    with contextlib.suppress(OSError, AttributeError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _os_reason(e: OSError) -> str:
-    known = {
-        errno.ENOSPC: "no space left on device",
-        errno.EACCES: "permission denied",
-        errno.EPERM: "permission denied",
-        errno.EROFS: "read-only file system",
-        errno.ENOENT: "no such file or directory",
-        errno.ENOTDIR: "a parent path is not a directory",
-        errno.EISDIR: "is a directory",
-    }
-    if hasattr(errno, "EDQUOT"):  # not defined on Windows
-        known[errno.EDQUOT] = "disk quota exceeded"
-    if e.errno in known:
-        return known[e.errno]
-    text = e.strerror or str(e) or type(e).__name__
-    return text[:1].lower() + text[1:]

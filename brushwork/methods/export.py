@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from brushwork.errors import BrushworkError
-from brushwork.files import replace_file
+from brushwork.files import atomic_write
 from brushwork.models.registry import ModelFile, find_model, load_state_strict
 from brushwork.nets.transformer import StyleTransferNet, TransformerConfig
 
@@ -538,7 +538,9 @@ def export_onnx(model, output: str | os.PathLike, *, style_blend: Sequence[float
     if opset < ONNX_OPSET:
         raise BrushworkError(f"ONNX opset {opset} is too old: {ONNX_OPSET} or newer is needed")
     proto = build_onnx(load_network(model), style_blend=style_blend, opset=opset)
-    return _write_atomic(Path(output), lambda p: onnx.save(proto, str(p)))
+    with atomic_write(output) as tmp:
+        onnx.save(proto, str(tmp))
+    return Path(output)
 
 
 def export_torchscript(model, output: str | os.PathLike, *, style_blend: Sequence[float] | None = None) -> Path:
@@ -555,7 +557,9 @@ def export_torchscript(model, output: str | os.PathLike, *, style_blend: Sequenc
         warnings.simplefilter("ignore", DeprecationWarning)  # torch >= 2.10 deprecates TorchScript; it still works
         core = torch.jit.trace(net, example, check_trace=False)
         scripted = torch.jit.script(_AlignedModule(core))
-        return _write_atomic(Path(output), lambda p: torch.jit.save(scripted, str(p)))
+        with atomic_write(output) as tmp:
+            torch.jit.save(scripted, str(tmp))
+    return Path(output)
 
 
 def export_model(model, output: str | os.PathLike, format: str, *, style_blend: Sequence[float] | None = None) -> Path:
@@ -590,18 +594,3 @@ def check_export(path: str | os.PathLike, format: str, net: StyleTransferNet, *,
             out = module(x)
     return float((out - ref).abs().max())
 
-
-def _write_atomic(path: Path, write) -> Path:
-    if path.is_dir():
-        raise BrushworkError(f"output {str(path)!r} is a directory: give a file name")
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write(tmp)
-        replace_file(tmp, path)
-    except OSError as exc:
-        raise BrushworkError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path

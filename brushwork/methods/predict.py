@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from brushwork.errors import BrushworkError
-from brushwork.files import replace_file
+from brushwork.files import atomic_write
 from brushwork.imaging import load_image, resize
 from brushwork.methods.blend import normalized, parse_weighted_styles
 from brushwork.methods.feedforward import FeedForwardStylizer, StylizeOptions, _merge
@@ -108,18 +108,12 @@ def save_embedding(embedding: torch.Tensor, path: str | os.PathLike) -> Path:
     if suffix not in EMBEDDING_SUFFIXES:
         raise BrushworkError(f"embedding files end in .npy or .json, got {str(path)!r}")
     values = embedding.detach().float().cpu().reshape(-1).numpy()
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_write(path) as tmp:
         if suffix == ".npy":
             with open(tmp, "wb") as f:
                 np.save(f, values, allow_pickle=False)
         else:
             tmp.write_text(json.dumps([float(v) for v in values]) + "\n")
-        replace_file(tmp, path)
-    except OSError as exc:
-        raise BrushworkError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

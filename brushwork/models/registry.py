@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from brushwork.errors import BrushworkError
-from brushwork.files import replace_file
+from brushwork.files import atomic_write
 
 FORMAT_VERSION = "1"
 
@@ -62,14 +62,8 @@ def save_model(path: str | os.PathLike, kind: str, state: dict[str, torch.Tensor
         tensors[k] = v.contiguous()
     meta = {"format": "brushwork", "version": FORMAT_VERSION, "kind": kind,
             "config": json.dumps(config), "card": json.dumps(card)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_write(path, "write model") as tmp:
         save_file(tensors, str(tmp), metadata=meta)
-        replace_file(tmp, path)  # save_file made it private (0600)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise BrushworkError(f"cannot write model {str(path)!r}: {exc.strerror or exc}") from None
     return path
 
 
