@@ -1,0 +1,111 @@
+"""Does the style metric reward the dark blobs some style networks paint? Prints a Markdown table.
+
+Some networks (the multi-style model on every style, the 128 px the-scream model) paint black blobs
+with a light halo into bright, flat parts of a photo, the same blobs whatever the style. This measures
+whether the project's objective (`brushwork.losses.measure_losses`: Gram style loss over
+relu1_1..relu5_1, relu4_2 content loss, at 512 px) is what keeps them: for each model and photo it
+finds the blob pixels (the output nearly black, luminance < 0.12, where the photo is bright, > 0.5;
+grown by 4 px to take the halo), fills them from the surrounding output (a normalized blur of the rest),
+and measures both images. A style loss that rises when the blobs are filled means the objective pays
+the network for them, so more training against it will not remove them: the objective has to change.
+
+    python benchmarks/dark_blobs.py                                   # the multi-style model, 3 styles
+    python benchmarks/dark_blobs.py --runs the-scream multi-paintings:udnie --photos astronaut.jpg
+
+Each run is a shipped single-style model or file (its card's painting), or MULTI:STYLE. Also writes a
+contact sheet: the photo, the output with its blobs, the filled output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+EXAMPLES = ROOT / "brushwork/assets/examples"
+DARK, BRIGHT, GROW, BLUR = 0.12, 0.5, 4, 31
+
+
+def fill_dark_blobs(output: torch.Tensor, photo: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """(output with its blob pixels filled from their surroundings, the fraction of pixels filled)."""
+    blob = (output.mean(1, keepdim=True) < DARK) & (photo.mean(1, keepdim=True) > BRIGHT)
+    mask = F.max_pool2d(blob.float(), 2 * GROW + 1, 1, GROW)
+    keep = 1 - mask
+    weight = F.avg_pool2d(keep, BLUR, 1, BLUR // 2)
+    fill = F.avg_pool2d(output * keep, BLUR, 1, BLUR // 2) / weight.clamp_min(1e-3)
+    # Blobs wider than the blur have no kept pixel near their middle: spread the fill inwards.
+    known = weight > 0.05
+    for _ in range(8):
+        if bool(known.all()):
+            break
+        spread = F.avg_pool2d(fill * known, BLUR, 1, BLUR // 2) / F.avg_pool2d(known.float(), BLUR, 1, BLUR // 2).clamp_min(1e-3)
+        fill = torch.where(known, fill, spread)
+        known = F.max_pool2d(known.float(), BLUR, 1, BLUR // 2) > 0
+    return output * keep + fill * mask, float(mask.mean())
+
+
+def main() -> None:
+    from _sheet import contact_sheet
+
+    from brushwork import stylize
+    from brushwork.features import load_vgg19
+    from brushwork.imaging import load_image, resize
+    from brushwork.losses import measure_losses
+    from brushwork.models.registry import find_model
+    from brushwork.presets import resolve_style
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", nargs="+",
+                        default=["multi-paintings:starry-night", "multi-paintings:udnie", "multi-paintings:great-wave"],
+                        help="single-style models (names or files) or MULTI:STYLE")
+    parser.add_argument("--photos", nargs="+", default=["astronaut.jpg", "chelsea.jpg"],
+                        help="photo files, or names of bundled examples")
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--sheet", default=str(ROOT / "out/benchmarks/dark-blobs.png"))
+    args = parser.parse_args()
+
+    vgg = load_vgg19()
+    photos = [Path(p) if Path(p).exists() else EXAMPLES / p for p in args.photos]
+    print("| run | photo | blob area | style loss: output / blobs filled | content loss: output / blobs filled |")
+    print("|---|---|---:|---:|---:|")
+    sheet, labels = [], []
+    for run in args.runs:
+        multi, _, style_name = run.rpartition(":")
+        if multi:
+            options, painting = {"model": multi}, resolve_style(style_name)
+        else:
+            card = find_model(run, kinds=("feedforward",)).card["style"]
+            options, painting = {}, resolve_style(card.get("preset") or card["file"])
+        style_img, _ = load_image(painting, max_side=args.size)
+        for photo in photos:
+            output, _ = load_image(stylize(photo, style_name, size=args.size, **options))
+            content, _ = load_image(photo)
+            content = resize(content, tuple(output.shape[2:]))
+            filled, area = fill_dark_blobs(output, content)
+            before = measure_losses(vgg, output, content, style_img)
+            after = measure_losses(vgg, filled, content, style_img)
+            print(f"| {run} | {photo.name} | {area:.1%} | {before['style_loss']:,.0f} / {after['style_loss']:,.0f} "
+                  f"({after['style_loss'] / before['style_loss'] - 1:+.0%}) | {before['content_loss']:,.0f} / "
+                  f"{after['content_loss']:,.0f} ({after['content_loss'] / before['content_loss'] - 1:+.1%}) |")
+            sheet.append([content, output, filled])
+            labels.append(f"{run.replace(':', ' ')} / {photo.stem}")  # the sheet's font has no colon
+    path = contact_sheet([[_pil(x) for x in row] for row in sheet], args.sheet,
+                         labels=["photo", "output", "blobs filled"], row_labels=labels)
+    print(f"\ncontact sheet: {path}")
+
+
+def _pil(x: torch.Tensor):
+    from brushwork.imaging import tensor_to_image
+
+    return tensor_to_image(x)
+
+
+if __name__ == "__main__":
+    main()
