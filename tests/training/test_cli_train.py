@@ -1,6 +1,9 @@
 """`brushwork train` and `brushwork models` from the command line."""
 
 import json
+import os
+
+import pytest
 
 from brushwork.cli.main import main
 from brushwork.models.registry import read_model
@@ -82,3 +85,29 @@ def test_sigterm_to_every_process_of_a_run_with_loader_processes_saves_a_checkpo
     assert proc.returncode == 130, err
     assert "interrupted at step" in err and "internal error" not in err
     assert list((run / "checkpoints").glob("step-*.json"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="finds the file being synced through /proc")
+def test_a_full_disk_while_training_is_one_line_and_keeps_the_old_model(tmp_path, photos, tiny, capsys, monkeypatch):
+    """A checkpoint or the model failing to write (ENOSPC) stops `brushwork train` with exit 1 and one line
+    naming the file, leaves the model that was there and no temporary files."""
+    import errno
+
+    out = tmp_path / "m.safetensors"
+    out.write_bytes(b"the old model")
+    real_fsync = os.fsync
+
+    def disk_full(fd):
+        if "checkpoints" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    run = tmp_path / "run"
+    code = main(["train", "--data", str(photos), "-o", str(out), "--steps", "2", "--run-dir", str(run),
+                 *_flags({**tiny, "checkpoint_every": 1})])
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write checkpoint" in err[0] and err[0].endswith("no space left on device")
+    assert out.read_bytes() == b"the old model"
+    assert not [p for p in tmp_path.rglob(".*") if ".tmp" in p.name]
