@@ -73,10 +73,10 @@ def os_reason(exc: OSError) -> str:
     return text[:1].lower() + text[1:]
 
 
-def _fsync(path: Path) -> None:
+def _fsync(path: Path, flags: int = os.O_RDWR) -> None:
     # The data must be on disk before the rename is: otherwise a crash can leave an empty file where the
-    # old one was. Read-write, because Windows refuses to fsync a read-only descriptor.
-    fd = os.open(path, os.O_RDWR)
+    # old one was. Read-write for files, because Windows refuses to fsync a read-only descriptor.
+    fd = os.open(path, flags)
     try:
         os.fsync(fd)
     finally:
@@ -87,11 +87,7 @@ def _fsync_dir(directory: Path) -> None:
     # Makes the rename itself durable; not every platform or filesystem allows it, and the file is already
     # complete, so a failure here is not worth reporting.
     with contextlib.suppress(OSError, AttributeError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(directory, os.O_RDONLY)
 
 
 def _new_file_mode(path: Path) -> int:
