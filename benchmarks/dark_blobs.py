@@ -45,7 +45,8 @@ def fill_dark_blobs(output: torch.Tensor, photo: torch.Tensor) -> tuple[torch.Te
     for _ in range(8):
         if bool(known.all()):
             break
-        spread = F.avg_pool2d(fill * known, BLUR, 1, BLUR // 2) / F.avg_pool2d(known.float(), BLUR, 1, BLUR // 2).clamp_min(1e-3)
+        near = F.avg_pool2d(known.float(), BLUR, 1, BLUR // 2).clamp_min(1e-3)
+        spread = F.avg_pool2d(fill * known, BLUR, 1, BLUR // 2) / near
         fill = torch.where(known, fill, spread)
         known = F.max_pool2d(known.float(), BLUR, 1, BLUR // 2) > 0
     return output * keep + fill * mask, float(mask.mean())

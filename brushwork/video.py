@@ -168,7 +168,8 @@ def stylize_video(input, output, style=None, *, method: str = "auto", options=No
                     if a_in.codec_context.name in _COPYABLE_AUDIO[container_name]:
                         a_out, audio_mode = sink.add_stream_from_template(a_in), "copied"
                     else:
-                        a_out = sink.add_stream(audio_codec, rate=48000 if audio_codec == "libopus" else a_in.rate or 48000)
+                        sample_rate = 48000 if audio_codec == "libopus" else a_in.rate or 48000
+                        a_out = sink.add_stream(audio_codec, rate=sample_rate)
                         audio_mode = "re-encoded"
                 total = _frame_count(v_in)
                 if max_frames is not None:
