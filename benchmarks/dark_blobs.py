@@ -57,7 +57,7 @@ def main() -> None:
 
     from brushwork import stylize
     from brushwork.features import load_vgg19
-    from brushwork.imaging import load_image, resize
+    from brushwork.imaging import load_image, resize, tensor_to_image
     from brushwork.losses import measure_losses
     from brushwork.models.registry import find_model
     from brushwork.presets import resolve_style
@@ -97,15 +97,9 @@ def main() -> None:
                   f"{after['content_loss']:,.0f} ({after['content_loss'] / before['content_loss'] - 1:+.1%}) |")
             sheet.append([content, output, filled])
             labels.append(f"{run.replace(':', ' ')} / {photo.stem}")  # the sheet's font has no colon
-    path = contact_sheet([[_pil(x) for x in row] for row in sheet], args.sheet,
+    path = contact_sheet([[tensor_to_image(x) for x in row] for row in sheet], args.sheet,
                          labels=["photo", "output", "blobs filled"], row_labels=labels)
     print(f"\ncontact sheet: {path}")
-
-
-def _pil(x: torch.Tensor):
-    from brushwork.imaging import tensor_to_image
-
-    return tensor_to_image(x)
 
 
 if __name__ == "__main__":

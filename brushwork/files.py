@@ -18,7 +18,7 @@ from brushwork.errors import BrushworkError
 def atomic_write(path: str | os.PathLike, action: str = "write") -> Iterator[Path]:
     """Yield a fresh temporary path beside PATH for the caller to write the whole output to (by name: any
     library's writer works). When the block ends without an error the file is made durable and renamed
-    over PATH (see replace_file); whatever happens, the temporary file is gone afterwards. An OSError, in
+    over PATH (see _replace_file); whatever happens, the temporary file is gone afterwards. An OSError, in
     the block or here, becomes the one-line BrushworkError "cannot ACTION 'PATH': reason"; other errors
     pass through unchanged."""
     path = Path(path)
@@ -35,7 +35,7 @@ def atomic_write(path: str | os.PathLike, action: str = "write") -> Iterator[Pat
         tmp = Path(name)
         yield tmp
         _fsync(tmp)
-        replace_file(tmp, path)
+        _replace_file(tmp, path)
         tmp = None
     except OSError as exc:
         raise BrushworkError(f"{fail}: {os_reason(exc)}") from None
@@ -46,7 +46,7 @@ def atomic_write(path: str | os.PathLike, action: str = "write") -> Iterator[Pat
     _fsync_dir(path.parent)
 
 
-def replace_file(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+def _replace_file(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
     """Rename the finished TMP over PATH, giving it PATH's permissions when PATH exists, else those a plain
     open() would (0666 less the umask). Writers that create their temporary file privately (mkstemp,
     safetensors' save_file: 0600) would otherwise leave outputs only their owner can read."""
