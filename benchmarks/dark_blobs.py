@@ -8,6 +8,9 @@ finds the blob pixels (the output nearly black, luminance < 0.12, where the phot
 grown by 4 px to take the halo), fills them from the surrounding output (a normalized blur of the rest),
 and measures both images. A style loss that rises when the blobs are filled means the objective pays
 the network for them, so more training against it will not remove them: the objective has to change.
+The last two columns look inside the network (`blob_features`): how many of the last norm layer's input
+channels peak inside the blobs, and how much the output far from them changes when the network's
+features inside them are removed before that norm.
 
     python benchmarks/dark_blobs.py                                   # the multi-style model, 3 styles
     python benchmarks/dark_blobs.py --runs the-scream multi-paintings:udnie --photos astronaut.jpg
@@ -30,11 +33,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 EXAMPLES = ROOT / "brushwork/assets/examples"
-DARK, BRIGHT, GROW, BLUR = 0.12, 0.5, 4, 31
+DARK, BRIGHT, GROW, BLUR, FAR = 0.12, 0.5, 4, 31, 32
 
 
-def fill_dark_blobs(output: torch.Tensor, photo: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """(output with its blob pixels filled from their surroundings, the fraction of pixels filled)."""
+def fill_dark_blobs(output: torch.Tensor, photo: torch.Tensor) -> tuple[torch.Tensor, float, torch.Tensor]:
+    """(output with its blob pixels filled from their surroundings, the fraction of pixels filled, the
+    N x 1 x H x W mask of those pixels)."""
     blob = (output.mean(1, keepdim=True) < DARK) & (photo.mean(1, keepdim=True) > BRIGHT)
     mask = F.max_pool2d(blob.float(), 2 * GROW + 1, 1, GROW)
     keep = 1 - mask
@@ -49,7 +53,47 @@ def fill_dark_blobs(output: torch.Tensor, photo: torch.Tensor) -> tuple[torch.Te
         spread = F.avg_pool2d(fill * known, BLUR, 1, BLUR // 2) / near
         fill = torch.where(known, fill, spread)
         known = F.max_pool2d(known.float(), BLUR, 1, BLUR // 2) > 0
-    return output * keep + fill * mask, float(mask.mean())
+    return output * keep + fill * mask, float(mask.mean()), mask > 0
+
+
+def blob_features(net, content: torch.Tensor, style, blobs: torch.Tensor) -> tuple[float, float]:
+    """What the blobs do inside the network, at its last norm layer (norm5):
+
+    - the share of its input channels whose largest deviation from the channel's mean lies inside the
+      blobs (near 1: every feature peaks there, as in StyleGAN's "droplets", which Karras et al. 2020
+      traced to instance normalization: the network plants a strong local signal to set the statistics
+      the norm divides the whole image by);
+    - the mean change of the output more than FAR px from any blob when the features inside the blobs
+      are replaced by the mean of the rest before the norm (large: the blobs steer the whole image).
+    """
+    seen = {}
+
+    def keep_input(module, inputs) -> None:  # returns None: the layer's input stays as it is
+        seen["x"] = inputs[0]
+
+    def replace_blobs(module, inputs):
+        x = inputs[0]
+        inside = F.interpolate(blobs.float(), size=x.shape[2:], mode="nearest") > 0
+        rest_mean = (x * ~inside).sum((2, 3), keepdim=True) / (~inside).sum().clamp_min(1)
+        return (torch.where(inside, rest_mean, x), *inputs[1:])
+
+    with torch.no_grad():
+        hook = net.norm5.register_forward_pre_hook(keep_input)
+        try:
+            output = net(content, style).clamp(0, 1)
+        finally:
+            hook.remove()
+        hook = net.norm5.register_forward_pre_hook(replace_blobs)
+        try:
+            without = net(content, style).clamp(0, 1)
+        finally:
+            hook.remove()
+    x = seen["x"][0]
+    peak = (x - x.mean((1, 2), keepdim=True)).abs().flatten(1).argmax(1)
+    inside = F.interpolate(blobs.float(), size=x.shape[1:], mode="nearest")[0, 0].flatten() > 0
+    far = F.max_pool2d(blobs.float(), 2 * FAR + 1, 1, FAR) == 0
+    change = (without - output).abs().mean(1, keepdim=True)[far]
+    return float(inside[peak].float().mean()), float(change.mean()) if change.numel() else 0.0
 
 
 def main() -> None:
@@ -59,6 +103,8 @@ def main() -> None:
     from brushwork.features import load_vgg19
     from brushwork.imaging import load_image, resize, tensor_to_image
     from brushwork.losses import measure_losses
+    from brushwork.methods.export import load_network
+    from brushwork.methods.feedforward import model_styles
     from brushwork.models.registry import find_model
     from brushwork.presets import resolve_style
 
@@ -74,27 +120,32 @@ def main() -> None:
 
     vgg = load_vgg19()
     photos = [Path(p) if Path(p).exists() else EXAMPLES / p for p in args.photos]
-    print("| run | photo | blob area | style loss: output / blobs filled | content loss: output / blobs filled |")
-    print("|---|---|---:|---:|---:|")
+    print("| run | photo | blob area | style loss: output / blobs filled | content loss: output / blobs filled "
+          "| norm5 peaks in blobs | far change without them |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     sheet, labels = [], []
     for run in args.runs:
         multi, _, style_name = run.rpartition(":")
         if multi:
             options, painting = {"model": multi}, resolve_style(style_name)
+            net, names = load_network(multi), model_styles(find_model(multi))
+            style = F.one_hot(torch.tensor([names.index(style_name)]), len(names)).float()
         else:
             card = find_model(run, kinds=("feedforward",)).card["style"]
             options, painting = {}, resolve_style(card.get("preset") or card["file"])
+            net, style = load_network(run), None
         style_img, _ = load_image(painting, max_side=args.size)
         for photo in photos:
             output, _ = load_image(stylize(photo, style_name, size=args.size, **options))
             content, _ = load_image(photo)
             content = resize(content, tuple(output.shape[2:]))
-            filled, area = fill_dark_blobs(output, content)
+            filled, area, blobs = fill_dark_blobs(output, content)
+            peaks, steer = blob_features(net, content, style, blobs)
             before = measure_losses(vgg, output, content, style_img)
             after = measure_losses(vgg, filled, content, style_img)
             print(f"| {run} | {photo.name} | {area:.1%} | {before['style_loss']:,.0f} / {after['style_loss']:,.0f} "
                   f"({after['style_loss'] / before['style_loss'] - 1:+.0%}) | {before['content_loss']:,.0f} / "
-                  f"{after['content_loss']:,.0f} ({after['content_loss'] / before['content_loss'] - 1:+.1%}) |")
+                  f"{after['content_loss']:,.0f} ({after['content_loss'] / before['content_loss'] - 1:+.1%}) | {peaks:.0%} | {steer:.3f} |")
             sheet.append([content, output, filled])
             labels.append(f"{run.replace(':', ' ')} / {photo.stem}")  # the sheet's font has no colon
     path = contact_sheet([[tensor_to_image(x) for x in row] for row in sheet], args.sheet,
