@@ -111,22 +111,33 @@ cpu_start_point() {
 # model_arch_flags MODEL: the `brushwork train` flags that build MODEL's own architecture (so that
 # `--init MODEL` fits): --width and --num-residual of a style network (and --embedding-size of an
 # arbitrary-style one), --decoder-width of AdaIN and WCT decoders.
-model_arch_flags() {
-  "${PYTHON:-python3}" - "$1" <<'PY'
+model_arch_flags() { _model_flags arch "$1"; }
+
+# _model_flags arch|style MODEL [NAME]: reads MODEL (a shipped name or a file) and prints the flags
+# model_arch_flags or model_style_flags describe; a missing or foreign MODEL fails with its one-line error.
+_model_flags() {
+  "${PYTHON:-python3}" - "$@" <<'PY'
 import sys
 from brushwork.errors import BrushworkError
 from brushwork.models.registry import find_model
+what, name = sys.argv[1], sys.argv[2]
 try:
-    model = find_model(sys.argv[1])
+    model = find_model(name)
 except BrushworkError as exc:
     sys.exit(str(exc))
 c = model.config
-if model.kind in ("feedforward", "multi", "arbitrary"):
+if what == "arch" and model.kind in ("feedforward", "multi", "arbitrary"):
     flags = ["--width", c["width"], "--num-residual", c["num_residual"]]
     if model.kind == "arbitrary":
         flags += ["--embedding-size", c["predictor"]["embedding_size"]]
-else:  # adain, wct
+elif what == "arch":  # adain, wct
     flags = ["--decoder-width", c["width"]]
+elif model.kind == "multi":
+    flags = ["--kind", "multi", "--styles", ",".join(c["styles"])]
+elif model.kind == "feedforward":
+    flags = ["--kind", "feedforward", "--style", sys.argv[3]]
+else:
+    sys.exit(f"{name}: {model.kind} models are not style networks (feedforward or multi)")
 print(" ".join(str(f) for f in flags))
 PY
 }
@@ -154,23 +165,7 @@ gpu_start_point() {
 # model_style_flags MODEL NAME: the `brushwork train` flags that keep MODEL's styles when it is continued
 # (`--init MODEL`): `--kind multi --styles` with the multi-style model's own list, in its order (a style's
 # norm row is matched by position), or `--kind feedforward --style NAME` for a single-style network.
-model_style_flags() {
-  "${PYTHON:-python3}" - "$1" "$2" <<'PY'
-import sys
-from brushwork.errors import BrushworkError
-from brushwork.models.registry import find_model
-try:
-    model = find_model(sys.argv[1])
-except BrushworkError as exc:
-    sys.exit(str(exc))
-if model.kind == "multi":
-    print("--kind multi --styles " + ",".join(model.config["styles"]))
-elif model.kind == "feedforward":
-    print(f"--kind feedforward --style {sys.argv[2]}")
-else:
-    sys.exit(f"{sys.argv[1]}: {model.kind} models are not style networks (feedforward or multi)")
-PY
-}
+model_style_flags() { _model_flags style "$1" "$2"; }
 
 # metric_loss_flags: sets LOSS_FLAGS, the objective the style-network recipes train against since it was
 # measured to move the quality benchmarks (README, "Feed-forward quality"): optimize's own layers
