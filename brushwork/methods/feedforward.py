@@ -53,13 +53,13 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from brushwork.options import option as _opt
+from brushwork.options import option as _opt, with_overrides
 from brushwork.errors import BrushworkError
 from brushwork.imaging import load_image, match_color_statistics, resize, tensor_to_image, transfer_luminance
 from brushwork.imaging.resize import fit_long_side
@@ -329,13 +329,7 @@ class FeedForwardStylizer:
 
 
 def _merge(options: StylizeOptions | None, overrides: dict) -> StylizeOptions:
-    opts = options or StylizeOptions()
-    if overrides:
-        known = {f.name for f in fields(StylizeOptions)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise BrushworkError(f"unknown option {unknown[0]!r} for stylize")
-        opts = replace(opts, **overrides)
+    opts = with_overrides(options or StylizeOptions(), overrides, "stylize")
     opts.validate()
     return opts
 

@@ -10,7 +10,7 @@ once per scale, never per step.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +26,7 @@ from brushwork.losses import (
     masked_gram_matrix,
     total_variation_loss,
 )
-from brushwork.options import option
+from brushwork.options import option, with_overrides
 from brushwork.progress import Progress, ProgressCallback, now
 from brushwork.runtime import resolve_runtime
 
@@ -341,11 +341,8 @@ def optimize(content, style, *, progress: ProgressCallback | None = None, **opti
     """
     from brushwork.imaging import tensor_to_image
 
-    known = {f.name for f in fields(OptimizeOptions)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise BrushworkError(f"unknown option {unknown[0]!r} for optimize")
-    result = run_optimization(content, style, OptimizeOptions(**options), progress=progress)
+    result = run_optimization(content, style, with_overrides(OptimizeOptions(), options, "optimize"),
+                              progress=progress)
     image = tensor_to_image(result.image, result.alpha)
     image.info["interrupted"] = result.interrupted
     image.info["losses"] = result.losses

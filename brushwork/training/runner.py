@@ -11,12 +11,12 @@ from pathlib import Path
 import torch
 
 import brushwork
-from brushwork.errors import BrushworkError
 from brushwork.progress import ProgressCallback
 from brushwork.runtime import Runtime, resolve_runtime
 from brushwork.training.data import PhotoDataset, describe_data, list_images
 from brushwork.training.kinds import load_builder
 from brushwork.training.loop import LoopOptions, LoopResult, PreviewCallback, Trainer
+from brushwork.options import with_overrides
 from brushwork.training.options import TrainOptions
 
 DEFAULT_PREVIEW_PHOTO = "astronaut.jpg"
@@ -104,14 +104,7 @@ def train(
     KeyboardInterrupt from `progress`) a checkpoint is saved in the run folder, no model is written,
     and the result has `interrupted` set; `resume=True` continues from there.
     """
-    from dataclasses import fields, replace
-
-    options = options or TrainOptions()
-    known = {f.name for f in fields(TrainOptions)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise BrushworkError(f"unknown training option {unknown[0]!r}")
-    options = replace(options, **overrides)
+    options = with_overrides(options or TrainOptions(), overrides, "train")
     options.validate()
     threads_before = torch.get_num_threads()
     if options.threads is not None:
