@@ -145,7 +145,8 @@ def main() -> None:
             after = measure_losses(vgg, filled, content, style_img)
             print(f"| {run} | {photo.name} | {area:.1%} | {before['style_loss']:,.0f} / {after['style_loss']:,.0f} "
                   f"({after['style_loss'] / before['style_loss'] - 1:+.0%}) | {before['content_loss']:,.0f} / "
-                  f"{after['content_loss']:,.0f} ({after['content_loss'] / before['content_loss'] - 1:+.1%}) | {peaks:.0%} | {steer:.3f} |")
+                  f"{after['content_loss']:,.0f} ({after['content_loss'] / before['content_loss'] - 1:+.1%}) "
+                  f"| {peaks:.0%} | {steer:.3f} |")
             sheet.append([content, output, filled])
             labels.append(f"{run.replace(':', ' ')} / {photo.stem}")  # the sheet's font has no colon
     path = contact_sheet([[tensor_to_image(x) for x in row] for row in sheet], args.sheet,

@@ -11,12 +11,12 @@ from pathlib import Path
 import torch
 
 import brushwork
+from brushwork.options import with_overrides
 from brushwork.progress import ProgressCallback
 from brushwork.runtime import Runtime, resolve_runtime
 from brushwork.training.data import PhotoDataset, describe_data, list_images
 from brushwork.training.kinds import load_builder
 from brushwork.training.loop import LoopOptions, LoopResult, PreviewCallback, Trainer
-from brushwork.options import with_overrides
 from brushwork.training.options import TrainOptions
 
 DEFAULT_PREVIEW_PHOTO = "astronaut.jpg"
