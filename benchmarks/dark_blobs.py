@@ -128,12 +128,14 @@ def main() -> None:
         multi, _, style_name = run.rpartition(":")
         if multi:
             options, painting = {"model": multi}, resolve_style(style_name)
-            net, names = load_network(multi), model_styles(find_model(multi))
+            model = find_model(multi)
+            names = model_styles(model)
             style = F.one_hot(torch.tensor([names.index(style_name)]), len(names)).float()
         else:
-            card = find_model(run, kinds=("feedforward",)).card["style"]
-            options, painting = {}, resolve_style(card.get("preset") or card["file"])
-            net, style = load_network(run), None
+            model = find_model(run, kinds=("feedforward",))
+            card = model.card["style"]
+            options, painting, style = {}, resolve_style(card.get("preset") or card["file"]), None
+        net = load_network(model)
         style_img, _ = load_image(painting, max_side=args.size)
         for photo in photos:
             output, _ = load_image(stylize(photo, style_name, size=args.size, **options))
