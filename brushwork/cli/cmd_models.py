@@ -48,8 +48,8 @@ def model_rows() -> list[dict]:
             m = read_model(path)
         except BrushworkError as exc:
             rows.append({"name": path.stem, "kind": "?", "style": f"(unreadable: {exc})", "styles": [], "steps": None,
-                         "image_size": None, "recipe": None, "hardware": None, "wall_time_s": None,
-                         "file": str(path), "card": {}})
+                         "trained_steps": None, "image_size": None, "recipe": None, "hardware": None,
+                         "wall_time_s": None, "file": str(path), "card": {}})
             continue
         card = m.card
         rows.append({
@@ -57,7 +57,8 @@ def model_rows() -> list[dict]:
             "kind": m.kind,
             "style": _credit(card, m),
             "styles": m.styles,
-            "steps": card.get("steps"),
+            "steps": card.get("steps"),  # of the last stage; trained_steps counts the stages it continued
+            "trained_steps": m.trained_steps,
             "image_size": card.get("image_size"),
             "recipe": card.get("recipe"),
             "hardware": card.get("hardware"),
@@ -83,6 +84,15 @@ def format_table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def _steps(row: dict) -> str | None:
+    """All stages' steps, and the last stage's (whose size and recipe the other columns give) when it
+    continued an earlier model."""
+    total, last = row["trained_steps"], row["steps"]
+    if total is None or total == last:
+        return last
+    return f"{total} ({last} last)"
+
+
 def run(args) -> int:
     models, presets = model_rows(), preset_rows()
     if args.json:
@@ -94,7 +104,7 @@ def run(args) -> int:
     if models:
         out.write(format_table(
             ["name", "kind", "style", "steps", "size", "recipe"],
-            [[m["name"], m["kind"], m["style"], m["steps"], m["image_size"], m["recipe"]] for m in models],
+            [[m["name"], m["kind"], m["style"], _steps(m), m["image_size"], m["recipe"]] for m in models],
         ) + "\n")
     else:
         out.write("  (none shipped yet)\n")

@@ -41,6 +41,19 @@ class ModelFile:
         styles = self.config.get("styles")
         return [str(s) for s in styles] if isinstance(styles, list) else []
 
+    @property
+    def trained_steps(self) -> int | None:
+        """Steps over every stage of training: this run's plus those of the `init` chain the card records
+        (a model continued from another one was trained by both). None when a stage's count is unknown."""
+        total, stage = 0, self.card
+        while isinstance(stage, dict):
+            steps = stage.get("steps")
+            if not isinstance(steps, int) or isinstance(steps, bool):
+                return None
+            total += steps
+            stage = stage.get("init")
+        return total
+
 
 def weights_dir() -> Path:
     return Path(str(resources.files("brushwork.models") / "weights"))

@@ -90,3 +90,18 @@ def test_models_lists_a_multi_models_styles(tmp_path, monkeypatch, capsys, save_
     rows = {m["name"]: m for m in json.loads(capsys.readouterr().out)["models"]}
     assert rows["paintings"]["styles"] == ["starry-night", "great-wave", "udnie"]
     assert registry.find_model("paintings").styles == ["starry-night", "great-wave", "udnie"]
+
+
+def test_models_counts_the_steps_of_every_stage(tmp_path, monkeypatch, capsys, save_tiny_multi):
+    import brushwork.models.registry as registry
+
+    model = registry.read_model(save_tiny_multi(tmp_path / "one.safetensors"))
+    card = {"name": "continued", "steps": 30, "recipe": "stage-2", "init": {"name": "one", "steps": 200}}
+    registry.save_model(tmp_path / "continued.safetensors", "multi", model.tensors, model.config, card)
+    monkeypatch.setattr(registry, "weights_dir", lambda: tmp_path)
+    assert main(["models"]) == 0
+    assert "230 (30 last)" in capsys.readouterr().out
+    assert main(["models", "--json"]) == 0
+    rows = {m["name"]: m for m in json.loads(capsys.readouterr().out)["models"]}
+    assert (rows["continued"]["steps"], rows["continued"]["trained_steps"]) == (30, 230)
+    assert rows["one"]["trained_steps"] is None  # its card records no steps

@@ -223,6 +223,8 @@ def test_init_from_a_reconstruction_network(tmp_path, photos, tiny, vgg):
     assert "init" not in second.card["init"]  # recon started from nothing
     third = train(_options(tmp_path, photos, tiny, name="again", steps=1, init=str(second.output)), vgg=vgg)
     assert third.card["init"]["name"] == "styled" and third.card["init"]["init"]["name"] == "recon"
+    # `brushwork models` counts every stage: 2 (recon) + 1 (styled) + 1 (again).
+    assert (recon.trained_steps, read_model(third.output).trained_steps) == (2, 4)
     # The run really started from those weights: the checkpoint after one step is one Adam step away.
     from safetensors.torch import load_file
 
