@@ -21,6 +21,8 @@
 # network lost its subject (content 2.4x optimize's), so this recipe weighs style STYLE_WEIGHT=15.
 # Sizing: ~11 s per step (batch 4, one thread, the other core busy): TIME_LIMIT=SECONDS (default 5700)
 # stops the run and still writes the model; STEPS (default 2000) is only an upper bound.
+# LEARNING_RATE (default 3e-4): Adam's rate, constant after the warm-up; a network that no longer improves
+# at 3e-4 may be continued at a lower rate (the noise of a step's update shrinks with it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +33,7 @@ fi
 NAME=$1
 DATA=${DATA:-../shared/data/content}
 STEPS=${STEPS:-2000}
+LEARNING_RATE=${LEARNING_RATE:-3e-4}
 THREADS=${THREADS:-1}
 PYTHON=${PYTHON:-python3}
 RECIPE=feedforward-cpu-256
@@ -47,5 +50,5 @@ arch_flags=$(model_arch_flags "$INIT")
 train_model "$RECIPE" "$NAME" 0 $style_flags --data "$DATA" --init "$INIT" \
   $arch_flags --image-size 256 --batch-size 4 --device cpu --precision fp32 \
   --threads "$THREADS" --seed 0 --steps "$STEPS" --time-limit "${TIME_LIMIT:-5700}" \
-  --learning-rate 3e-4 --warmup-steps 50 --style-ramp 0 "${LOSS_FLAGS[@]}" \
+  --learning-rate "$LEARNING_RATE" --warmup-steps 50 --style-ramp 0 "${LOSS_FLAGS[@]}" \
   --log-every 10 --preview-every 100 --checkpoint-every 25 -q
