@@ -113,8 +113,15 @@ cpu_start_point() {
 # arbitrary-style one), --decoder-width of AdaIN and WCT decoders.
 model_arch_flags() { _model_flags arch "$1"; }
 
-# _model_flags arch|style MODEL [NAME]: reads MODEL (a shipped name or a file) and prints the flags
-# model_arch_flags or model_style_flags describe; a missing or foreign MODEL fails with its one-line error.
+# continuation_seed MODEL: the --seed for a run that continues MODEL: the steps MODEL was trained over every
+# stage (its card's `init` chain; 0 when a stage's count is unknown). The photo order and crops are a
+# function of the seed and the step, so with one fixed seed every continuation of a model would see the
+# same first batches again and never the photos at the end of the epoch.
+continuation_seed() { _model_flags seed "$1"; }
+
+# _model_flags arch|style|seed MODEL [NAME]: reads MODEL (a shipped name or a file) and prints what
+# model_arch_flags, model_style_flags or continuation_seed describe; a missing or foreign MODEL fails
+# with its one-line error.
 _model_flags() {
   "${PYTHON:-python3}" - "$@" <<'PY'
 import sys
@@ -126,6 +133,9 @@ try:
 except BrushworkError as exc:
     sys.exit(str(exc))
 c = model.config
+if what == "seed":
+    print(model.trained_steps or 0)
+    sys.exit(0)
 if what == "arch" and model.kind in ("feedforward", "multi", "arbitrary"):
     flags = ["--width", c["width"], "--num-residual", c["num_residual"]]
     if model.kind == "arbitrary":

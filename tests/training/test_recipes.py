@@ -40,6 +40,8 @@ def test_a_gpu_recipe_continues_a_trained_model_in_its_own_architecture(tmp_path
     model = read_model(continued)
     assert model.config["width"] == 8 and model.card["init"]["name"] == "trained"
     assert model.card["learning_rate"] == 3e-4 and model.card["style_ramp"] == 0
+    # A continuation's seed counts every stage's steps, so each continuation draws new batches.
+    assert _lib(f"continuation_seed {trained}") == ["1"] and _lib(f"continuation_seed {continued}") == ["2"]
 
 
 def _lib(command: str) -> list[str]:
