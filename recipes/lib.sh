@@ -134,9 +134,8 @@ except BrushworkError as exc:
     sys.exit(str(exc))
 c = model.config
 if what == "seed":
-    print(model.trained_steps or 0)
-    sys.exit(0)
-if what == "arch" and model.kind in ("feedforward", "multi", "arbitrary"):
+    flags = [model.trained_steps or 0]
+elif what == "arch" and model.kind in ("feedforward", "multi", "arbitrary"):
     flags = ["--width", c["width"], "--num-residual", c["num_residual"]]
     if model.kind == "arbitrary":
         flags += ["--embedding-size", c["predictor"]["embedding_size"]]
