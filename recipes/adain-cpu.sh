@@ -46,11 +46,14 @@ RUN=${RUN:-runs/$RECIPE/adain}
 INIT=${INIT-wct}
 LR=${LR:-1e-3}
 
+# Assigned first so that a bad INIT stops the recipe with its one-line error; a continuation draws its own
+# batches (start_seed).
+seed=$(start_seed "$INIT")
 keep_trained "$RECIPE" "$MODEL"
 link_training_styles "$STYLE_SOURCE" "$RUN.styles"
 train_resumable "$RECIPE" "$RUN" --kind adain --data "$DATA" --styles "$RUN.styles" \
   -o "$MODEL" --name adain --recipe "$RECIPE" --save-precision fp16 \
   --image-size 128 --style-size 256 --batch-size 4 --steps "$STEPS" --decoder-width 0.5 \
   --learning-rate "$LR" --warmup-steps 25 --content-weight 1 --style-weight 10 \
-  --device cpu --precision fp32 --threads "$THREADS" --seed 0 \
+  --device cpu --precision fp32 --threads "$THREADS" --seed "$seed" \
   --log-every 10 --preview-every 50 --checkpoint-every 25 -q ${INIT:+--init "$INIT"} ${TIME_LIMIT:+--time-limit "$TIME_LIMIT"}

@@ -21,7 +21,7 @@
 # network lost its subject (content 2.4x optimize's), so this recipe weighs style STYLE_WEIGHT=15.
 # Sizing: ~11 s per step (batch 4, one thread, the other core busy): TIME_LIMIT=SECONDS (default 5700)
 # stops the run and still writes the model; STEPS (default 2000) is only an upper bound.
-# The seed is INIT's trained steps (lib.sh, continuation_seed): each continuation of a model draws its
+# The seed is INIT's trained steps (lib.sh, start_seed): each continuation of a model draws its
 # own photo order and crops instead of repeating the last run's. SEED=N overrides it.
 # LEARNING_RATE (default 3e-4): Adam's rate, constant after the warm-up; a network that no longer improves
 # at 3e-4 may be continued at a lower rate (the noise of a step's update shrinks with it).
@@ -48,7 +48,7 @@ mkdir -p "$WEIGHTS_DIR"
 # Assigned first so that a bad INIT (missing, or not a style network) stops the recipe with its message.
 style_flags=$(model_style_flags "$INIT" "$NAME")
 arch_flags=$(model_arch_flags "$INIT")
-seed=${SEED:-$(continuation_seed "$INIT")}
+seed=$(start_seed "$INIT")
 # shellcheck disable=SC2086
 train_model "$RECIPE" "$NAME" 0 $style_flags --data "$DATA" --init "$INIT" \
   $arch_flags --image-size 256 --batch-size 4 --device cpu --precision fp32 \

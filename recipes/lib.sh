@@ -83,12 +83,13 @@ train_resumable() {
 # record every 100 steps, and, when TIME_LIMIT (seconds) is set, --time-limit: the model is written
 # when it runs out, its card saying the steps done (a lent GPU's session is minutes long).
 gpu_flags() {
-  GPU_FLAGS=(--device "${DEVICE:-cuda}" --precision "${PRECISION:-bf16}" --seed 0 --num-workers "${WORKERS:-8}"
+  GPU_FLAGS=(--device "${DEVICE:-cuda}" --precision "${PRECISION:-bf16}" --num-workers "${WORKERS:-8}"
              --log-every 100 --preview-every 2000 --checkpoint-every 2000)
   if [ -n "${TIME_LIMIT:-}" ]; then GPU_FLAGS+=(--time-limit "$TIME_LIMIT"); fi
 }
 
-# cpu_start_point: where a CPU recipe of a style network starts; sets init, STYLE_RAMP and LR.
+# cpu_start_point: where a CPU recipe of a style network starts; sets init, STYLE_RAMP, LR and seed
+# (start_seed).
 # By default stage 0 (recipes/reconstruct-cpu.sh, run when missing): the style weight ramps in over 100
 # steps, lr 1e-3. INIT=MODEL continues from a trained model of the recipe's kind instead (for example the
 # shipped one, with FORCE=1): the style weight applies at once, the learning rate warms up again (a
@@ -100,11 +101,13 @@ cpu_start_point() {
     init=$INIT
     STYLE_RAMP=0
     LR=${LR:-3e-4}
+    seed=$(start_seed "$INIT")
   else
     DATA="$DATA" THREADS="$THREADS" PYTHON="$PYTHON" bash recipes/reconstruct-cpu.sh
     init="runs/feedforward-cpu/reconstruct.safetensors"
     STYLE_RAMP=100
     LR=${LR:-1e-3}
+    seed=$(start_seed)
   fi
 }
 
@@ -118,6 +121,15 @@ model_arch_flags() { _model_flags arch "$1"; }
 # function of the seed and the step, so with one fixed seed every continuation of a model would see the
 # same first batches again and never the photos at the end of the epoch.
 continuation_seed() { _model_flags seed "$1"; }
+
+# start_seed [MODEL]: the --seed of a recipe's run: SEED when set, else continuation_seed MODEL for a run
+# that continues MODEL, else 0 (a run from noise or from the recipe's own stage 0).
+start_seed() {
+  if [ -n "${SEED:-}" ]; then echo "$SEED"
+  elif [ -n "${1:-}" ]; then continuation_seed "$1"
+  else echo 0
+  fi
+}
 
 # _model_flags arch|style|seed MODEL [NAME]: reads MODEL (a shipped name or a file) and prints what
 # model_arch_flags, model_style_flags or continuation_seed describe; a missing or foreign MODEL fails
@@ -158,16 +170,16 @@ PY
 # hundred steps leave a texture without a subject; see feedforward-cpu.sh). Then the network takes
 # MODEL's architecture (model_arch_flags), the style weight applies at once (--style-ramp 0), and the
 # learning rate, LR or at most 3e-4, warms up over 100 steps (a fresh Adam state at 1e-3 threw a trained
-# network's style loss from ~220k to 3M on the CPU).
+# network's style loss from ~220k to 3M on the CPU). The seed is start_seed's.
 gpu_start_point() {
   local fresh=$1 lr
   if [ -n "${INIT:-}" ]; then
     lr=${LR:-$("${PYTHON:-python3}" -c "print(min($fresh, 3e-4))")}
     # shellcheck disable=SC2207
     START_FLAGS=(--init "$INIT" $(model_arch_flags "$INIT") --style-ramp 0 --warmup-steps 100
-                 --learning-rate "$lr")
+                 --learning-rate "$lr" --seed "$(start_seed "$INIT")")
   else
-    START_FLAGS=(--learning-rate "${LR:-$fresh}")
+    START_FLAGS=(--learning-rate "${LR:-$fresh}" --seed "$(start_seed)")
   fi
 }
 

@@ -25,7 +25,7 @@ def _start_flags(init: str | None, fresh_lr: str) -> list[str]:
 
 
 def test_a_gpu_recipe_continues_a_trained_model_in_its_own_architecture(tmp_path, photos, tiny, capsys):
-    assert _start_flags(None, "1e-3") == ["--learning-rate", "1e-3"]
+    assert _start_flags(None, "1e-3") == ["--learning-rate", "1e-3", "--seed", "0"]
     trained = tmp_path / "trained.safetensors"
     assert main(["train", "--data", str(photos), "-o", str(trained), "--steps", "1",
                  "--run-dir", str(tmp_path / "run1"), *_flags(tiny)]) == 0  # width 8
@@ -40,8 +40,13 @@ def test_a_gpu_recipe_continues_a_trained_model_in_its_own_architecture(tmp_path
     model = read_model(continued)
     assert model.config["width"] == 8 and model.card["init"]["name"] == "trained"
     assert model.card["learning_rate"] == 3e-4 and model.card["style_ramp"] == 0
-    # A continuation's seed counts every stage's steps, so each continuation draws new batches.
-    assert _lib(f"continuation_seed {trained}") == ["1"] and _lib(f"continuation_seed {continued}") == ["2"]
+    # A continuation's seed counts every stage's steps, so each continuation draws new batches; the GPU
+    # recipes' seed comes with the start flags (gpu_flags holds none that would override it).
+    assert flags[flags.index("--seed") + 1] == "1" and model.card["seed"] == 1
+    assert _lib(f"start_seed {trained}") == ["1"] and _lib(f"start_seed {continued}") == ["2"]
+    assert _lib(f"SEED=7 start_seed {continued}") == ["7"] and _lib("start_seed") == ["0"]
+    assert "--seed" not in _lib('gpu_flags; printf "%s\\n" "${GPU_FLAGS[@]}"')
+    assert _lib(f"INIT={trained} cpu_start_point; echo $seed") == ["1"]
 
 
 def _lib(command: str) -> list[str]:
