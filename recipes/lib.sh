@@ -135,7 +135,7 @@ start_seed() {
 # model_arch_flags, model_style_flags or continuation_seed describe; a missing or foreign MODEL fails
 # with its one-line error.
 _model_flags() {
-  "${PYTHON:-python3}" - "$@" <<'PY'
+  PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "${PYTHON:-python3}" - "$@" <<'PY'
 import sys
 from brushwork.errors import BrushworkError
 from brushwork.models.registry import find_model
