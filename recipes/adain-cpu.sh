@@ -46,10 +46,10 @@ RUN=${RUN:-runs/$RECIPE/adain}
 INIT=${INIT-wct}
 LR=${LR:-1e-3}
 
-# Assigned first so that a bad INIT stops the recipe with its one-line error; a continuation draws its own
-# batches (start_seed).
-seed=$(start_seed "$INIT")
 keep_trained "$RECIPE" "$MODEL"
+# Assigned before training so that a bad INIT stops the recipe with its one-line error; a continuation
+# draws its own batches (start_seed).
+seed=$(start_seed "$INIT")
 link_training_styles "$STYLE_SOURCE" "$RUN.styles"
 train_resumable "$RECIPE" "$RUN" --kind adain --data "$DATA" --styles "$RUN.styles" \
   -o "$MODEL" --name adain --recipe "$RECIPE" --save-precision fp16 \

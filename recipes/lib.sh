@@ -116,23 +116,20 @@ cpu_start_point() {
 # arbitrary-style one), --decoder-width of AdaIN and WCT decoders.
 model_arch_flags() { _model_flags arch "$1"; }
 
-# continuation_seed MODEL: the --seed for a run that continues MODEL: the steps MODEL was trained over every
-# stage (its card's `init` chain; 0 when a stage's count is unknown). The photo order and crops are a
-# function of the seed and the step, so with one fixed seed every continuation of a model would see the
-# same first batches again and never the photos at the end of the epoch.
-continuation_seed() { _model_flags seed "$1"; }
-
-# start_seed [MODEL]: the --seed of a recipe's run: SEED when set, else continuation_seed MODEL for a run
-# that continues MODEL, else 0 (a run from noise or from the recipe's own stage 0).
+# start_seed [MODEL]: the --seed of a recipe's run: SEED when set; for a run that continues MODEL, the
+# steps MODEL was trained over every stage (its card's `init` chain; 0 when a stage's count is unknown);
+# else 0 (a run from noise or from the recipe's own stage 0). The photo order and crops are a function of
+# the seed and the step, so with one fixed seed every continuation of a model would see the same first
+# batches again and never the photos at the end of the epoch.
 start_seed() {
   if [ -n "${SEED:-}" ]; then echo "$SEED"
-  elif [ -n "${1:-}" ]; then continuation_seed "$1"
+  elif [ -n "${1:-}" ]; then _model_flags seed "$1"
   else echo 0
   fi
 }
 
 # _model_flags arch|style|seed MODEL [NAME]: reads MODEL (a shipped name or a file) and prints what
-# model_arch_flags, model_style_flags or continuation_seed describe; a missing or foreign MODEL fails
+# model_arch_flags, model_style_flags or start_seed describe; a missing or foreign MODEL fails
 # with its one-line error.
 _model_flags() {
   PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "${PYTHON:-python3}" - "$@" <<'PY'

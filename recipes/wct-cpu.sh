@@ -32,10 +32,10 @@ RUN=${RUN:-runs/$RECIPE/wct}
 INIT=${INIT:-}
 LR=${LR:-1e-3}
 
-# Assigned first so that a bad INIT stops the recipe with its one-line error; a continuation draws its own
-# batches (start_seed).
-seed=$(start_seed "$INIT")
 keep_trained "$RECIPE" "$MODEL"
+# Assigned before training so that a bad INIT stops the recipe with its one-line error; a continuation
+# draws its own batches (start_seed).
+seed=$(start_seed "$INIT")
 train_resumable "$RECIPE" "$RUN" --kind wct-decoders --data "$DATA" \
   -o "$MODEL" --name wct --recipe "$RECIPE" --save-precision fp16 \
   --image-size 128 --batch-size 2 --steps "$STEPS" --decoder-width 0.5 \

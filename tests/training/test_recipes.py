@@ -17,11 +17,7 @@ def _flags(settings):
 
 def _start_flags(init: str | None, fresh_lr: str) -> list[str]:
     env_init = f"INIT={shlex.quote(init)} " if init else ""
-    script = (f"source recipes/lib.sh; {env_init}gpu_start_point {fresh_lr}; "
-              'printf "%s\\n" "${START_FLAGS[@]}"')
-    out = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, check=True,
-                         env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
-    return out.stdout.split()
+    return _lib(f'{env_init}gpu_start_point {fresh_lr}; printf "%s\\n" "${{START_FLAGS[@]}}"')
 
 
 def test_a_gpu_recipe_continues_a_trained_model_in_its_own_architecture(tmp_path, photos, tiny, capsys):
