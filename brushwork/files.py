@@ -46,6 +46,16 @@ def atomic_write(path: str | os.PathLike, action: str = "write") -> Iterator[Pat
     _fsync_dir(path.parent)
 
 
+def write_file_atomically(path: str | os.PathLike, data: bytes, action: str = "write") -> Path:
+    """Write DATA to PATH through atomic_write with Python's own file writing. Writers of other libraries
+    that fail on a full disk with errors of their own (safetensors' SafetensorError) or by aborting the
+    process (TorchScript's C++ writer) serialize to bytes first and write them here, so that the failure is
+    an OSError and so the usual one-line error."""
+    with atomic_write(path, action) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
 def _replace_file(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
     """Rename the finished TMP over PATH, giving it PATH's permissions when PATH exists, else those a plain
     open() would (0666 less the umask). Writers that create their temporary file privately (mkstemp,

@@ -2,8 +2,12 @@
 and the permissions a plain open() would give, or the replaced file's."""
 
 import errno
+import json
 import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -74,3 +78,58 @@ def test_concurrent_writers_of_one_output_each_finish_whole(tmp_path):
     assert not errors
     assert path.read_bytes() in payloads
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+# Run in a child process whose files may not grow past a few hundred bytes (RLIMIT_FSIZE, with SIGXFSZ
+# ignored so that a write fails with EFBIG instead of killing the process): a real write failure inside each
+# library's own writer, as a full disk gives, which a raised OSError in the test would not exercise.
+# safetensors reports it as a SafetensorError and TorchScript's C++ writer aborts the process.
+_WRITERS_UNDER_A_SIZE_LIMIT = r"""
+import json, resource, signal, sys
+from pathlib import Path
+import torch
+from brushwork.errors import BrushworkError
+from brushwork.imaging.io import save_image
+from brushwork.methods.export import export_onnx, export_torchscript
+from brushwork.methods.predict import save_embedding
+from brushwork.models.registry import save_model
+from brushwork.nets.transformer import StyleTransferNet, TransformerConfig
+
+torch.manual_seed(0)
+net = StyleTransferNet(TransformerConfig(width=8, num_residual=1)).eval()
+folder = Path(sys.argv[1])
+writers = {
+    "model.safetensors": lambda p: save_model(p, "feedforward", net.state_dict(), net.config.to_dict(), {}),
+    "model.pt": lambda p: export_torchscript(net, p),
+    "model.onnx": lambda p: export_onnx(net, p),
+    "image.png": lambda p: save_image(torch.rand(3, 64, 64), p),
+    "style.npy": lambda p: save_embedding(torch.rand(100), p),
+    "style.json": lambda p: save_embedding(torch.rand(100), p),
+}
+for name in writers:
+    (folder / name).write_bytes(b"old")
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (256, resource.RLIM_INFINITY))
+errors = {}
+for name, write in writers.items():
+    try:
+        write(folder / name)
+        errors[name] = None
+    except BrushworkError as exc:
+        errors[name] = str(exc)
+print(json.dumps(errors))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_FSIZE and SIGXFSZ as Linux applies them")
+def test_every_writer_turns_a_real_write_failure_into_one_line_and_keeps_the_old_file(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
+    proc = subprocess.run([sys.executable, "-c", _WRITERS_UNDER_A_SIZE_LIMIT, str(tmp_path)], capture_output=True,
+                          text=True, env=env, cwd=Path(__file__).resolve().parents[1], timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    errors = json.loads(proc.stdout.splitlines()[-1])
+    for name, message in errors.items():
+        assert message is not None and message.endswith(": file too large") and "\n" not in message, (name, message)
+        assert str(tmp_path / name) in message
+        assert (tmp_path / name).read_bytes() == b"old", name
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(errors)  # no temporary file left behind

@@ -1,4 +1,4 @@
-"""`brushwork optimize CONTENT STYLE [STYLE ...] -o OUT`."""
+"""`brushwork optimize CONTENT STYLE [STYLE ...] -o OUT` (or `--style STYLE`, as `brushwork stylize` takes it)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,12 @@ def register(sub) -> None:
         "Gram matrices match the style image(s). STYLE is an image file or a preset name (brushwork models).",
     )
     p.add_argument("content", help="content image (the photo)")
-    p.add_argument("styles", nargs="+", metavar="style", help="style image(s) or preset name(s)")
+    p.add_argument("styles", nargs="*", metavar="style", help="style image(s) or preset name(s)")
+    # The spelling `brushwork stylize` and `video` use; without it argparse read `--style` as an ambiguous
+    # abbreviation of --style-weight, --style-layers, ...
+    p.add_argument("--style", action="append", default=[], dest="style_flags", metavar="STYLE",
+                   help="a style image or preset name, as a flag (repeat for several; added after the positional "
+                   "ones)")
     p.add_argument("-o", "--output", required=True, help="output image file (.png, .jpg, .webp, ...)")
     p.add_argument("--save-every", type=int, default=0, metavar="N", help="also save the image every N steps")
     add_dataclass_flags(p, OptimizeOptions)
@@ -28,18 +33,19 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from brushwork.errors import BrushworkError
     from brushwork.imaging import save_image
     from brushwork.methods.optimize import OptimizeOptions, run_optimization
     from brushwork.presets import resolve_style
     from brushwork.progress import ProgressBar
 
     output = check_output_path(args.output)
+    if not args.styles and not args.style_flags:
+        raise BrushworkError("give a style image or preset name after the content image (or with --style)")
     if args.save_every < 0:
-        from brushwork.errors import BrushworkError
-
         raise BrushworkError(f"--save-every must be zero or more, got {args.save_every}")
     options = dataclass_from_args(OptimizeOptions, args)
-    styles = [resolve_style(s) for s in args.styles]
+    styles = [resolve_style(s) for s in [*args.styles, *args.style_flags]]
     bar = ProgressBar("optimize", quiet=args.quiet)
 
     def progress(p):

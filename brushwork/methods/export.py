@@ -27,6 +27,7 @@ files; `OnnxRunner` runs a model in onnxruntime on the CPU.
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 import warnings
@@ -38,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from brushwork.errors import BrushworkError
-from brushwork.files import atomic_write
+from brushwork.files import atomic_write, write_file_atomically
 from brushwork.models.registry import ModelFile, find_model, load_state_strict
 from brushwork.nets.transformer import StyleTransferNet, TransformerConfig
 
@@ -557,9 +558,10 @@ def export_torchscript(model, output: str | os.PathLike, *, style_blend: Sequenc
         warnings.simplefilter("ignore", DeprecationWarning)  # torch >= 2.10 deprecates TorchScript; it still works
         core = torch.jit.trace(net, example, check_trace=False)
         scripted = torch.jit.script(_AlignedModule(core))
-        with atomic_write(output) as tmp:
-            torch.jit.save(scripted, str(tmp))
-    return Path(output)
+        # Saved to memory first: TorchScript's writer aborts the whole process when the disk is full.
+        buffer = io.BytesIO()
+        torch.jit.save(scripted, buffer)
+    return write_file_atomically(output, buffer.getvalue())
 
 
 def export_model(model, output: str | os.PathLike, format: str, *, style_blend: Sequence[float] | None = None) -> Path:

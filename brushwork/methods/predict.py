@@ -20,6 +20,7 @@ onnxruntime CPU path, tiling and colour preservation all come from `brushwork.me
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from dataclasses import replace
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 
 from brushwork.errors import BrushworkError
-from brushwork.files import atomic_write
+from brushwork.files import write_file_atomically
 from brushwork.imaging import load_image, resize
 from brushwork.methods.blend import normalized, parse_weighted_styles
 from brushwork.methods.feedforward import FeedForwardStylizer, StylizeOptions, _merge
@@ -108,13 +109,14 @@ def save_embedding(embedding: torch.Tensor, path: str | os.PathLike) -> Path:
     if suffix not in EMBEDDING_SUFFIXES:
         raise BrushworkError(f"embedding files end in .npy or .json, got {str(path)!r}")
     values = embedding.detach().float().cpu().reshape(-1).numpy()
-    with atomic_write(path) as tmp:
-        if suffix == ".npy":
-            with open(tmp, "wb") as f:
-                np.save(f, values, allow_pickle=False)
-        else:
-            tmp.write_text(json.dumps([float(v) for v in values]) + "\n")
-    return path
+    if suffix == ".npy":
+        # Into memory first: NumPy's writer to a file ignores a short write (a full disk) and truncates.
+        buffer = io.BytesIO()
+        np.save(buffer, values, allow_pickle=False)
+        data = buffer.getvalue()
+    else:
+        data = (json.dumps([float(v) for v in values]) + "\n").encode()
+    return write_file_atomically(path, data)
 
 
 class PredictStylizer:

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from brushwork.errors import BrushworkError
-from brushwork.files import atomic_write
+from brushwork.files import write_file_atomically
 
 FORMAT_VERSION = "1"
 
@@ -62,7 +62,7 @@ def weights_dir() -> Path:
 def save_model(path: str | os.PathLike, kind: str, state: dict[str, torch.Tensor], config: dict, card: dict,
                dtype: torch.dtype | None = None) -> Path:
     """Write a model atomically. `dtype=torch.float16` halves the size of shipped models."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
     if path.suffix != ".safetensors":
@@ -75,9 +75,8 @@ def save_model(path: str | os.PathLike, kind: str, state: dict[str, torch.Tensor
         tensors[k] = v.contiguous()
     meta = {"format": "brushwork", "version": FORMAT_VERSION, "kind": kind,
             "config": json.dumps(config), "card": json.dumps(card)}
-    with atomic_write(path, "write model") as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
-    return path
+    # Serialized in memory: safetensors' own file writer reports a full disk as a SafetensorError.
+    return write_file_atomically(path, save(tensors, metadata=meta), "write model")
 
 
 def read_model(path: str | os.PathLike) -> ModelFile:

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from brushwork.errors import BrushworkError
-from brushwork.files import atomic_write
+from brushwork.files import write_file_atomically
 from brushwork.progress import Progress, ProgressCallback
 from brushwork.runtime import Runtime
 from brushwork.training.data import BatchStream, PhotoDataset
@@ -152,16 +152,11 @@ PreviewCallback = Callable[[int, torch.Tensor], None]
 # Checkpoint files
 
 
-def _atomic_write_bytes(path: Path, data: bytes, what: str) -> None:
-    with atomic_write(path, f"write {what}") as tmp:
-        tmp.write_bytes(data)
-
-
 def _atomic_save_safetensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     from safetensors.torch import save
 
     data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
-    _atomic_write_bytes(path, data, "checkpoint")
+    write_file_atomically(path, data, "write checkpoint")
 
 
 def _optimizer_to_files(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -334,7 +329,7 @@ class Trainer:
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         json_path = self.checkpoint_dir / f"{stem}.json"
-        _atomic_write_bytes(json_path, json.dumps(meta).encode(), "checkpoint")
+        write_file_atomically(json_path, json.dumps(meta).encode(), "write checkpoint")
         self.last_checkpoint = json_path
         for old in list_checkpoints(self.run_dir)[self.options.keep_checkpoints:]:
             if old.step != self.step:
@@ -389,7 +384,7 @@ class Trainer:
     def _rewrite_log(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         text = "".join(json.dumps(r) + "\n" for r in self.records)
-        _atomic_write_bytes(self.log_path, text.encode(), "training log")
+        write_file_atomically(self.log_path, text.encode(), "write training log")
 
     def _append_log(self, record: dict) -> None:
         self.records.append(record)

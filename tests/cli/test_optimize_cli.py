@@ -52,6 +52,25 @@ def test_preset_style_and_options(tmp_path, capsys, content_path, style_path, st
     assert Image.open(out).format == "JPEG"
 
 
+def test_style_as_a_flag_as_stylize_takes_it(tmp_path, capsys, content_path, style_path, style2_path):
+    """`--style` (the spelling of stylize and video) works here too, alone or after positional styles; it used
+    to fail as an ambiguous abbreviation of --style-weight, --style-layers, ..."""
+    out = tmp_path / "o.png"
+    code, err = run_cli(capsys, "optimize", content_path, "--style", style_path, "-o", out, *FAST)
+    assert code == 0, err
+    assert Image.open(out).size == (48, 36)
+    # Two styles need two blend weights: the flag's style is counted with the positional one.
+    code, err = run_cli(capsys, "optimize", content_path, style_path, "--style", style2_path, "-o", out, *FAST,
+                        "--style-blend", "0.5,0.5")
+    assert code == 0, err
+    code, err = run_cli(capsys, "optimize", content_path, style_path, "--style", style2_path, "-o", out, *FAST,
+                        "--style-blend", "1")
+    assert code == 1 and "1 blend weights given for 2 style images" in err, err
+    code, err = run_cli(capsys, "optimize", content_path, "-o", tmp_path / "none.png", *FAST)
+    assert code == 1 and one_line_error(err) and "give a style" in err, err
+    assert not (tmp_path / "none.png").exists()
+
+
 def test_alpha_is_kept(tmp_path, capsys, style_path):
     rgba = np.zeros((32, 48, 4), np.uint8)
     rgba[..., :3] = 120
