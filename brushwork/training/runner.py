@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 import brushwork
+from brushwork.errors import BrushworkError
 from brushwork.options import with_overrides
 from brushwork.progress import ProgressCallback
 from brushwork.runtime import Runtime, resolve_runtime
@@ -115,6 +116,15 @@ def train(
         torch.set_num_threads(threads_before)
 
 
+def _network_difference(init_model, run_config: dict) -> str:
+    """Why an --init model does not fit, in the flags that set it: a shape error names only tensors."""
+    flags = {"width": "--decoder-width" if init_model.kind in ("adain", "wct") else "--width",
+             "num_residual": "--num-residual", "num_styles": "the number of --styles"}
+    differing = [f"{k} {init_model.config[k]} where this run has {run_config[k]} ({flags[k]})"
+                 for k in flags if k in run_config and init_model.config.get(k, run_config[k]) != run_config[k]]
+    return f"; {init_model.name!r} has {', '.join(differing)}" if differing else ""
+
+
 def _train(options: TrainOptions, progress, on_preview, vgg) -> TrainResult:
     from brushwork.features import load_vgg19
     from brushwork.models.registry import save_model
@@ -136,7 +146,10 @@ def _train(options: TrainOptions, progress, on_preview, vgg) -> TrainResult:
         from brushwork.models.registry import find_model
 
         init_model = find_model(options.init)
-        objective.load_model_state(init_model)
+        try:
+            objective.load_model_state(init_model)
+        except BrushworkError as exc:
+            raise BrushworkError(f"{exc}{_network_difference(init_model, objective.model_config())}") from None
         init_card = {"name": init_model.name, "steps": init_model.card.get("steps"),
                      "style_weight": init_model.card.get("style_weight"), "recipe": init_model.card.get("recipe")}
     run_dir = options.resolved_run_dir()

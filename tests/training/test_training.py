@@ -232,8 +232,11 @@ def test_init_from_a_reconstruction_network(tmp_path, photos, tiny, vgg):
     weight = "residuals.0.conv1.conv.weight"
     step = (ckpt[f"model/net/{weight}"] - recon.tensors[weight]).abs().max()
     assert 0 < float(step) <= 1.01 * tiny["learning_rate"]
-    with pytest.raises(BrushworkError, match="shape"):
+    # A network of another shape is refused, naming the flag that differs, not only the tensor.
+    with pytest.raises(BrushworkError, match=r"shape .*'recon' has width 8 where this run has 12 \(--width\)$"):
         train(_options(tmp_path, photos, tiny, name="wide", steps=1, init=str(first.output), width=12), vgg=vgg)
+    with pytest.raises(BrushworkError, match=r"'recon' has num_residual 1 where this run has 2 \(--num-residual\)$"):
+        train(_options(tmp_path, photos, tiny, name="deep", steps=1, init=str(first.output), num_residual=2), vgg=vgg)
 
 
 def test_learning_rate_warm_up(tmp_path, photos, tiny, vgg):
