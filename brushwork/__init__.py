@@ -1,7 +1,8 @@
 """Brushwork: neural style transfer (optimization, feed-forward, many-style and arbitrary-style methods).
 
-The public Python API is the methods' entry points: each takes images (paths, PIL images, arrays or
-tensors) and options, reports progress through a callback, and returns a PIL image.
+The public Python API is the command line's entry points: `optimize`, `stylize`, `stylize_video`,
+`embed_style`, `train` and `export_model`. The stylizing ones take images (paths, PIL images, arrays or
+tensors) and options, report progress through a callback, and return a PIL image.
 """
 
 from brushwork.errors import BrushworkError
@@ -28,4 +29,12 @@ def __getattr__(name):
         from brushwork.methods.predict import embed_style
 
         return embed_style
+    if name == "train":  # brushwork train: every network kind, the fields of TrainOptions as keywords
+        from brushwork.training.runner import train
+
+        return train
+    if name == "export_model":  # brushwork export: ONNX or TorchScript
+        from brushwork.methods.export import export_model
+
+        return export_model
     raise AttributeError(f"module 'brushwork' has no attribute {name!r}")
