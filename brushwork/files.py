@@ -47,10 +47,10 @@ def atomic_write(path: str | os.PathLike, action: str = "write") -> Iterator[Pat
 
 
 def write_file_atomically(path: str | os.PathLike, data: bytes, action: str = "write") -> Path:
-    """Write DATA to PATH through atomic_write with Python's own file writing. Writers of other libraries
-    that fail on a full disk with errors of their own (safetensors' SafetensorError) or by aborting the
-    process (TorchScript's C++ writer) serialize to bytes first and write them here, so that the failure is
-    an OSError and so the usual one-line error."""
+    """Write DATA to PATH through atomic_write with Python's own file writing. Libraries whose file writers
+    fail badly on a full disk serialize to bytes first and write them here, so that the failure is an
+    OSError and so the usual one-line error: safetensors raises its own SafetensorError, TorchScript's C++
+    writer aborts the process and NumPy's .npy writer truncates the file without an error."""
     with atomic_write(path, action) as tmp:
         tmp.write_bytes(data)
     return Path(path)
@@ -58,8 +58,8 @@ def write_file_atomically(path: str | os.PathLike, data: bytes, action: str = "w
 
 def _replace_file(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
     """Rename the finished TMP over PATH, giving it PATH's permissions when PATH exists, else those a plain
-    open() would (0666 less the umask). Writers that create their temporary file privately (mkstemp,
-    safetensors' save_file: 0600) would otherwise leave outputs only their owner can read."""
+    open() would (0666 less the umask). mkstemp creates the temporary file private (0600), which would
+    otherwise leave outputs only their owner can read."""
     os.chmod(tmp, _new_file_mode(Path(path)))
     os.replace(tmp, path)
 

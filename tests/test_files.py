@@ -26,7 +26,7 @@ def _umask() -> int:
 def test_a_saved_model_is_readable_like_any_new_file_and_a_replaced_one_keeps_its_mode(tmp_path):
     path = tmp_path / "m.safetensors"
     state = {"w": torch.ones(2, 2)}
-    save_model(path, "feedforward", state, {}, {"name": "m"})  # safetensors' save_file creates 0600 files
+    save_model(path, "feedforward", state, {}, {"name": "m"})  # the temporary file mkstemp creates is 0600
     assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()
     os.chmod(path, 0o640)
     save_model(path, "feedforward", {"w": torch.zeros(2, 2)}, {}, {"name": "m"})
