@@ -113,7 +113,7 @@ cpu_start_point() {
 
 # model_arch_flags MODEL: the `brushwork train` flags that build MODEL's own architecture (so that
 # `--init MODEL` fits): --width and --num-residual of a style network (and --embedding-size of an
-# arbitrary-style one), --decoder-width of AdaIN and WCT decoders.
+# arbitrary-style one), --decoder-width of AdaIN and WCT decoders (brushwork.training.options.network_settings).
 model_arch_flags() { _model_flags arch "$1"; }
 
 # start_seed [MODEL]: the --seed of a recipe's run: SEED when set; for a run that continues MODEL, the
@@ -144,12 +144,10 @@ except BrushworkError as exc:
 c = model.config
 if what == "seed":
     flags = [model.trained_steps or 0]
-elif what == "arch" and model.kind in ("feedforward", "multi", "arbitrary"):
-    flags = ["--width", c["width"], "--num-residual", c["num_residual"]]
-    if model.kind == "arbitrary":
-        flags += ["--embedding-size", c["predictor"]["embedding_size"]]
-elif what == "arch":  # adain, wct
-    flags = ["--decoder-width", c["width"]]
+elif what == "arch":
+    from brushwork.training.options import network_settings
+
+    flags = [x for k, v in network_settings(model).items() for x in ("--" + k.replace("_", "-"), v)]
 elif model.kind == "multi":
     flags = ["--kind", "multi", "--styles", ",".join(c["styles"])]
 elif model.kind == "feedforward":

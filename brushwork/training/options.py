@@ -188,3 +188,18 @@ class TrainOptions:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def network_settings(model) -> dict:
+    """The TrainOptions fields that shape MODEL's network, with MODEL's values: what a run started with
+    `--init MODEL` must be given (recipes/lib.sh's model_arch_flags prints them as flags; the trainer names
+    the ones that differ when such a model does not fit)."""
+    c = model.config
+    if model.kind in ("feedforward", "multi", "arbitrary"):
+        settings = {"width": c["width"], "num_residual": c["num_residual"]}
+        if model.kind == "arbitrary":
+            settings["embedding_size"] = c["predictor"]["embedding_size"]
+        return settings
+    if model.kind in ("adain", "wct"):
+        return {"decoder_width": c["width"]}
+    return {}

@@ -18,7 +18,7 @@ from brushwork.runtime import Runtime, resolve_runtime
 from brushwork.training.data import PhotoDataset, describe_data, list_images
 from brushwork.training.kinds import load_builder
 from brushwork.training.loop import LoopOptions, LoopResult, PreviewCallback, Trainer
-from brushwork.training.options import TrainOptions
+from brushwork.training.options import TrainOptions, network_settings
 
 DEFAULT_PREVIEW_PHOTO = "astronaut.jpg"
 
@@ -116,12 +116,13 @@ def train(
         torch.set_num_threads(threads_before)
 
 
-def _network_difference(init_model, run_config: dict) -> str:
+def _network_difference(init_model, options: TrainOptions, run_config: dict) -> str:
     """Why an --init model does not fit, in the flags that set it: a shape error names only tensors."""
-    flags = {"width": "--decoder-width" if init_model.kind in ("adain", "wct") else "--width",
-             "num_residual": "--num-residual", "num_styles": "the number of --styles"}
-    differing = [f"{k} {init_model.config[k]} where this run has {run_config[k]} ({flags[k]})"
-                 for k in flags if k in run_config and init_model.config.get(k, run_config[k]) != run_config[k]]
+    differing = [f"{k} {v} where this run has {getattr(options, k)} (--{k.replace('_', '-')})"
+                 for k, v in network_settings(init_model).items() if getattr(options, k) != v]
+    styles = init_model.config.get("num_styles"), run_config.get("num_styles")
+    if None not in styles and styles[0] != styles[1]:
+        differing.append(f"num_styles {styles[0]} where this run has {styles[1]} (the number of --styles)")
     return f"; {init_model.name!r} has {', '.join(differing)}" if differing else ""
 
 
@@ -149,7 +150,7 @@ def _train(options: TrainOptions, progress, on_preview, vgg) -> TrainResult:
         try:
             objective.load_model_state(init_model)
         except BrushworkError as exc:
-            raise BrushworkError(f"{exc}{_network_difference(init_model, objective.model_config())}") from None
+            raise BrushworkError(f"{exc}{_network_difference(init_model, options, objective.model_config())}") from None
         init_card = {"name": init_model.name, "steps": init_model.card.get("steps"),
                      "style_weight": init_model.card.get("style_weight"), "recipe": init_model.card.get("recipe")}
     run_dir = options.resolved_run_dir()
