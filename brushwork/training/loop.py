@@ -3,15 +3,23 @@
 A network kind supplies an `Objective` (what to train and the loss); this module supplies
 everything else: Adam, mixed precision (through `Runtime`), the data stream, a progress callback
 with losses and images per second, a JSON-lines log, previews of a fixed photo, atomic checkpoints,
-exact resume and a clean stop on Ctrl-C or SIGTERM.
+exact resume and a clean stop on Ctrl-C or SIGTERM, and optionally an average of the weights.
+
+The average (`LoopOptions.ema_decay`, an exponential moving average of the weights): after every
+step, each weight's average moves towards it with the decay min(D, (1 + n) / (10 + n)), n the steps
+done in the run. A constant learning rate leaves the last step's weights anywhere in a band around
+where training is heading; the average sits nearer its middle. The decay's warm-up lets the average
+forget the starting weights (random, or the model given with --init) early, so that a short run
+averages over its later steps. Previews and the saved model use the average; the loss, and so the log,
+comes from the trained weights.
 
 Checkpoints hold no pickle. Each is a pair of files in `RUN_DIR/checkpoints/`:
 `step-NNNNNNNN.safetensors` with every tensor (model weights `model/<module>/<key>`, optimizer state
-`optim/<param index>/<name>`, torch RNG states `rng/...`) and `step-NNNNNNNN.json` with everything
-else (step, data position, optimizer hyperparameters and scalars, Python and NumPy RNG states, the
-options that must match to resume). The JSON is written last and names the tensor file's size, so a
-checkpoint exists only once both halves are complete; a run killed mid-write resumes from the one
-before.
+`optim/<param index>/<name>`, the average `ema/<module>/<key>` when kept, torch RNG states `rng/...`)
+and `step-NNNNNNNN.json` with everything else (step, data position, optimizer hyperparameters and
+scalars, Python and NumPy RNG states, the options that must match to resume). The JSON is written
+last and names the tensor file's size, so a checkpoint exists only once both halves are complete; a
+run killed mid-write resumes from the one before.
 
 Resume is exact (bit-for-bit on the CPU): the weights and optimizer moments are restored exactly,
 the data stream restarts at the same batch (its order is a function of the batch number alone, see
@@ -20,6 +28,7 @@ the data stream restarts at the same batch (its order is a function of the batch
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -114,6 +123,7 @@ class LoopOptions:
     num_workers: int = 0
     preview_size: int = 256  # long side of the preview photo
     time_limit: float | None = None  # seconds of training in this session; then stop as if finished
+    ema_decay: float = 0.0  # 0: the model is the last step's weights; else their moving average (see above)
 
     def validate(self) -> None:
         if self.steps < 1:
@@ -129,6 +139,8 @@ class LoopOptions:
             raise BrushworkError("keep at least one checkpoint")
         if self.time_limit is not None and not self.time_limit > 0:
             raise BrushworkError(f"time limit must be a positive number of seconds, got {self.time_limit}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise BrushworkError(f"EMA decay must be at least 0 and below 1, got {self.ema_decay}")
 
 
 @dataclass
@@ -248,7 +260,9 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[Checkpoint]:
 
 
 class Trainer:
-    """Train `objective` on photos from `dataset`; `run()` does the work and returns a `LoopResult`."""
+    """Train `objective` on photos from `dataset`; `run()` does the work and returns a `LoopResult`.
+
+    After a run that was not interrupted, the modules hold the model's weights: the average, when kept."""
 
     def __init__(
         self,
@@ -278,10 +292,17 @@ class Trainer:
                          "learning_rate": options.learning_rate, "warmup_steps": options.warmup_steps,
                          "seed": options.seed,
                          "precision": runtime.precision, "images": len(dataset)}
+        if options.ema_decay:  # only when kept: checkpoints of runs without one stay resumable
+            self.identity["ema_decay"] = options.ema_decay
         self.params = list(objective.parameters())
         if not self.params:
             raise BrushworkError(f"the {objective.kind} objective has nothing to train")
         self.optimizer = torch.optim.Adam(self.params, lr=options.learning_rate)
+        # The moving average of every module's state (None: not kept), starting at the initial weights.
+        self.ema: dict[str, dict[str, torch.Tensor]] | None = None
+        if options.ema_decay:
+            self.ema = {name: {k: v.detach().clone() for k, v in m.state_dict().items()}
+                            for name, m in objective.modules.items()}
         self.step = 0
         self.data_position = 0
         self.elapsed = 0.0
@@ -306,6 +327,9 @@ class Trainer:
         for name, module in self.objective.modules.items():
             for k, v in module.state_dict().items():
                 tensors[f"model/{name}/{k}"] = v
+        for name, state in (self.ema or {}).items():
+            for k, v in state.items():
+                tensors[f"ema/{name}/{k}"] = v
         opt_tensors, opt_meta = _optimizer_to_files(self.optimizer)
         rng_tensors, rng_meta = _rng_to_files()
         tensors.update(opt_tensors)
@@ -360,6 +384,10 @@ class Trainer:
             prefix = f"model/{name}/"
             state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
             module.load_state_dict(state, strict=True)
+        if self.ema is not None:
+            for name, average in self.ema.items():
+                for k in average:
+                    average[k] = tensors[f"ema/{name}/{k}"].to(average[k].device)
         _optimizer_from_files(self.optimizer, tensors, meta["optimizer"])
         _rng_from_files(tensors, meta["rng"])
         self.step = int(meta["step"])
@@ -401,6 +429,41 @@ class Trainer:
         keys = recent[-1]["losses"].keys()
         return {k: float(np.mean([r["losses"][k] for r in recent if k in r["losses"]])) for k in keys}
 
+    # -- the average of the weights ------------------------------------------------------------
+    def ema_decay_at(self, steps_done: int) -> float:
+        """The decay of the update after `steps_done` steps of the run (see the module docstring)."""
+        return min(self.options.ema_decay, (1 + steps_done) / (10 + steps_done))
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = self.ema_decay_at(self.step)
+        for name, module in self.objective.modules.items():
+            average = self.ema[name]
+            for k, v in module.state_dict().items():
+                if v.is_floating_point():
+                    average[k].lerp_(v, 1.0 - decay)
+                else:  # counters and the like: an average means nothing
+                    average[k].copy_(v)
+
+    def load_ema(self) -> None:
+        """Put the averaged weights into the modules (the end of a run: they are the model)."""
+        for name, module in self.objective.modules.items():
+            module.load_state_dict(self.ema[name], strict=True)
+
+    @contextlib.contextmanager
+    def _weights_of_the_model(self):
+        """The weights the model will have (the average, when kept) in the modules for the duration."""
+        if self.ema is None:
+            yield
+            return
+        trained = {name: {k: v.clone() for k, v in m.state_dict().items()} for name, m in self.objective.modules.items()}
+        self.load_ema()
+        try:
+            yield
+        finally:
+            for name, module in self.objective.modules.items():
+                module.load_state_dict(trained[name], strict=True)
+
     # -- previews --------------------------------------------------------------------------------
     @torch.no_grad()
     def _preview(self) -> torch.Tensor | None:
@@ -408,7 +471,7 @@ class Trainer:
             return None
         self.objective.train(False)
         try:
-            with self.rt.autocast():
+            with self._weights_of_the_model(), self.rt.autocast():
                 image = self.objective.preview(self.rt.prepare_input(self.preview_image))
         finally:
             self.objective.train(True)
@@ -507,6 +570,8 @@ class Trainer:
                 self._set_learning_rate()
                 self.optimizer.step()
                 self.step += 1
+                if self.ema is not None:
+                    self._update_ema()
                 self.data_position = stream.position
                 images_total += batch.shape[0]
                 self.elapsed = elapsed_before + (time.perf_counter() - session_start)
@@ -556,6 +621,8 @@ class Trainer:
                     break
         finally:
             self._restore_signal_handlers(previous_handlers)
+        if self.ema is not None and not interrupted:
+            self.load_ema()  # after the last checkpoint, which keeps both
         return LoopResult(
             step=self.step,
             total=opts.steps,

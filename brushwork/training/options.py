@@ -62,6 +62,13 @@ class TrainOptions:
         "steps over which the learning rate rises linearly from 0 (Adam's first steps move every weight by about "
         "the learning rate: harmless from random weights, destructive to a network started with --init)",
     )
+    ema_decay: float = _opt(
+        0.0,
+        "save an exponential moving average of the weights instead of the last step's (e.g. 0.99; 0: off). The last "
+        "step's weights at a constant learning rate lie anywhere in a band of noise; the average lies nearer its "
+        "middle. After step n the decay is min(EMA_DECAY, (1 + n) / (10 + n)), so a short run averages over its "
+        "later steps, not its start",
+    )
     content_weight: float = _opt(DEFAULT_CONTENT_WEIGHT, "weight of the content loss")
     style_weight: float = _opt(DEFAULT_STYLE_WEIGHT, "weight of the style loss")
     tv_weight: float = _opt(DEFAULT_TV_WEIGHT, "weight of the total-variation loss (smoothness)")
@@ -162,6 +169,8 @@ class TrainOptions:
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
                 bad(f"{name.replace('_', ' ')} must be zero or more, got {value}")
+        if not (0.0 <= self.ema_decay < 1.0):
+            bad(f"EMA decay must be at least 0 and below 1, got {self.ema_decay}")
         if self.warmup_steps < 0:
             bad(f"warm-up steps must be zero or more, got {self.warmup_steps}")
         if self.style_ramp < 0:

@@ -85,6 +85,8 @@ def build_card(options: TrainOptions, objective, loop: LoopResult, data_desc: di
         "date": datetime.date.today().isoformat(),
         "brushwork_version": brushwork.__version__,
     }
+    if options.ema_decay:
+        card["ema_decay"] = options.ema_decay  # the weights are an average (brushwork.training.loop)
     if loop.time_limited:
         card["stopped_by"] = f"time limit ({options.time_limit:g} s of training in the last session)"
     card.update(objective.card())
@@ -165,6 +167,7 @@ def _train(options: TrainOptions, progress, on_preview, vgg) -> TrainResult:
         checkpoint_every=options.checkpoint_every,
         num_workers=options.num_workers,
         time_limit=options.time_limit,
+        ema_decay=options.ema_decay,
     )
     trainer = Trainer(objective, dataset, loop_options, rt, run_dir, resume=options.resume, preview_image=preview,
                       progress=progress, on_preview=on_preview, identity={"init": init_card})

@@ -189,6 +189,7 @@ def test_empty_or_missing_data_folder(tmp_path):
         (dict(style="no-such-painting"), "unknown style"),
         (dict(style_layers={"relu9_9": 1.0}), "unknown VGG-19 layer"),
         (dict(save_precision="int4"), "save precision"),
+        (dict(ema_decay=1.0), "EMA decay must be at least 0 and below 1, got 1.0"),
     ],
 )
 def test_bad_options_raise_brushwork_error(tmp_path, photos, tiny, vgg, change, message):
@@ -271,3 +272,60 @@ def test_time_limit_writes_the_model_so_far_and_resume_continues_exactly(tmp_pat
 def test_time_limit_must_be_positive(tmp_path, photos, tiny, vgg):
     with pytest.raises(BrushworkError, match="time limit must be a positive number"):
         train(_options(tmp_path, photos, tiny, steps=1, time_limit=0.0), vgg=vgg)
+
+
+def test_the_model_is_the_moving_average_of_the_weights_when_ema_decay_is_set(tmp_path, photos, tiny, vgg):
+    from brushwork.runtime import resolve_runtime
+    from brushwork.training.feedforward import FeedForwardObjective
+    from brushwork.training.loop import LoopOptions, Trainer
+
+    torch.manual_seed(0)
+    rt = resolve_runtime("cpu", "fp32")
+    objective = FeedForwardObjective(TrainOptions(**tiny), vgg, rt)
+    net = objective.modules["net"]
+    weights = [{k: v.clone() for k, v in net.state_dict().items()}]  # before the first step, then after each
+
+    def record(progress):
+        weights.append({k: v.clone() for k, v in net.state_dict().items()})
+
+    options = LoopOptions(steps=4, batch_size=2, learning_rate=1e-2, ema_decay=0.5, preview_every=0,
+                          checkpoint_every=0)
+    Trainer(objective, PhotoDataset(list_images(photos), 32, seed=0), options, rt, tmp_path / "run",
+            progress=record).run()
+    expected = weights[0]
+    for n, trained in enumerate(weights[1:], start=1):
+        decay = min(0.5, (1 + n) / (10 + n))  # the warm-up decides the first steps, then 0.5
+        expected = {k: decay * expected[k] + (1 - decay) * trained[k] for k in trained}
+    assert len(weights) == 5
+    for k, v in net.state_dict().items():
+        assert torch.allclose(v, expected[k], rtol=1e-5, atol=1e-7), k
+    weight = "residuals.0.conv1.conv.weight"
+    assert not torch.allclose(net.state_dict()[weight], weights[-1][weight])
+
+
+def test_ema_decay_does_not_change_training_and_resumes_exactly(tmp_path, photos, tiny, vgg):
+    from safetensors.torch import load_file
+
+    common = dict(steps=4, checkpoint_every=2)
+    plain = train(_options(tmp_path, photos, tiny, name="plain", **common), vgg=vgg)
+    straight = train(_options(tmp_path, photos, tiny, name="straight", ema_decay=0.8, **common), vgg=vgg)
+    assert straight.card["ema_decay"] == 0.8 and "ema_decay" not in plain.card
+    # The last checkpoint keeps the trained weights: those of the run without an average.
+    checkpoint = load_file(str(list_checkpoints(straight.loop.run_dir)[0].tensor_path))
+    averaged, trained = read_model(straight.output).tensors, read_model(plain.output).tensors
+    for k in trained:
+        assert torch.equal(checkpoint[f"model/net/{k}"], trained[k]), k
+    assert any(not torch.equal(averaged[k], trained[k]) for k in trained)
+
+    def cancel_at_3(p):
+        if p.step == 3:
+            raise KeyboardInterrupt
+
+    opts = _options(tmp_path, photos, tiny, name="resumed", ema_decay=0.8, **common)
+    assert train(opts, progress=cancel_at_3, vgg=vgg).interrupted
+    with pytest.raises(BrushworkError, match="ema_decay"):
+        train(opts, resume=True, ema_decay=0.9, vgg=vgg)
+    resumed = train(opts, resume=True, vgg=vgg)
+    assert resumed.loop.step == 4
+    for k, v in read_model(resumed.output).tensors.items():
+        assert torch.equal(v, averaged[k]), k
