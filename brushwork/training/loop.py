@@ -229,6 +229,10 @@ def _rng_from_files(tensors: dict[str, torch.Tensor], meta: dict) -> None:
     np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
 
 
+def _copy_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
 @dataclass
 class Checkpoint:
     step: int
@@ -301,8 +305,7 @@ class Trainer:
         # The moving average of every module's state (None: not kept), starting at the initial weights.
         self.ema: dict[str, dict[str, torch.Tensor]] | None = None
         if options.ema_decay:
-            self.ema = {name: {k: v.detach().clone() for k, v in m.state_dict().items()}
-                            for name, m in objective.modules.items()}
+            self.ema = {name: _copy_state(m) for name, m in objective.modules.items()}
         self.step = 0
         self.data_position = 0
         self.elapsed = 0.0
@@ -456,7 +459,7 @@ class Trainer:
         if self.ema is None:
             yield
             return
-        trained = {name: {k: v.clone() for k, v in m.state_dict().items()} for name, m in self.objective.modules.items()}
+        trained = {name: _copy_state(m) for name, m in self.objective.modules.items()}
         self.load_ema()
         try:
             yield
