@@ -30,6 +30,8 @@
 # below the midpoint of the two models' on five of the six measured styles, 0.4% above on the sixth (README,
 # "many styles"): part of the spread between continuations is step noise, which an average removes. Not
 # yet measured on a run of its own.
+# TRAIN_STYLES=a,b and NORM_ONLY=1, for a multi-style INIT (lib.sh, partial_training_flags): train only
+# those styles, and only their norm rows, leaving the model's other styles exactly as they were.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,6 +51,7 @@ export WEIGHTS_DIR=${WEIGHTS_DIR:-runs/$RECIPE/candidates}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHON
 source recipes/lib.sh
 metric_loss_flags  # LOSS_FLAGS; STYLE_WEIGHT= (default 15)
+partial_training_flags  # PARTIAL_FLAGS; TRAIN_STYLES=, NORM_ONLY=
 mkdir -p "$WEIGHTS_DIR"
 
 # Assigned first so that a bad INIT (missing, or not a style network) stops the recipe with its message.
@@ -60,4 +63,4 @@ train_model "$RECIPE" "$NAME" 0 $style_flags --data "$DATA" --init "$INIT" \
   $arch_flags --image-size 256 --batch-size 4 --device cpu --precision fp32 \
   --threads "$THREADS" --seed "$seed" --steps "$STEPS" --time-limit "${TIME_LIMIT:-5700}" \
   --learning-rate "$LEARNING_RATE" --ema-decay "$EMA_DECAY" --warmup-steps 50 --style-ramp 0 "${LOSS_FLAGS[@]}" \
-  --log-every 10 --preview-every 100 --checkpoint-every 25 -q
+  "${PARTIAL_FLAGS[@]}" --log-every 10 --preview-every 100 --checkpoint-every 25 -q

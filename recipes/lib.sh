@@ -192,3 +192,12 @@ metric_loss_flags() {
   LOSS_FLAGS=(--content-layers relu4_2 --style-layers relu1_1,relu2_1,relu3_1,relu4_1,relu5_1 --style-size 512
               --tv-weight 0 --style-weight "${STYLE_WEIGHT:-15}")
 }
+
+# partial_training_flags: sets PARTIAL_FLAGS for a multi-style network from TRAIN_STYLES= (comma-separated
+# names among its styles: the only ones trained) and NORM_ONLY=1 (only the styles' norm rows; the shared
+# convolutions stay as INIT has them, so the styles not trained stay exactly as they were).
+partial_training_flags() {
+  PARTIAL_FLAGS=()
+  if [ -n "${TRAIN_STYLES:-}" ]; then PARTIAL_FLAGS+=(--train-styles "$TRAIN_STYLES"); fi
+  if [ "${NORM_ONLY:-0}" = 1 ]; then PARTIAL_FLAGS+=(--norm-only); fi
+}

@@ -6,6 +6,10 @@ each step trains several styles' rows and the shared weights never chase one sty
 the choice is a function of the step alone (resume stays exact). The losses are the feed-forward
 kind's (`PerceptualObjective`), with one Gram target per photo.
 
+`--train-styles` restricts the round robin to some of the styles (the others' rows get no gradient) and
+`--norm-only` trains nothing but the norm rows: together they improve some styles of a trained model
+and leave every other one exactly as it was, which Dumoulin et al. also use to add a style.
+
 `--init` accepts a single-style feed-forward model (for example the reconstruction-pretrained
 network of the CPU recipe): its one norm row is copied into every style's row, so each style
 starts from the same reproduction of the photo.
@@ -54,6 +58,18 @@ class MultiStyleObjective(PerceptualObjective):
         per_style = [self.style_grams(runtime.prepare_input(load_style_image(str(s.path), options.style_size)))
                      for s in self.styles]
         self.style_targets = {k: torch.cat([g[k] for g in per_style]) for k in per_style[0]}
+        # The styles the round robin visits (indices into self.styles): all, or --train-styles.
+        self.trained = list(range(len(self.styles)))
+        if options.train_styles:
+            names = [n.strip() for n in options.train_styles.split(",") if n.strip()]
+            unknown = [n for n in names if n not in self.style_names]
+            if unknown or not names:
+                raise BrushworkError(f"--train-styles names {unknown[0] if unknown else 'no style'!r}: it takes names "
+                                     f"among the --styles ({', '.join(self.style_names)})")
+            self.trained = sorted({self.style_names.index(n) for n in names})
+        if options.norm_only:  # no gradient for the shared weights: backward skips them
+            for name, parameter in self.net.named_parameters():
+                parameter.requires_grad_(name.endswith((".scale", ".shift")))
 
     @property
     def style_names(self) -> list[str]:
@@ -61,7 +77,7 @@ class MultiStyleObjective(PerceptualObjective):
 
     def styles_for_step(self, step: int, count: int) -> torch.Tensor:
         first = step * self.options.batch_size
-        return torch.tensor([(first + i) % len(self.styles) for i in range(count)])
+        return torch.tensor([self.trained[(first + i) % len(self.trained)] for i in range(count)])
 
     def loss(self, batch: torch.Tensor, step: int):
         index = self.styles_for_step(step, batch.shape[0])
@@ -100,6 +116,7 @@ class MultiStyleObjective(PerceptualObjective):
             "image_size": self.options.image_size,
             **self.loss_settings(),
             "network": self.config.to_dict(),
+            **self._partial_training(),
         }
 
     def card(self) -> dict:
@@ -107,7 +124,17 @@ class MultiStyleObjective(PerceptualObjective):
             "styles": [{"name": s.name, **s.credit} for s in self.styles],
             **self.loss_settings(),
             "network": self.config.to_dict(),
+            **self._partial_training(),
         }
+
+    def _partial_training(self) -> dict:
+        """What of the network this run trained, when not all of it (empty otherwise: older runs resume)."""
+        out = {}
+        if len(self.trained) < len(self.styles):
+            out["trained_styles"] = [self.style_names[i] for i in self.trained]
+        if self.options.norm_only:
+            out["norm_only"] = True
+        return out
 
 
 def build_objective(options: TrainOptions, vgg, runtime) -> MultiStyleObjective:

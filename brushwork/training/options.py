@@ -43,6 +43,16 @@ class TrainOptions:
         "style images for --kind multi, arbitrary and adain: a folder of images (searched recursively), or "
         "comma-separated files and preset names",
     )
+    train_styles: str | None = _opt(
+        None,
+        "--kind multi: train only these of the --styles (comma-separated names), round robin; the other styles' "
+        "norm rows get no gradient. With --norm-only the others stay exactly as --init has them",
+    )
+    norm_only: bool = _opt(
+        False,
+        "--kind multi: train only each style's own norm rows (scale and shift) and keep the shared convolutions as "
+        "--init has them (Dumoulin et al. 2017 learn a new style this way; a step also costs less)",
+    )
     data: str | None = _opt(None, "folder of training photos (searched recursively; unreadable files are skipped)")
     output: str | None = _opt(None, "model file to write (.safetensors)")
     kind: str = _opt("feedforward", "network kind to train")
@@ -192,6 +202,10 @@ class TrainOptions:
             bad(f"embedding size must be between 1 and 4096, got {self.embedding_size}")
         if not 0.0 <= self.photo_styles <= 1.0:
             bad(f"photo styles must be a fraction between 0 and 1, got {self.photo_styles}")
+        if (self.train_styles or self.norm_only) and self.kind != "multi":
+            bad("--train-styles and --norm-only are for --kind multi")
+        if self.norm_only and not self.init:
+            bad("--norm-only needs --init: a trained network whose convolutions it keeps")
         if self.save_precision not in SAVE_PRECISIONS:
             bad(f"unknown save precision {self.save_precision!r}: expected fp32 or fp16")
 

@@ -142,8 +142,48 @@ def test_arbitrary_init_from_a_multi_style_model_fits_the_predictor_to_its_table
         (dict(kind="multi", styles="starry-night,no-such-painting"), "unknown style"),
         (dict(kind="multi", styles="starry-night,starry-night"), "both named"),
         (dict(kind="arbitrary", photo_styles=1.5), "photo styles"),
+        (dict(kind="multi", train_styles="udnie,water-lilies"),
+         r"--train-styles names 'water-lilies': it takes names among the --styles \(starry-night, great-wave, udnie\)"),
+        (dict(kind="multi", norm_only=True), "--norm-only needs --init"),
+        (dict(kind="feedforward", style="udnie", train_styles="udnie"), "are for --kind multi"),
     ],
 )
 def test_bad_many_style_options(tmp_path, photos, tiny, vgg, change, message):
     with pytest.raises(BrushworkError, match=message):
         train(_options(tmp_path, photos, tiny, "bad", **{"steps": 1, **change}), vgg=vgg)
+
+
+def test_train_styles_with_norm_only_trains_those_rows_and_leaves_the_rest_exactly(tmp_path, photos, tiny, vgg):
+    base = train(_options(tmp_path, photos, tiny, "base", kind="multi", steps=2), vgg=vgg)
+    tuned = train(_options(tmp_path, photos, tiny, "tuned", kind="multi", steps=6, init=str(base.output),
+                           train_styles="udnie", norm_only=True), vgg=vgg)
+    assert tuned.card["trained_styles"] == ["udnie"] and tuned.card["norm_only"] is True
+    before, after = read_model(base.output), read_model(tuned.output)
+    udnie = before.styles.index("udnie")
+    for key, old in before.tensors.items():
+        new = after.tensors[key]
+        if key.endswith((".scale", ".shift")):
+            others = [i for i in range(len(before.styles)) if i != udnie]
+            assert torch.equal(new[others], old[others]), key
+            assert not torch.equal(new[udnie], old[udnie]), key
+        else:
+            assert torch.equal(new, old), key  # the shared convolutions are --init's
+
+    # Udnie's loss on a fixed batch fell; starry-night's output is bit for bit the same.
+    from brushwork.runtime import resolve_runtime
+    from brushwork.training.multi import MultiStyleObjective
+
+    objective = MultiStyleObjective(_options(tmp_path, photos, tiny, "m", kind="multi"), vgg,
+                                    resolve_runtime("cpu", "fp32"))
+    batch = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    losses, outputs = [], []
+    for model in (before, after):
+        objective.load_model_state(model)
+        with torch.no_grad():
+            one_hot = torch.nn.functional.one_hot(torch.tensor([udnie, udnie]), 3).float()
+            targets = {k: v[[udnie, udnie]] for k, v in objective.style_targets.items()}
+            losses.append(float(objective.perceptual_loss(batch, objective.net(batch, one_hot), targets, 100)[0]))
+            outputs.append(objective.net(batch, torch.nn.functional.one_hot(torch.tensor([0, 0]), 3).float()))
+    assert losses[1] < losses[0]
+    assert torch.equal(outputs[0], outputs[1])
+
