@@ -64,8 +64,9 @@ class MultiStyleObjective(PerceptualObjective):
             names = [n.strip() for n in options.train_styles.split(",") if n.strip()]
             unknown = [n for n in names if n not in self.style_names]
             if unknown or not names:
-                raise BrushworkError(f"--train-styles names {unknown[0] if unknown else 'no style'!r}: it takes names "
-                                     f"among the --styles ({', '.join(self.style_names)})")
+                what = f"names {unknown[0]!r}" if unknown else "names no style"
+                raise BrushworkError(f"--train-styles {what}: it takes names among the --styles "
+                                     f"({', '.join(self.style_names)})")
             self.trained = sorted({self.style_names.index(n) for n in names})
         if options.norm_only:  # no gradient for the shared weights: backward skips them
             for name, parameter in self.net.named_parameters():

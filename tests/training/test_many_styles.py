@@ -144,6 +144,7 @@ def test_arbitrary_init_from_a_multi_style_model_fits_the_predictor_to_its_table
         (dict(kind="arbitrary", photo_styles=1.5), "photo styles"),
         (dict(kind="multi", train_styles="udnie,water-lilies"),
          r"--train-styles names 'water-lilies': it takes names among the --styles \(starry-night, great-wave, udnie\)"),
+        (dict(kind="multi", train_styles=" , "), "--train-styles names no style: it takes names among"),
         (dict(kind="multi", norm_only=True), "--norm-only needs --init"),
         (dict(kind="feedforward", style="udnie", train_styles="udnie"), "are for --kind multi"),
     ],
