@@ -69,8 +69,9 @@ class MultiStyleObjective(PerceptualObjective):
                                      f"({', '.join(self.style_names)})")
             self.trained = sorted({self.style_names.index(n) for n in names})
         if options.norm_only:  # no gradient for the shared weights: backward skips them
-            for name, parameter in self.net.named_parameters():
-                parameter.requires_grad_(name.endswith((".scale", ".shift")))
+            self.net.requires_grad_(False)
+            for layer in self.net.norm_layers():
+                layer.requires_grad_(True)
 
     @property
     def style_names(self) -> list[str]:
