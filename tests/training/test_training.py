@@ -1,5 +1,6 @@
 """The training loop on tiny images: it learns, it resumes exactly, it survives bad data."""
 
+import importlib.util
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ from brushwork.training import CorruptImageWarning, TrainOptions, list_checkpoin
 from brushwork.training.data import BatchStream, PhotoDataset
 
 ROOT = Path(__file__).resolve().parents[2]
+RECIPES = ROOT / "recipes"
 
 
 def _options(tmp_path, photos, tiny, name="model", **kw):
@@ -316,6 +318,18 @@ def test_ema_decay_does_not_change_training_and_resumes_exactly(tmp_path, photos
     for k in trained:
         assert torch.equal(checkpoint[f"model/net/{k}"], trained[k]), k
     assert any(not torch.equal(averaged[k], trained[k]) for k in trained)
+    # recipes/model_from_checkpoint.py writes those trained weights as a model, to measure the average against.
+    spec = importlib.util.spec_from_file_location("model_from_checkpoint", RECIPES / "model_from_checkpoint.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "trained.safetensors"
+    assert script.main([str(straight.output), str(straight.loop.run_dir), str(out)]) == 0
+    written = read_model(out)
+    assert written.card["ema_decay"] == 0.0 and "step 4" in written.card["weights"]
+    for k in trained:
+        assert torch.equal(written.tensors[k], trained[k]), k
+    assert script.main([str(straight.output), str(straight.loop.run_dir), str(out)]) == 1  # never overwrites
+    assert script.main([str(straight.output), str(tmp_path / "no-run"), str(tmp_path / "x.safetensors")]) == 1
 
     def cancel_at_3(p):
         if p.step == 3:

@@ -1,0 +1,63 @@
+"""Write a model file whose weights are a training run's checkpointed trained weights.
+
+A run with --ema-decay writes the moving average of its weights as its model; its checkpoints also hold
+the trained weights themselves (`model/net/...`). To measure what the average bought, this writes a copy
+of the run's model with those weights instead, for `benchmarks/feedforward_quality.py --candidates` or
+`benchmarks/multi.py --multi` (README, the 256 px runs of 2026-12-01). Single-network kinds only
+(feedforward, multi).
+
+    python recipes/model_from_checkpoint.py MODEL.safetensors RUN_DIR OUT.safetensors [--step N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from brushwork.errors import BrushworkError
+from brushwork.models.registry import read_model, save_model
+from brushwork.training.loop import list_checkpoints
+
+
+def model_from_checkpoint(model_path: str, run_dir: str, out: str, step: int | None = None) -> str:
+    from safetensors.torch import load_file
+
+    if Path(out).exists():
+        raise BrushworkError(f"{out!r} exists; give a new file")
+    checkpoints = [c for c in list_checkpoints(run_dir) if step is None or c.step == step]
+    if not checkpoints:
+        raise BrushworkError(f"no complete checkpoint{'' if step is None else f' of step {step}'} in {run_dir!r}")
+    checkpoint = checkpoints[0]  # newest first
+    model = read_model(model_path)
+    tensors = load_file(str(checkpoint.tensor_path))
+    missing = [k for k in model.tensors if f"model/net/{k}" not in tensors]
+    if missing:
+        raise BrushworkError(
+            f"{str(checkpoint.tensor_path)!r} has no trained weights for {len(missing)} of the model's tensors "
+            f"(e.g. {missing[0]!r}): not a checkpoint of this model's run"
+        )
+    state = {k: tensors[f"model/net/{k}"].to(v.dtype) for k, v in model.tensors.items()}
+    card = dict(model.card, ema_decay=0.0,
+                weights=f"trained weights of checkpoint step {checkpoint.step}, not the run's moving average")
+    save_model(out, model.kind, state, model.config, card)
+    return f"{out}: the trained weights of {checkpoint.tensor_path} (step {checkpoint.step})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="the run's model file (its config and card are kept)")
+    parser.add_argument("run_dir", help="the run folder (its checkpoints/)")
+    parser.add_argument("out", help="model file to write (.safetensors; must not exist)")
+    parser.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
+    args = parser.parse_args(argv)
+    try:
+        print(model_from_checkpoint(args.model, args.run_dir, args.out, args.step))
+    except BrushworkError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
