@@ -29,8 +29,8 @@
 # plain average of the multi-style model and its continuation 516 steps later had style losses 1.5-4.8%
 # below the midpoint of the two models' on five of the six measured styles, 0.4% above on the sixth (README,
 # "many styles"): part of the spread between continuations is step noise, which an average removes. On
-# its first two runs (2026-12-01) the average and the last trained weights differed by -8% to +4% in style
-# loss, neither ahead: off by default until more runs say otherwise.
+# its first four runs (2026-12-01) the average was behind the last trained weights on six of nine measured
+# style losses, by up to 21% (the runs still improve when they stop, and the average lags): off by default.
 # TRAIN_STYLES=a,b and NORM_ONLY=1, for a multi-style INIT (lib.sh, partial_training_flags): train only
 # those styles, and only their norm rows, leaving the model's other styles exactly as they were.
 set -euo pipefail
