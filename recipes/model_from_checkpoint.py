@@ -17,12 +17,10 @@ from pathlib import Path
 
 from brushwork.errors import BrushworkError
 from brushwork.models.registry import read_model, save_model
-from brushwork.training.loop import list_checkpoints
+from brushwork.training.loop import checkpoint_module_state, list_checkpoints
 
 
 def model_from_checkpoint(model_path: str, run_dir: str, out: str, step: int | None = None) -> str:
-    from safetensors import safe_open
-
     if Path(out).exists():
         raise BrushworkError(f"{out!r} exists; give a new file")
     checkpoints = [c for c in list_checkpoints(run_dir) if step is None or c.step == step]
@@ -30,16 +28,14 @@ def model_from_checkpoint(model_path: str, run_dir: str, out: str, step: int | N
         raise BrushworkError(f"no complete checkpoint{'' if step is None else f' of step {step}'} in {run_dir!r}")
     checkpoint = checkpoints[0]  # newest first
     model = read_model(model_path)
-    # Only the weights are read: the optimizer's moments are twice their size again.
-    with safe_open(str(checkpoint.tensor_path), framework="pt") as tensors:
-        stored = set(tensors.keys())
-        missing = [k for k in model.tensors if f"model/net/{k}" not in stored]
-        if missing:
-            raise BrushworkError(
-                f"{str(checkpoint.tensor_path)!r} has no trained weights for {len(missing)} of the model's tensors "
-                f"(e.g. {missing[0]!r}): not a checkpoint of this model's run"
-            )
-        state = {k: tensors.get_tensor(f"model/net/{k}").to(v.dtype) for k, v in model.tensors.items()}
+    trained = checkpoint_module_state(checkpoint)
+    missing = [k for k in model.tensors if k not in trained]
+    if missing:
+        raise BrushworkError(
+            f"{str(checkpoint.tensor_path)!r} has no trained weights for {len(missing)} of the model's tensors "
+            f"(e.g. {missing[0]!r}): not a checkpoint of this model's run"
+        )
+    state = {k: trained[k].to(v.dtype) for k, v in model.tensors.items()}
     card = dict(model.card, ema_decay=0.0,
                 weights=f"trained weights of checkpoint step {checkpoint.step}, not the run's moving average")
     save_model(out, model.kind, state, model.config, card)

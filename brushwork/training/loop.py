@@ -259,6 +259,19 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[Checkpoint]:
     return sorted(out, key=lambda c: c.step, reverse=True)
 
 
+def checkpoint_module_state(checkpoint: Checkpoint, module: str = "net") -> dict[str, torch.Tensor]:
+    """The trained weights of one of a checkpoint's modules (not the moving average), read alone: the
+    optimizer's moments beside them are twice their size."""
+    from safetensors import safe_open
+
+    prefix = f"model/{module}/"
+    try:
+        with safe_open(str(checkpoint.tensor_path), framework="pt") as tensors:
+            return {k[len(prefix):]: tensors.get_tensor(k) for k in tensors.keys() if k.startswith(prefix)}
+    except Exception as exc:  # noqa: BLE001
+        raise BrushworkError(f"cannot read checkpoint {str(checkpoint.tensor_path)!r}: {exc}") from None
+
+
 # ------------------------------------------------------------------------------------------------
 # The loop
 
