@@ -4,7 +4,8 @@ A run with --ema-decay writes the moving average of its weights as its model; it
 the trained weights themselves (`model/net/...`). To measure what the average bought, this writes a copy
 of the run's model with those weights instead, for `benchmarks/feedforward_quality.py --candidates` or
 `benchmarks/multi.py --multi` (README, the 256 px runs of 2026-12-01). Single-network kinds only
-(feedforward, multi).
+(feedforward, multi). The run folder's card.json must be the model's card (name, seed, steps, wall time...):
+another run's checkpoint with the same shapes is refused.
 
     python recipes/model_from_checkpoint.py MODEL.safetensors RUN_DIR OUT.safetensors [--step N]
 """
@@ -12,6 +13,7 @@ of the run's model with those weights instead, for `benchmarks/feedforward_quali
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -28,6 +30,7 @@ def model_from_checkpoint(model_path: str, run_dir: str, out: str, step: int | N
         raise BrushworkError(f"no complete checkpoint{'' if step is None else f' of step {step}'} in {run_dir!r}")
     checkpoint = checkpoints[0]  # newest first
     model = read_model(model_path)
+    _check_same_run(model.card, Path(run_dir))
     trained = checkpoint_module_state(checkpoint)
     missing = [k for k in model.tensors if k not in trained]
     if missing:
@@ -40,6 +43,25 @@ def model_from_checkpoint(model_path: str, run_dir: str, out: str, step: int | N
                 weights=f"trained weights of checkpoint step {checkpoint.step}, not the run's moving average")
     save_model(out, model.kind, state, model.config, card)
     return f"{out}: the trained weights of {checkpoint.tensor_path} (step {checkpoint.step})"
+
+
+# What pins a card to one run: a run of the same style with the same options and shapes differs in these.
+RUN_IDENTITY = ("name", "kind", "recipe", "seed", "steps", "date", "wall_time_s", "init")
+
+
+def _check_same_run(model_card: dict, run_dir: Path) -> None:
+    """The run folder's card (written beside the model when the run ended) must be the model's own: a
+    checkpoint of another run with the same shapes would otherwise give a model under the wrong card."""
+    try:
+        run_card = json.loads((run_dir / "card.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise BrushworkError(f"{str(run_dir)!r} has no readable card.json (a finished run writes one): {exc}") from None
+    differing = [k for k in RUN_IDENTITY if json.dumps(run_card.get(k), sort_keys=True, default=str)
+                 != json.dumps(model_card.get(k), sort_keys=True, default=str)]
+    if differing:
+        k = differing[0]
+        raise BrushworkError(f"{str(run_dir)!r} is not this model's run: its card's {k} is {run_card.get(k)!r}, "
+                             f"the model's {model_card.get(k)!r}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -330,6 +330,9 @@ def test_ema_decay_does_not_change_training_and_resumes_exactly(tmp_path, photos
         assert torch.equal(written.tensors[k], trained[k]), k
     assert script.main([str(straight.output), str(straight.loop.run_dir), str(out)]) == 1  # never overwrites
     assert script.main([str(straight.output), str(tmp_path / "no-run"), str(tmp_path / "x.safetensors")]) == 1
+    # Another run's checkpoint, though every tensor fits, is refused: the card would not describe its weights.
+    assert script.main([str(straight.output), str(plain.loop.run_dir), str(tmp_path / "y.safetensors")]) == 1
+    assert not (tmp_path / "y.safetensors").exists()
 
     def cancel_at_3(p):
         if p.step == 3:
