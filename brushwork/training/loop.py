@@ -532,6 +532,18 @@ class Trainer:
         factor = min(1.0, (step + 1) / (warmup + 1)) if warmup else 1.0
         return self.options.learning_rate * factor
 
+    def _gradient_norm(self) -> torch.Tensor:
+        """The L2 norm of every trained parameter's gradient together, as a tensor (no device sync per step)."""
+        grads = [p.grad.detach() for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if not grads:
+            return torch.zeros(())
+        return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+
+    @staticmethod
+    def _summarize_gradient_norms(norms: list[torch.Tensor]) -> dict[str, float]:
+        values = torch.stack(norms).float().cpu()
+        return {"mean": float(values.mean()), "max": float(values.max())}
+
     def _set_learning_rate(self) -> None:
         lr = self.learning_rate_at(self.step)
         for group in self.optimizer.param_groups:
@@ -562,7 +574,7 @@ class Trainer:
 
         stream = BatchStream(self.dataset, opts.batch_size, start=self.data_position, num_workers=opts.num_workers)
         self.objective.train(True)
-        interval = {"sums": {}, "steps": 0, "images": 0, "start": time.perf_counter()}
+        interval = {"sums": {}, "steps": 0, "images": 0, "grad_norms": [], "start": time.perf_counter()}
         session_start = time.perf_counter()
         elapsed_before = self.elapsed
         images_total = self.data_position * opts.batch_size
@@ -583,6 +595,9 @@ class Trainer:
                     )
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                # Logged (mean and largest of each log interval) so that a jump in the loss can be told apart:
+                # a gradient spike before it points at the step size, none at the data or the objective.
+                interval["grad_norms"].append(self._gradient_norm())
                 self._set_learning_rate()
                 self.optimizer.step()
                 self.step += 1
@@ -609,10 +624,11 @@ class Trainer:
                         "step": self.step,
                         "epoch": round(stream.epoch(), 4),
                         "losses": {k: v / interval["steps"] for k, v in interval["sums"].items()},
+                        "grad_norm": self._summarize_gradient_norms(interval["grad_norms"]),
                         "images_per_s": round(rate, 3),
                         "elapsed": round(self.elapsed, 3),
                     })
-                    interval = {"sums": {}, "steps": 0, "images": 0, "start": now}
+                    interval = {"sums": {}, "steps": 0, "images": 0, "grad_norms": [], "start": now}
                 if opts.preview_every and (self.step % opts.preview_every == 0 or last):
                     self._write_preview()
                 if (opts.checkpoint_every and self.step % opts.checkpoint_every == 0) or last:

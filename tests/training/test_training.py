@@ -33,8 +33,11 @@ def test_a_few_steps_lower_the_loss(tmp_path, photos, tiny, vgg):
     # The log is JSON lines with the promised fields.
     lines = (result.loop.run_dir / "log.jsonl").read_text().splitlines()
     record = json.loads(lines[-1])
-    assert {"step", "losses", "images_per_s", "elapsed"} <= set(record)
+    assert {"step", "losses", "grad_norm", "images_per_s", "elapsed"} <= set(record)
     assert record["step"] == 8 and record["images_per_s"] > 0
+    # The gradient norm of the interval's steps: finite, positive, the largest at least the mean.
+    norms = [json.loads(line)["grad_norm"] for line in lines]
+    assert all(0 < n["mean"] <= n["max"] < float("inf") for n in norms)
 
 
 def test_model_file_and_card(tmp_path, photos, tiny, vgg):
