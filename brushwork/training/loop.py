@@ -276,6 +276,11 @@ def checkpoint_module_state(checkpoint: Checkpoint, module: str = "net") -> dict
 # The loop
 
 
+def _new_log_interval(start: float) -> dict:
+    """What the log sums between two of its lines (losses, images, gradient norms)."""
+    return {"sums": {}, "steps": 0, "images": 0, "grad_norm_sum": 0.0, "grad_norm_max": None, "start": start}
+
+
 class Trainer:
     """Train `objective` on photos from `dataset`; `run()` does the work and returns a `LoopResult`.
 
@@ -533,16 +538,12 @@ class Trainer:
         return self.options.learning_rate * factor
 
     def _gradient_norm(self) -> torch.Tensor:
-        """The L2 norm of every trained parameter's gradient together, as a tensor (no device sync per step)."""
-        grads = [p.grad.detach() for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
+        """The L2 norm of every trained parameter's gradient together."""
+        grads = [p.grad.detach() for group in self.optimizer.param_groups
+                 for p in group["params"] if p.grad is not None]
         if not grads:
             return torch.zeros(())
         return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
-
-    @staticmethod
-    def _summarize_gradient_norms(norms: list[torch.Tensor]) -> dict[str, float]:
-        values = torch.stack(norms).float().cpu()
-        return {"mean": float(values.mean()), "max": float(values.max())}
 
     def _set_learning_rate(self) -> None:
         lr = self.learning_rate_at(self.step)
@@ -574,7 +575,7 @@ class Trainer:
 
         stream = BatchStream(self.dataset, opts.batch_size, start=self.data_position, num_workers=opts.num_workers)
         self.objective.train(True)
-        interval = {"sums": {}, "steps": 0, "images": 0, "grad_norms": [], "start": time.perf_counter()}
+        interval = _new_log_interval(time.perf_counter())
         session_start = time.perf_counter()
         elapsed_before = self.elapsed
         images_total = self.data_position * opts.batch_size
@@ -595,9 +596,12 @@ class Trainer:
                     )
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                # Logged (mean and largest of each log interval) so that a jump in the loss can be told apart:
-                # a gradient spike before it points at the step size, none at the data or the objective.
-                interval["grad_norms"].append(self._gradient_norm())
+                # Logged (mean and largest of each log interval): says whether a jump in the loss came with a
+                # gradient spike. Summed as tensors; only a log line reads them back from the device.
+                grad_norm = self._gradient_norm()
+                interval["grad_norm_sum"] = interval["grad_norm_sum"] + grad_norm
+                interval["grad_norm_max"] = (grad_norm if interval["grad_norm_max"] is None
+                                             else torch.maximum(interval["grad_norm_max"], grad_norm))
                 self._set_learning_rate()
                 self.optimizer.step()
                 self.step += 1
@@ -624,11 +628,12 @@ class Trainer:
                         "step": self.step,
                         "epoch": round(stream.epoch(), 4),
                         "losses": {k: v / interval["steps"] for k, v in interval["sums"].items()},
-                        "grad_norm": self._summarize_gradient_norms(interval["grad_norms"]),
+                        "grad_norm": {"mean": float(interval["grad_norm_sum"]) / interval["steps"],
+                                      "max": float(interval["grad_norm_max"])},
                         "images_per_s": round(rate, 3),
                         "elapsed": round(self.elapsed, 3),
                     })
-                    interval = {"sums": {}, "steps": 0, "images": 0, "grad_norms": [], "start": now}
+                    interval = _new_log_interval(now)
                 if opts.preview_every and (self.step % opts.preview_every == 0 or last):
                     self._write_preview()
                 if (opts.checkpoint_every and self.step % opts.checkpoint_every == 0) or last:
