@@ -539,11 +539,9 @@ class Trainer:
 
     def _gradient_norm(self) -> torch.Tensor:
         """The L2 norm of every trained parameter's gradient together."""
-        grads = [p.grad.detach() for group in self.optimizer.param_groups
-                 for p in group["params"] if p.grad is not None]
-        if not grads:
-            return torch.zeros(())
-        return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+        return torch.nn.utils.get_total_norm(
+            [p.grad.detach() for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
+        )
 
     def _set_learning_rate(self) -> None:
         lr = self.learning_rate_at(self.step)
