@@ -31,6 +31,10 @@
 # "many styles"): part of the spread between continuations is step noise, which an average removes. On
 # its first four runs (2026-12-01) the average was behind the last trained weights on six of nine measured
 # style losses, by up to 21% (the runs still improve when they stop, and the average lags): off by default.
+# KEEP_CHECKPOINTS (default 20): checkpoints kept, every 25 steps, so about a whole session's (~500 steps).
+# Why: woman-with-a-hat's run of 2026-12-01 jumped from a style loss of ~23k to 55-81k in its last 40 steps,
+# and with the trainer's default of 2 both kept checkpoints came after the jump; nothing was left to ship.
+# A checkpoint is 5 MB; recipes/model_from_checkpoint.py writes a model from any of them.
 # TRAIN_STYLES=a,b and NORM_ONLY=1, for a multi-style INIT (lib.sh, partial_training_flags): train only
 # those styles, and only their norm rows, leaving the model's other styles exactly as they were.
 set -euo pipefail
@@ -45,6 +49,7 @@ DATA=${DATA:-../shared/data/content}
 STEPS=${STEPS:-2000}
 LEARNING_RATE=${LEARNING_RATE:-3e-4}
 EMA_DECAY=${EMA_DECAY:-0}
+KEEP_CHECKPOINTS=${KEEP_CHECKPOINTS:-20}
 THREADS=${THREADS:-1}
 PYTHON=${PYTHON:-python3}
 RECIPE=feedforward-cpu-256
@@ -64,4 +69,5 @@ train_model "$RECIPE" "$NAME" 0 $style_flags --data "$DATA" --init "$INIT" \
   $arch_flags --image-size 256 --batch-size 4 --device cpu --precision fp32 \
   --threads "$THREADS" --seed "$seed" --steps "$STEPS" --time-limit "${TIME_LIMIT:-5700}" \
   --learning-rate "$LEARNING_RATE" --ema-decay "$EMA_DECAY" --warmup-steps 50 --style-ramp 0 "${LOSS_FLAGS[@]}" \
-  "${PARTIAL_FLAGS[@]}" --log-every 10 --preview-every 100 --checkpoint-every 25 -q
+  "${PARTIAL_FLAGS[@]}" --log-every 10 --preview-every 100 --checkpoint-every 25 \
+  --keep-checkpoints "$KEEP_CHECKPOINTS" -q

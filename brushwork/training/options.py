@@ -115,6 +115,8 @@ class TrainOptions:
     log_every: int = _opt(50, "steps per record in RUN_DIR/log.jsonl")
     preview_every: int = _opt(500, "write a preview of a fixed photo to RUN_DIR/previews every N steps (0: never)")
     checkpoint_every: int = _opt(1000, "write a checkpoint to RUN_DIR/checkpoints every N steps (0: only at the end)")
+    keep_checkpoints: int = _opt(2, "checkpoints kept in RUN_DIR/checkpoints, the newest (more keep a state from "
+                                    "before a loss jump to continue or export from)")
     run_dir: str | None = _opt(None, "folder for the log, previews and checkpoints (default: OUTPUT without its suffix, plus .run)")
     resume: bool = _opt(False, "continue the run in --run-dir from its latest checkpoint")
     name: str | None = _opt(None, "model name in its card (default: the output file's name)")
@@ -196,6 +198,8 @@ class TrainOptions:
         for name in ("log_every", "preview_every", "checkpoint_every", "num_workers"):
             if getattr(self, name) < 0:
                 bad(f"{name.replace('_', ' ')} must be zero or more, got {getattr(self, name)}")
+        if self.keep_checkpoints < 1:
+            bad(f"keep checkpoints must be at least 1, got {self.keep_checkpoints}")
         if self.threads is not None and not 1 <= self.threads <= 1024:
             bad(f"threads must be at least 1, got {self.threads}")
         if not 1 <= self.embedding_size <= 4096:

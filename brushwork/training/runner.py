@@ -165,6 +165,7 @@ def _train(options: TrainOptions, progress, on_preview, vgg) -> TrainResult:
         log_every=options.log_every,
         preview_every=options.preview_every,
         checkpoint_every=options.checkpoint_every,
+        keep_checkpoints=options.keep_checkpoints,
         num_workers=options.num_workers,
         time_limit=options.time_limit,
         ema_decay=options.ema_decay,

@@ -7,6 +7,7 @@ import pytest
 
 from brushwork.cli.main import main
 from brushwork.models.registry import read_model
+from brushwork.training import list_checkpoints
 
 
 def _flags(tiny):
@@ -18,12 +19,15 @@ def _flags(tiny):
 
 def test_train_end_to_end_writes_a_model_with_a_card(tmp_path, photos, tiny, capsys):
     out = tmp_path / "models" / "tiny.safetensors"
-    code = main(["train", "--data", str(photos), "-o", str(out), "--steps", "2", "--name", "tiny-test",
-                 "--run-dir", str(tmp_path / "run"), *_flags(tiny)])
+    # --keep-checkpoints 3 keeps every one of the 3 steps' checkpoints (the default keeps the newest 2).
+    code = main(["train", "--data", str(photos), "-o", str(out), "--steps", "3", "--name", "tiny-test",
+                 "--run-dir", str(tmp_path / "run"), *_flags({**tiny, "checkpoint_every": 1}),
+                 "--keep-checkpoints", "3"])
     assert code == 0, capsys.readouterr().err
+    assert [c.step for c in list_checkpoints(tmp_path / "run")] == [3, 2, 1]
     model = read_model(out)
     assert model.kind == "feedforward"
-    assert model.card["name"] == "tiny-test" and model.card["steps"] == 2
+    assert model.card["name"] == "tiny-test" and model.card["steps"] == 3
     assert model.card["style"]["title"] == "The Starry Night"
     assert (tmp_path / "run" / "log.jsonl").is_file() and (tmp_path / "run" / "card.json").is_file()
     assert "wrote" in capsys.readouterr().err
@@ -36,6 +40,12 @@ def test_train_bad_options_exit_1_with_one_line(tmp_path, photos, tiny, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("brushwork: error: unknown kind 'watercolour'") and "feedforward" in err
     assert len(err.splitlines()) == 1
+
+    code = main(["train", "--data", str(photos), "-o", str(tmp_path / "m.safetensors"), *_flags(tiny),
+                 "--keep-checkpoints", "0"])
+    assert code == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "brushwork: error: keep checkpoints must be at least 1, got 0"
 
     code = main(["train", "--style", "starry-night", "--data", str(tmp_path / "missing"),
                  "-o", str(tmp_path / "m.safetensors")])
