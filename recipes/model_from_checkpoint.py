@@ -3,7 +3,9 @@
 A run with --ema-decay writes the moving average of its weights as its model; its checkpoints also hold
 the trained weights themselves (`model/net/...`). To measure what the average bought, this writes a copy
 of the run's model with those weights instead, for `benchmarks/feedforward_quality.py --candidates` or
-`benchmarks/multi.py --multi` (README, the 256 px runs of 2026-12-01). Single-network kinds only
+`benchmarks/multi.py --multi` (README, the 256 px runs of 2026-12-01). With --step, an earlier state of the
+run (one from before a loss jump): the card then gives that step's steps, wall time and losses (from the
+run's log). Single-network kinds only
 (feedforward, multi). The run folder's card.json must be the model's card (name, seed, steps, wall time...):
 another run's checkpoint with the same shapes is refused.
 
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from brushwork.errors import BrushworkError
 from brushwork.models.registry import read_model, save_model
-from brushwork.training.loop import checkpoint_module_state, list_checkpoints
+from brushwork.training.loop import checkpoint_module_state, final_losses, list_checkpoints, read_log
 
 
 def model_from_checkpoint(model_path: str, run_dir: str, out: str, step: int | None = None) -> str:
@@ -41,6 +43,14 @@ def model_from_checkpoint(model_path: str, run_dir: str, out: str, step: int | N
     state = {k: trained[k].to(v.dtype) for k, v in model.tensors.items()}
     card = dict(model.card, ema_decay=0.0,
                 weights=f"trained weights of checkpoint step {checkpoint.step}, not the run's moving average")
+    if checkpoint.step != model.card.get("steps"):
+        # An earlier state of the run (one from before a loss jump, say): the card says what these weights
+        # had, not what the run went on to do. `brushwork models` sums `steps` over the init chain.
+        card.update(steps=checkpoint.step, wall_time_s=round(float(checkpoint.meta["elapsed"]), 1),
+                    final_losses={k: round(v, 6) for k, v in
+                                  final_losses(read_log(run_dir, up_to_step=checkpoint.step)).items()},
+                    stopped_by=f"an earlier checkpoint (step {checkpoint.step}) of a run that went on to step "
+                               f"{model.card.get('steps')}")
     save_model(out, model.kind, state, model.config, card)
     return f"{out}: the trained weights of {checkpoint.tensor_path} (step {checkpoint.step})"
 

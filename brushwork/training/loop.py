@@ -276,6 +276,33 @@ def checkpoint_module_state(checkpoint: Checkpoint, module: str = "net") -> dict
 # The loop
 
 
+def read_log(run_dir: str | os.PathLike, up_to_step: float = math.inf) -> list[dict]:
+    """The records of a run folder's log.jsonl up to a step (none if there is no log; torn lines skipped)."""
+    path = Path(run_dir) / "log.jsonl"
+    records = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and rec.get("step", math.inf) <= up_to_step:
+                records.append(rec)
+    return records
+
+
+def final_losses(records: list[dict]) -> dict[str, float]:
+    """A run's losses for its card: the mean of each loss over the log records (log.jsonl's lines, in order)
+    of the last ~10% of steps, at least the last record."""
+    if not records:
+        return {}
+    last_step = records[-1]["step"]
+    cutoff = last_step - max(1, round(0.1 * last_step))
+    recent = [r for r in records if r["step"] > cutoff] or records[-1:]
+    keys = recent[-1]["losses"].keys()
+    return {k: float(np.mean([r["losses"][k] for r in recent if k in r["losses"]])) for k in keys}
+
+
 def _new_log_interval(start: float) -> dict:
     """What the log sums between two of its lines (losses, images, gradient norms)."""
     return {"sums": {}, "steps": 0, "images": 0, "grad_norm_sum": 0.0, "grad_norm_max": None, "start": start}
@@ -419,15 +446,7 @@ class Trainer:
     # -- log -------------------------------------------------------------------------------------
     def _restore_log(self) -> None:
         """Keep the log records up to the resumed step (later ones belong to a lost future)."""
-        self.records = []
-        if self.log_path.is_file():
-            for line in self.log_path.read_text().splitlines():
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(rec, dict) and rec.get("step", math.inf) <= self.step:
-                    self.records.append(rec)
+        self.records = read_log(self.run_dir, up_to_step=self.step)
         self._rewrite_log()
 
     def _rewrite_log(self) -> None:
@@ -441,14 +460,7 @@ class Trainer:
             f.write(json.dumps(record) + "\n")
 
     def final_losses(self) -> dict[str, float]:
-        """Mean of each loss over the log records of the last ~10% of steps (at least the last record)."""
-        if not self.records:
-            return {}
-        last_step = self.records[-1]["step"]
-        cutoff = last_step - max(1, round(0.1 * last_step))
-        recent = [r for r in self.records if r["step"] > cutoff] or self.records[-1:]
-        keys = recent[-1]["losses"].keys()
-        return {k: float(np.mean([r["losses"][k] for r in recent if k in r["losses"]])) for k in keys}
+        return final_losses(self.records)
 
     # -- the average of the weights ------------------------------------------------------------
     def ema_decay_at(self, steps_done: int) -> float:

@@ -332,6 +332,18 @@ def test_ema_decay_does_not_change_training_and_resumes_exactly(tmp_path, photos
     for k in trained:
         assert torch.equal(written.tensors[k], trained[k]), k
     assert script.main([str(straight.output), str(straight.loop.run_dir), str(out)]) == 1  # never overwrites
+    # An earlier checkpoint (step 2 of 4): its weights, and a card giving its steps, wall time and losses.
+    early = tmp_path / "early.safetensors"
+    assert script.main([str(straight.output), str(straight.loop.run_dir), str(early), "--step", "2"]) == 0
+    step2 = next(c for c in list_checkpoints(straight.loop.run_dir) if c.step == 2)
+    written = read_model(early)
+    assert written.card["steps"] == 2 and written.trained_steps == 2 and "step 2" in written.card["stopped_by"]
+    assert written.card["wall_time_s"] == round(step2.meta["elapsed"], 1) < straight.card["wall_time_s"]
+    assert written.card["final_losses"] == pytest.approx(straight.loop.records[1]["losses"])
+    assert straight.loop.records[1]["step"] == 2
+    for k, v in load_file(str(step2.tensor_path)).items():
+        if k.startswith("model/net/"):
+            assert torch.equal(written.tensors[k[len("model/net/"):]], v), k
     assert script.main([str(straight.output), str(tmp_path / "no-run"), str(tmp_path / "x.safetensors")]) == 1
     # Another run's checkpoint, though every tensor fits, is refused: the card would not describe its weights.
     assert script.main([str(straight.output), str(plain.loop.run_dir), str(tmp_path / "y.safetensors")]) == 1
