@@ -5,8 +5,7 @@ the trained weights themselves (`model/net/...`). To measure what the average bo
 of the run's model with those weights instead, for `benchmarks/feedforward_quality.py --candidates` or
 `benchmarks/multi.py --multi` (README, the 256 px runs of 2026-12-01). With --step, an earlier state of the
 run (one from before a loss jump): the card then gives that step's steps, wall time and losses (from the
-run's log). Single-network kinds only
-(feedforward, multi). The run folder's card.json must be the model's card (name, seed, steps, wall time...):
+run's log). Any kind of run. The run folder's card.json must be the model's card (name, seed, steps, wall time...):
 another run's checkpoint with the same shapes is refused.
 
     python recipes/model_from_checkpoint.py MODEL.safetensors RUN_DIR OUT.safetensors [--step N]
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from brushwork.errors import BrushworkError
 from brushwork.models.registry import read_model, save_model
-from brushwork.training.loop import checkpoint_module_state, final_losses, list_checkpoints, read_log
+from brushwork.training.loop import checkpoint_model_state, final_losses, list_checkpoints, read_log
 
 
 def model_from_checkpoint(model_path: str, run_dir: str, out: str, step: int | None = None) -> str:
@@ -33,7 +32,7 @@ def model_from_checkpoint(model_path: str, run_dir: str, out: str, step: int | N
     checkpoint = checkpoints[0]  # newest first
     model = read_model(model_path)
     _check_same_run(model.card, Path(run_dir))
-    trained = checkpoint_module_state(checkpoint)
+    trained = checkpoint_model_state(checkpoint)
     missing = [k for k in model.tensors if k not in trained]
     if missing:
         raise BrushworkError(

@@ -152,9 +152,6 @@ class FeedForwardObjective(PerceptualObjective):
     def preview(self, image: torch.Tensor) -> torch.Tensor:
         return self.net(image).clamp(0, 1)
 
-    def model_state(self) -> dict[str, torch.Tensor]:
-        return dict(self.net.state_dict())
-
     def model_config(self) -> dict:
         return self.config.to_dict()
 

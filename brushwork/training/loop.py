@@ -81,9 +81,7 @@ class Objective:
         raise NotImplementedError
 
     def model_state(self) -> dict[str, torch.Tensor]:
-        if len(self.modules) == 1:
-            return dict(next(iter(self.modules.values())).state_dict())
-        return {f"{name}.{k}": v for name, m in self.modules.items() for k, v in m.state_dict().items()}
+        return model_file_state({name: m.state_dict() for name, m in self.modules.items()})
 
     def load_model_state(self, model) -> None:
         """Start from a saved model's weights (`--init`): a `ModelFile` of this kind and shape."""
@@ -259,17 +257,29 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[Checkpoint]:
     return sorted(out, key=lambda c: c.step, reverse=True)
 
 
-def checkpoint_module_state(checkpoint: Checkpoint, module: str = "net") -> dict[str, torch.Tensor]:
-    """The trained weights of one of a checkpoint's modules (not the moving average), read alone: the
-    optimizer's moments beside them are twice their size."""
+def model_file_state(module_states: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """A model file's tensors from its modules' states: one module's under their own names, several
+    modules' as `module.name` (an arbitrary-style model's `net.` and `predictor.`)."""
+    if len(module_states) == 1:
+        return dict(next(iter(module_states.values())))
+    return {f"{name}.{k}": v for name, state in module_states.items() for k, v in state.items()}
+
+
+def checkpoint_model_state(checkpoint: Checkpoint) -> dict[str, torch.Tensor]:
+    """A checkpoint's trained weights (not the moving average), named as in the run's model file; read
+    alone: the optimizer's moments beside them are twice their size."""
     from safetensors import safe_open
 
-    prefix = f"model/{module}/"
+    modules: dict[str, dict[str, torch.Tensor]] = {}
     try:
         with safe_open(str(checkpoint.tensor_path), framework="pt") as tensors:
-            return {k[len(prefix):]: tensors.get_tensor(k) for k in tensors.keys() if k.startswith(prefix)}
+            for key in tensors.keys():
+                if key.startswith("model/"):
+                    module, name = key[len("model/"):].split("/", 1)
+                    modules.setdefault(module, {})[name] = tensors.get_tensor(key)
     except Exception as exc:  # noqa: BLE001
         raise BrushworkError(f"cannot read checkpoint {str(checkpoint.tensor_path)!r}: {exc}") from None
+    return model_file_state(modules)
 
 
 # ------------------------------------------------------------------------------------------------

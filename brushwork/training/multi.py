@@ -105,9 +105,6 @@ class MultiStyleObjective(PerceptualObjective):
                            tensors=expand_style_rows(model.tensors, expected), path=model.path)
         load_state_strict(self.net, fitted)
 
-    def model_state(self) -> dict[str, torch.Tensor]:
-        return dict(self.net.state_dict())
-
     def model_config(self) -> dict:
         return {**self.config.to_dict(), "styles": self.style_names}
 

@@ -1,3 +1,6 @@
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -52,3 +55,13 @@ def tiny():
         precision="fp32",
         threads=1,  # also much faster than 2 when the cores are shared
     )
+
+
+@pytest.fixture(scope="session")
+def model_from_checkpoint():
+    """recipes/model_from_checkpoint.py as a module (a script, not part of the package)."""
+    path = Path(__file__).resolve().parents[2] / "recipes" / "model_from_checkpoint.py"
+    spec = importlib.util.spec_from_file_location("model_from_checkpoint", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script

@@ -43,9 +43,16 @@ def test_multi_init_from_a_single_style_network_copies_its_norm_row_to_every_sty
 
 
 @pytest.mark.parametrize("kind", ["multi", "arbitrary"])
-def test_resume_matches_an_uninterrupted_run(tmp_path, photos, tiny, vgg, kind):
+def test_resume_matches_an_uninterrupted_run(tmp_path, photos, tiny, vgg, kind, model_from_checkpoint):
     common = dict(kind=kind, steps=3, checkpoint_every=1, log_every=1)
-    train(_options(tmp_path, photos, tiny, "straight", **common), vgg=vgg)
+    straight = train(_options(tmp_path, photos, tiny, "straight", **common), vgg=vgg)
+    # recipes/model_from_checkpoint.py names every module's weights as the model file does (the arbitrary
+    # model's `net.` and `predictor.`): from the last checkpoint, the run's own model, tensor for tensor.
+    copy = tmp_path / "from-checkpoint.safetensors"
+    assert model_from_checkpoint.main([str(straight.output), str(straight.loop.run_dir), str(copy)]) == 0
+    assert read_model(copy).tensors.keys() == read_model(straight.output).tensors.keys()
+    for k, v in read_model(straight.output).tensors.items():
+        assert torch.equal(read_model(copy).tensors[k], v), k
 
     def cancel_at_2(p):
         if p.step == 2:

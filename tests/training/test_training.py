@@ -1,6 +1,5 @@
 """The training loop on tiny images: it learns, it resumes exactly, it survives bad data."""
 
-import importlib.util
 import json
 import os
 import signal
@@ -18,7 +17,6 @@ from brushwork.training import CorruptImageWarning, TrainOptions, list_checkpoin
 from brushwork.training.data import BatchStream, PhotoDataset
 
 ROOT = Path(__file__).resolve().parents[2]
-RECIPES = ROOT / "recipes"
 
 
 def _options(tmp_path, photos, tiny, name="model", **kw):
@@ -308,7 +306,7 @@ def test_the_model_is_the_moving_average_of_the_weights_when_ema_decay_is_set(tm
     assert not torch.allclose(net.state_dict()[weight], weights[-1][weight])
 
 
-def test_ema_decay_does_not_change_training_and_resumes_exactly(tmp_path, photos, tiny, vgg):
+def test_ema_decay_does_not_change_training_and_resumes_exactly(tmp_path, photos, tiny, vgg, model_from_checkpoint):
     from safetensors.torch import load_file
 
     common = dict(steps=4, checkpoint_every=2)
@@ -322,9 +320,7 @@ def test_ema_decay_does_not_change_training_and_resumes_exactly(tmp_path, photos
         assert torch.equal(checkpoint[f"model/net/{k}"], trained[k]), k
     assert any(not torch.equal(averaged[k], trained[k]) for k in trained)
     # recipes/model_from_checkpoint.py writes those trained weights as a model, to measure the average against.
-    spec = importlib.util.spec_from_file_location("model_from_checkpoint", RECIPES / "model_from_checkpoint.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = model_from_checkpoint
     out = tmp_path / "trained.safetensors"
     assert script.main([str(straight.output), str(straight.loop.run_dir), str(out)]) == 0
     written = read_model(out)
