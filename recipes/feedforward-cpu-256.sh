@@ -15,7 +15,7 @@
 # before it replaces the shipped model (WEIGHTS_DIR=brushwork/models/weights writes there directly).
 # Logs, previews and checkpoints in runs/feedforward-cpu-256/NAME/; running again resumes.
 #
-# Why (measured, README "Feed-forward quality"): 128 px crops never moved the 512 px style metric, which
+# Why (measured, docs/training-history.md): 128 px crops never moved the 512 px style metric, which
 # is ~95% relu4_1, a layer whose receptive field is about a whole 128 px crop; 540 steps on 256 px crops
 # against 512 px targets cut udnie's 512 px style loss 4-6x. At the metric's own style weight (50) that
 # network lost its subject (content 2.4x optimize's), so this recipe weighs style STYLE_WEIGHT=15.
@@ -27,8 +27,8 @@
 # at 3e-4 may be continued at a lower rate (the noise of a step's update shrinks with it).
 # EMA_DECAY (default 0: off): --ema-decay, the model written is a moving average of the weights. Why: the
 # plain average of the multi-style model and its continuation 516 steps later had style losses 1.5-4.8%
-# below the midpoint of the two models' on five of the six measured styles, 0.4% above on the sixth (README,
-# "many styles"): part of the spread between continuations is step noise, which an average removes. On
+# below the midpoint of the two models' on five of the six measured styles, 0.4% above on the sixth (docs/
+# training-history.md, the multi-style model): part of the spread between continuations is step noise, which an average removes. On
 # its first four runs (2026-12-01) the average was behind the last trained weights on six of nine measured
 # style losses, by up to 21% (the runs still improve when they stop, and the average lags): off by default.
 # KEEP_CHECKPOINTS (default 20): checkpoints kept, every 25 steps, so about a whole session's (~500 steps).

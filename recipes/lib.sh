@@ -184,7 +184,7 @@ gpu_start_point() {
 model_style_flags() { _model_flags style "$1" "$2"; }
 
 # metric_loss_flags: sets LOSS_FLAGS, the objective the style-network recipes train against since it was
-# measured to move the quality benchmarks (README, "Feed-forward quality"): optimize's own layers
+# measured to move the quality benchmarks (docs/training-history.md, feed-forward networks): optimize's own layers
 # (relu4_2 content; Gram style over relu1_1..relu5_1 with targets at 512 px, the size the benchmarks
 # measure at), no TV, style weight STYLE_WEIGHT (default 15: at the metric's own 50, a 256 px CPU run
 # lost the photo's subject, content 2.4x optimize's). For networks trained on 256 px crops.
