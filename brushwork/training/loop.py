@@ -122,6 +122,11 @@ class LoopOptions:
     preview_size: int = 256  # long side of the preview photo
     time_limit: float | None = None  # seconds of training in this session; then stop as if finished
     ema_decay: float = 0.0  # 0: the model is the last step's weights; else their moving average (see above)
+    # 0: off. Else a step's gradient is scaled down to at most this many times the running average of the
+    # gradient norm (GRAD_NORM_AVERAGE_DECAY, over ~100 steps, of the norms after clipping), so that one
+    # batch's spike cannot throw the network off. A change of it on resume is allowed: resuming a run from
+    # a checkpoint before a loss jump with clipping on is what it is for.
+    clip_gradient: float = 0.0
 
     def validate(self) -> None:
         if self.steps < 1:
@@ -139,6 +144,9 @@ class LoopOptions:
             raise BrushworkError(f"time limit must be a positive number of seconds, got {self.time_limit}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise BrushworkError(f"EMA decay must be at least 0 and below 1, got {self.ema_decay}")
+        if not (self.clip_gradient == 0 or self.clip_gradient >= 1) or not math.isfinite(self.clip_gradient):
+            raise BrushworkError(f"gradient clipping must be 0 (off) or at least 1 (times the running average "
+                                 f"of the gradient norm), got {self.clip_gradient}")
 
 
 @dataclass
@@ -313,9 +321,14 @@ def final_losses(records: list[dict]) -> dict[str, float]:
     return {k: float(np.mean([r["losses"][k] for r in recent if k in r["losses"]])) for k in keys}
 
 
+# The running average of the gradient norm that --clip-gradient compares a step's norm against: ~100 steps.
+GRAD_NORM_AVERAGE_DECAY = 0.99
+
+
 def _new_log_interval(start: float) -> dict:
-    """What the log sums between two of its lines (losses, images, gradient norms)."""
-    return {"sums": {}, "steps": 0, "images": 0, "grad_norm_sum": 0.0, "grad_norm_max": None, "start": start}
+    """What the log sums between two of its lines (losses, images, gradient norms, clipped steps)."""
+    return {"sums": {}, "steps": 0, "images": 0, "grad_norm_sum": 0.0, "grad_norm_max": None, "clipped": 0,
+            "start": start}
 
 
 class Trainer:
@@ -365,6 +378,8 @@ class Trainer:
         self.data_position = 0
         self.elapsed = 0.0
         self.records: list[dict] = []
+        # The running average of the gradient norm (--clip-gradient), None until a clipped run's first step.
+        self.grad_norm_average: torch.Tensor | None = None
         self.last_checkpoint: Path | None = None
         self._stop_signal: str | None = None
 
@@ -388,6 +403,8 @@ class Trainer:
         for name, state in (self.ema or {}).items():
             for k, v in state.items():
                 tensors[f"ema/{name}/{k}"] = v
+        if self.grad_norm_average is not None:
+            tensors["train/grad_norm_average"] = self.grad_norm_average.reshape(1)
         opt_tensors, opt_meta = _optimizer_to_files(self.optimizer)
         rng_tensors, rng_meta = _rng_to_files()
         tensors.update(opt_tensors)
@@ -446,6 +463,9 @@ class Trainer:
             for name, average in self.ema.items():
                 for k in average:
                     average[k] = tensors[f"ema/{name}/{k}"].to(average[k].device)
+        # A checkpoint of a run without clipping has none: a run resumed from it with clipping starts one.
+        average = tensors.get("train/grad_norm_average")
+        self.grad_norm_average = None if average is None else average.reshape(()).to(self.rt.device)
         _optimizer_from_files(self.optimizer, tensors, meta["optimizer"])
         _rng_from_files(tensors, meta["rng"])
         self.step = int(meta["step"])
@@ -565,6 +585,18 @@ class Trainer:
             [p.grad.detach() for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
         )
 
+    def _clip_gradient(self, grad_norm: torch.Tensor) -> torch.Tensor:
+        """Scale the gradient down to at most clip_gradient x the running average of the norm; update the
+        average with the norm after clipping. Returns 1 if the step was clipped, else 0 (on the device:
+        nothing here waits for it)."""
+        if self.grad_norm_average is None:
+            self.grad_norm_average = grad_norm.detach().clone()  # the first step has nothing to compare with
+        limit = self.options.clip_gradient * self.grad_norm_average
+        scale = torch.clamp(limit / (grad_norm + 1e-6), max=1.0)  # clip_grads_with_norm_'s own factor
+        torch.nn.utils.clip_grads_with_norm_(self.params, limit, grad_norm)
+        self.grad_norm_average.mul_(GRAD_NORM_AVERAGE_DECAY).add_(grad_norm * scale, alpha=1 - GRAD_NORM_AVERAGE_DECAY)
+        return (scale < 1).to(torch.int64)
+
     def _set_learning_rate(self) -> None:
         lr = self.learning_rate_at(self.step)
         for group in self.optimizer.param_groups:
@@ -622,6 +654,8 @@ class Trainer:
                 interval["grad_norm_sum"] = interval["grad_norm_sum"] + grad_norm
                 interval["grad_norm_max"] = (grad_norm if interval["grad_norm_max"] is None
                                              else torch.maximum(interval["grad_norm_max"], grad_norm))
+                if opts.clip_gradient:
+                    interval["clipped"] = interval["clipped"] + self._clip_gradient(grad_norm)
                 self._set_learning_rate()
                 self.optimizer.step()
                 self.step += 1
@@ -649,7 +683,8 @@ class Trainer:
                         "epoch": round(stream.epoch(), 4),
                         "losses": {k: v / interval["steps"] for k, v in interval["sums"].items()},
                         "grad_norm": {"mean": float(interval["grad_norm_sum"]) / interval["steps"],
-                                      "max": float(interval["grad_norm_max"])},
+                                      "max": float(interval["grad_norm_max"]),
+                                      **({"clipped": int(interval["clipped"])} if opts.clip_gradient else {})},
                         "images_per_s": round(rate, 3),
                         "elapsed": round(self.elapsed, 3),
                     })

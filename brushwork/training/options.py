@@ -79,6 +79,12 @@ class TrainOptions:
         "middle. After step n the decay is min(EMA_DECAY, (1 + n) / (10 + n)), so a short run averages over its "
         "later steps, not its start",
     )
+    clip_gradient: float = _opt(
+        0.0,
+        "scale a step's gradient down to at most this many times the running average of the gradient norm (~100 "
+        "steps; e.g. 5; 0: off), so that one batch's spike cannot throw a trained network off. May be changed on "
+        "--resume, e.g. to resume a run from a checkpoint before its loss jumped",
+    )
     content_weight: float = _opt(DEFAULT_CONTENT_WEIGHT, "weight of the content loss")
     style_weight: float = _opt(DEFAULT_STYLE_WEIGHT, "weight of the style loss")
     tv_weight: float = _opt(DEFAULT_TV_WEIGHT, "weight of the total-variation loss (smoothness)")
@@ -183,6 +189,8 @@ class TrainOptions:
                 bad(f"{name.replace('_', ' ')} must be zero or more, got {value}")
         if not (0.0 <= self.ema_decay < 1.0):
             bad(f"EMA decay must be at least 0 and below 1, got {self.ema_decay}")
+        if not (self.clip_gradient == 0 or 1 <= self.clip_gradient < math.inf):
+            bad(f"gradient clipping must be 0 (off) or at least 1, got {self.clip_gradient}")
         if self.warmup_steps < 0:
             bad(f"warm-up steps must be zero or more, got {self.warmup_steps}")
         if self.style_ramp < 0:

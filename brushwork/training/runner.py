@@ -87,6 +87,8 @@ def build_card(options: TrainOptions, objective, loop: LoopResult, data_desc: di
     }
     if options.ema_decay:
         card["ema_decay"] = options.ema_decay  # the weights are an average (brushwork.training.loop)
+    if options.clip_gradient:
+        card["clip_gradient"] = options.clip_gradient
     if loop.time_limited:
         card["stopped_by"] = f"time limit ({options.time_limit:g} s of training in the last session)"
     card.update(objective.card())
@@ -169,6 +171,7 @@ def _train(options: TrainOptions, progress, on_preview, vgg) -> TrainResult:
         num_workers=options.num_workers,
         time_limit=options.time_limit,
         ema_decay=options.ema_decay,
+        clip_gradient=options.clip_gradient,
     )
     trainer = Trainer(objective, dataset, loop_options, rt, run_dir, resume=options.resume, preview_image=preview,
                       progress=progress, on_preview=on_preview, identity={"init": init_card})

@@ -357,3 +357,65 @@ def test_ema_decay_does_not_change_training_and_resumes_exactly(tmp_path, photos
     assert resumed.loop.step == 4
     for k, v in read_model(resumed.output).tensors.items():
         assert torch.equal(v, averaged[k]), k
+
+
+def test_clip_gradient_tames_one_spiking_step_and_resumes_exactly(tmp_path, photos, tiny, vgg):
+    from brushwork.runtime import resolve_runtime
+    from brushwork.training.feedforward import FeedForwardObjective
+    from brushwork.training.loop import LoopOptions, Trainer
+
+    rt = resolve_runtime("cpu", "fp32")
+
+    def run(name, clip, spike=True, resume=False, stop_at=None, checkpoint_every=0):
+        torch.manual_seed(0)
+        objective = FeedForwardObjective(TrainOptions(**tiny), vgg, rt)
+        plain_loss = objective.loss
+
+        def loss(batch, step):  # step 3's batch gives a gradient 1,000 times the others': a spike
+            total, parts = plain_loss(batch, step)
+            return (total * 1000 if spike and step == 3 else total), parts
+
+        objective.loss = loss
+        net = objective.modules["net"]
+        weights = [{k: v.clone() for k, v in net.state_dict().items()}]
+
+        def record(progress):
+            weights.append({k: v.clone() for k, v in net.state_dict().items()})
+            if progress.step == stop_at:
+                raise KeyboardInterrupt
+
+        options = LoopOptions(steps=8, batch_size=2, learning_rate=1e-2, preview_every=0, log_every=1,
+                              checkpoint_every=checkpoint_every, clip_gradient=clip)
+        result = Trainer(objective, PhotoDataset(list_images(photos), 32, seed=0), options, rt, tmp_path / name,
+                         resume=resume, progress=record).run()
+        return result, weights
+
+    clean, clean_weights = run("clean", 0.0, spike=False)
+    plain, plain_weights = run("plain", 0.0)
+    # From random weights the norm grows up to ~8x over the first steps; the spike is ~500x.
+    clipped, clipped_weights = run("clipped", 10.0)
+    # Only the spike is clipped (the first step has no average to compare with); the log counts it.
+    assert [r["grad_norm"]["clipped"] for r in clipped.records] == [0, 0, 0, 1, 0, 0, 0, 0]
+    assert all("clipped" not in r["grad_norm"] for r in plain.records)
+    # The log keeps the norm before clipping: the spike is there in both runs.
+    assert clipped.records[3]["grad_norm"]["max"] == pytest.approx(plain.records[3]["grad_norm"]["max"], rel=1e-5)
+    assert clipped.records[3]["grad_norm"]["max"] > 100 * clipped.records[2]["grad_norm"]["max"]
+    for before in range(4):  # identical up to the spike
+        for k, v in plain_weights[before].items():
+            assert torch.equal(clipped_weights[before][k], v), (before, k)
+
+    # Adam carries a spike's direction on for ~10 steps (its first moment) while the spike's square in the
+    # second moment drowns the next gradients: clipped, the run stays much nearer the run without the spike.
+    def distance(a, b):
+        return sum(float((a[k] - b[k]).pow(2).sum()) for k in a) ** 0.5
+
+    assert distance(clipped_weights[-1], clean_weights[-1]) < 0.5 * distance(plain_weights[-1], clean_weights[-1])
+    # The running average is checkpointed: stopped after step 5 and resumed, the run ends where the straight one does.
+    stopped, _ = run("resumed", 10.0, stop_at=5, checkpoint_every=1)
+    assert stopped.interrupted
+    resumed, resumed_weights = run("resumed", 10.0, resume=True)
+    assert resumed.step == 8
+    for k, v in clipped_weights[-1].items():
+        assert torch.equal(resumed_weights[-1][k], v), k
+    with pytest.raises(BrushworkError, match="gradient clipping must be 0"):
+        LoopOptions(steps=1, clip_gradient=0.5).validate()
