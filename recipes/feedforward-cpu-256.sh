@@ -31,6 +31,13 @@
 # training-history.md, the multi-style model): part of the spread between continuations is step noise, which an average removes. On
 # its first four runs (2026-12-01) the average was behind the last trained weights on six of nine measured
 # style losses, by up to 21% (the runs still improve when they stop, and the average lags): off by default.
+# CLIP_GRADIENT (default 5): --clip-gradient, a step's gradient is scaled down to at most 5x the running
+# average of its norm (~100 steps). Why: woman-with-a-hat's run from its shipped model (seed 2,483) jumped
+# from a style loss of ~23k to 55-81k at steps 431-460, twice, bit for bit (2026-12-01 and 2026-12-02);
+# the second time the log showed one step's gradient norm at 41x the running average (4.97e8), where over
+# 900 other steps of two runs (starry-night's too) no step passed 3.8x but one at 7.6x (a smaller bump in
+# the loss, recovered). Resumed from the step-425 checkpoint with clipping at 5, the run ... (see
+# docs/training-history.md). 0 turns it off.
 # KEEP_CHECKPOINTS (default 20): checkpoints kept, every 25 steps, so about a whole session's (~500 steps).
 # Why: woman-with-a-hat's run of 2026-12-01 jumped from a style loss of ~23k to 55-81k in its last 40 steps,
 # and with the trainer's default of 2 both kept checkpoints came after the jump; nothing was left to ship.
@@ -50,6 +57,7 @@ STEPS=${STEPS:-2000}
 LEARNING_RATE=${LEARNING_RATE:-3e-4}
 EMA_DECAY=${EMA_DECAY:-0}
 KEEP_CHECKPOINTS=${KEEP_CHECKPOINTS:-20}
+CLIP_GRADIENT=${CLIP_GRADIENT:-5}
 THREADS=${THREADS:-1}
 PYTHON=${PYTHON:-python3}
 RECIPE=feedforward-cpu-256
@@ -70,4 +78,4 @@ train_model "$RECIPE" "$NAME" 0 $style_flags --data "$DATA" --init "$INIT" \
   --threads "$THREADS" --seed "$seed" --steps "$STEPS" --time-limit "${TIME_LIMIT:-5700}" \
   --learning-rate "$LEARNING_RATE" --ema-decay "$EMA_DECAY" --warmup-steps 50 --style-ramp 0 "${LOSS_FLAGS[@]}" \
   "${PARTIAL_FLAGS[@]}" --log-every 10 --preview-every 100 --checkpoint-every 25 \
-  --keep-checkpoints "$KEEP_CHECKPOINTS" -q
+  --keep-checkpoints "$KEEP_CHECKPOINTS" --clip-gradient "$CLIP_GRADIENT" -q

@@ -120,7 +120,9 @@ model_arch_flags() { _model_flags arch "$1"; }
 # steps MODEL was trained over every stage (its card's `init` chain; 0 when a stage's count is unknown);
 # else 0 (a run from noise or from the recipe's own stage 0). The photo order and crops are a function of
 # the seed and the step, so with one fixed seed every continuation of a model would see the same first
-# batches again and never the photos at the end of the epoch.
+# batches again and never the photos at the end of the epoch. The same holds for a run that was not
+# shipped: the next continuation of the same model gets the same seed and repeats it bit for bit
+# (woman-with-a-hat, 2026-12-01 and 2026-12-02, the same loss jump at the same step); give SEED= then.
 start_seed() {
   if [ -n "${SEED:-}" ]; then echo "$SEED"
   elif [ -n "${1:-}" ]; then _model_flags seed "$1"
