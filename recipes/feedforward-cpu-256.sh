@@ -36,8 +36,9 @@
 # from a style loss of ~23k to 55-81k at steps 431-460, twice, bit for bit (2026-12-01 and 2026-12-02);
 # the second time the log showed one step's gradient norm at 41x the running average (4.97e8), where over
 # 900 other steps of two runs (starry-night's too) no step passed 3.8x but one at 7.6x (a smaller bump in
-# the loss, recovered). Resumed from the step-425 checkpoint with clipping at 5, the run ... (see
-# docs/training-history.md). 0 turns it off.
+# the loss, recovered). Resumed from the step-425 checkpoint with clipping at 5 (the spike alone clipped),
+# its style loss stayed at 24-38k and its model measured 18.5x / 14.8x optimize's style loss, against
+# 31.4x / 26.1x unclipped (docs/training-history.md). 0 turns it off.
 # KEEP_CHECKPOINTS (default 20): checkpoints kept, every 25 steps, so about a whole session's (~500 steps).
 # Why: woman-with-a-hat's run of 2026-12-01 jumped from a style loss of ~23k to 55-81k in its last 40 steps,
 # and with the trainer's default of 2 both kept checkpoints came after the jump; nothing was left to ship.
