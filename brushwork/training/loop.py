@@ -145,8 +145,7 @@ class LoopOptions:
         if not 0.0 <= self.ema_decay < 1.0:
             raise BrushworkError(f"EMA decay must be at least 0 and below 1, got {self.ema_decay}")
         if not (self.clip_gradient == 0 or self.clip_gradient >= 1) or not math.isfinite(self.clip_gradient):
-            raise BrushworkError(f"gradient clipping must be 0 (off) or at least 1 (times the running average "
-                                 f"of the gradient norm), got {self.clip_gradient}")
+            raise BrushworkError(f"gradient clipping must be 0 (off) or at least 1, got {self.clip_gradient}")
 
 
 @dataclass
