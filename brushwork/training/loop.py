@@ -580,9 +580,7 @@ class Trainer:
 
     def _gradient_norm(self) -> torch.Tensor:
         """The L2 norm of every trained parameter's gradient together."""
-        return torch.nn.utils.get_total_norm(
-            [p.grad.detach() for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
-        )
+        return torch.nn.utils.get_total_norm([p.grad.detach() for p in self.params if p.grad is not None])
 
     def _clip_gradient(self, grad_norm: torch.Tensor) -> torch.Tensor:
         """Scale the gradient down to at most clip_gradient x the running average of the norm; update the
@@ -591,10 +589,10 @@ class Trainer:
         if self.grad_norm_average is None:
             self.grad_norm_average = grad_norm.detach().clone()  # the first step has nothing to compare with
         limit = self.options.clip_gradient * self.grad_norm_average
-        scale = torch.clamp(limit / (grad_norm + 1e-6), max=1.0)  # clip_grads_with_norm_'s own factor
         torch.nn.utils.clip_grads_with_norm_(self.params, limit, grad_norm)
-        self.grad_norm_average.mul_(GRAD_NORM_AVERAGE_DECAY).add_(grad_norm * scale, alpha=1 - GRAD_NORM_AVERAGE_DECAY)
-        return (scale < 1).to(torch.int64)
+        self.grad_norm_average.mul_(GRAD_NORM_AVERAGE_DECAY).add_(torch.minimum(grad_norm, limit),
+                                                                  alpha=1 - GRAD_NORM_AVERAGE_DECAY)
+        return (grad_norm > limit).to(torch.int64)
 
     def _set_learning_rate(self) -> None:
         lr = self.learning_rate_at(self.step)
