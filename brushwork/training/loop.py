@@ -144,7 +144,7 @@ class LoopOptions:
             raise BrushworkError(f"time limit must be a positive number of seconds, got {self.time_limit}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise BrushworkError(f"EMA decay must be at least 0 and below 1, got {self.ema_decay}")
-        if not (self.clip_gradient == 0 or self.clip_gradient >= 1) or not math.isfinite(self.clip_gradient):
+        if not (self.clip_gradient == 0 or 1 <= self.clip_gradient < math.inf):
             raise BrushworkError(f"gradient clipping must be 0 (off) or at least 1, got {self.clip_gradient}")
 
 
