@@ -31,6 +31,8 @@
 # training-history.md, the multi-style model): part of the spread between continuations is step noise, which an average removes. On
 # its first four runs (2026-12-01) the average was behind the last trained weights on six of nine measured
 # style losses, by up to 21% (the runs still improve when they stop, and the average lags): off by default.
+# But continue a model that is itself an average with EMA_DECAY=0.99: from woman-with-a-hat's averaged
+# model, three runs without one all measured worse than it, the one with one better (2026-12-02).
 # CLIP_GRADIENT (default 5): --clip-gradient, a step's gradient is scaled down to at most 5x the running
 # average of its norm (~100 steps). Why: woman-with-a-hat's run from its shipped model (seed 2,483) jumped
 # from a style loss of ~23k to 55-81k at steps 431-460, twice, bit for bit (2026-12-01 and 2026-12-02);
