@@ -15,6 +15,7 @@ from brushwork.errors import BrushworkError
 from brushwork.models.registry import read_model
 from brushwork.training import CorruptImageWarning, TrainOptions, list_checkpoints, list_images, train
 from brushwork.training.data import BatchStream, PhotoDataset
+from brushwork.training.loop import _copy_state  # a copy of a network's weights now (the trainer changes them in place)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -277,11 +278,6 @@ def test_time_limit_must_be_positive(tmp_path, photos, tiny, vgg):
         train(_options(tmp_path, photos, tiny, steps=1, time_limit=0.0), vgg=vgg)
 
 
-def _copy_weights(net: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A copy of the network's weights now (the trainer changes them in place)."""
-    return {k: v.clone() for k, v in net.state_dict().items()}
-
-
 def test_the_model_is_the_moving_average_of_the_weights_when_ema_decay_is_set(tmp_path, photos, tiny, vgg):
     from brushwork.runtime import resolve_runtime
     from brushwork.training.feedforward import FeedForwardObjective
@@ -291,10 +287,10 @@ def test_the_model_is_the_moving_average_of_the_weights_when_ema_decay_is_set(tm
     rt = resolve_runtime("cpu", "fp32")
     objective = FeedForwardObjective(TrainOptions(**tiny), vgg, rt)
     net = objective.modules["net"]
-    weights = [_copy_weights(net)]  # before the first step, then after each
+    weights = [_copy_state(net)]  # before the first step, then after each
 
     def record(progress):
-        weights.append(_copy_weights(net))
+        weights.append(_copy_state(net))
 
     options = LoopOptions(steps=4, batch_size=2, learning_rate=1e-2, ema_decay=0.5, preview_every=0,
                           checkpoint_every=0)
@@ -382,10 +378,10 @@ def test_clip_gradient_tames_one_spiking_step_and_resumes_exactly(tmp_path, phot
 
         objective.loss = loss
         net = objective.modules["net"]
-        weights = [_copy_weights(net)]
+        weights = [_copy_state(net)]
 
         def record(progress):
-            weights.append(_copy_weights(net))
+            weights.append(_copy_state(net))
             if progress.step == stop_at:
                 raise KeyboardInterrupt
 
