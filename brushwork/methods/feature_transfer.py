@@ -40,7 +40,6 @@ from brushwork.imaging.tiling import count_tiles, map_tiles, tile_grid, tile_set
 from brushwork.methods.style_cache import STYLE_CACHE_SIZE, LRUCache, tensor_digest
 from brushwork.nets.decoder import Decoder, DecoderConfig, pooling_factor
 from brushwork.progress import Progress, ProgressCallback, now
-from brushwork.runtime import resolve_runtime
 
 # Feature statistics are taken from the whole image up to this size, else from a downscaled copy.
 STATS_PIXELS = 2_100_000
@@ -268,12 +267,11 @@ class FeatureTransferStylizer:
 
     def __init__(self, decoder=None, *, device: str = "auto", precision: str = "auto", backend: str = "auto", vgg=None):
         from brushwork.features import shared_vgg19
-        from brushwork.methods.feedforward import choose_backend
+        from brushwork.methods.feedforward import resolve_runtime_and_backend
 
-        self.runtime = resolve_runtime(device, precision)
         # The CPU policy of the feed-forward method, for the same reason: onnxruntime ran VGG-19 to
         # relu4_1 2.2x and the half-width decoder 2.1x faster than PyTorch at 512 px here.
-        self.backend = choose_backend(backend, self.runtime)
+        self.runtime, self.backend = resolve_runtime_and_backend(device, precision, backend)
         self._onnx_sessions: dict = {}
         self._onnx_lock = threading.Lock()
         decoders, self.name, self.card = self._load_decoders(decoder)

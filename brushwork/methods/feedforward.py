@@ -181,6 +181,19 @@ def _onnxruntime_available() -> bool:
     return True
 
 
+def resolve_runtime_and_backend(device: str, precision: str, backend: str):
+    """The runtime (`brushwork.runtime.resolve_runtime`) and the backend (`choose_backend`) together.
+
+    An explicit onnxruntime backend with `auto` precision runs in fp32, the only precision it has:
+    `auto` would otherwise pick bf16 on a CPU with native bf16 (AVX-512 BF16 / AMX) and the request
+    would fail although the user asked for nothing onnxruntime cannot do.
+    """
+    if backend == "onnxruntime" and precision == "auto":
+        precision = "fp32"
+    runtime = resolve_runtime(device, precision)
+    return runtime, choose_backend(backend, runtime)
+
+
 def choose_backend(backend: str, runtime) -> str:
     """`auto`: onnxruntime on the CPU in fp32 when it is installed (see the module docstring), else torch."""
     if backend not in BACKENDS:
@@ -212,8 +225,7 @@ class FeedForwardStylizer:
         net = load_network(model_file if model_file is not None else model)
         self.name = model_file.name if model_file is not None else "network"
         self.card = dict(model_file.card) if model_file is not None else {}
-        self.runtime = resolve_runtime(device, precision)
-        self.backend = choose_backend(backend, self.runtime)
+        self.runtime, self.backend = resolve_runtime_and_backend(device, precision, backend)
         self._module = self.runtime.prepare_module(InferenceNet(net, style_blend, norm_params).eval())
         self._onnx = OnnxRunner(self._module) if self.backend == "onnxruntime" else None
         self.tile_margin = receptive_radius(net) + 1

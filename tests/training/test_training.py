@@ -75,7 +75,9 @@ print(result.loop.step, result.interrupted)
 
 
 def test_resume_in_a_new_process_matches_an_uninterrupted_run(tmp_path, photos, tiny, vgg):
-    common = dict(steps=4, checkpoint_every=2, log_every=1)
+    # fp32: `auto` is bf16 on a CPU with native bf16 (AMX), where this test once failed in CI beside
+    # other jobs (the weights differed) and passed alone; bit-exact resume is claimed for fp32.
+    common = dict(steps=4, checkpoint_every=2, log_every=1, precision="fp32")
     # Uninterrupted.
     train(_options(tmp_path, photos, tiny, name="straight", **common), vgg=vgg)
 
