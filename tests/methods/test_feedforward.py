@@ -167,10 +167,15 @@ def test_onnxruntime_and_torch_backends_agree(model_path):
 
 
 def test_auto_backend_on_this_cpu(model_path):
-    # The policy: onnxruntime where the CPU runs fp32 (no native bf16) and it is installed, else torch.
+    # The policy: on the CPU, onnxruntime in fp32 when it is installed (with native bf16 too), else torch.
     s = FeedForwardStylizer(model_path)
-    cpu_fp32 = s.runtime.device.type == "cpu" and s.runtime.precision == "fp32"
-    assert s.backend == ("onnxruntime" if cpu_fp32 and ff._onnxruntime_available() else "torch")
+    on_cpu_with_ort = s.runtime.device.type == "cpu" and ff._onnxruntime_available()
+    assert s.backend == ("onnxruntime" if on_cpu_with_ort else "torch")
+    if on_cpu_with_ort:
+        assert s.runtime.precision == "fp32"
+    # An explicit bf16 request is kept, in PyTorch.
+    b = FeedForwardStylizer(model_path, precision="bf16", device="cpu")
+    assert (b.backend, b.runtime.precision) == ("torch", "bf16")
     # ... and the backend it reports is the one that runs (an auto choice once left the ONNX session unbuilt).
     assert (s._onnx is not None) == (s.backend == "onnxruntime")
 
