@@ -53,7 +53,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -191,11 +191,10 @@ def resolve_runtime_and_backend(device: str, precision: str, backend: str):
     against 294 ms for PyTorch in bf16 and 552 ms in fp32; PSNR against the fp32 forward 120 dB
     against 53 dB). An explicit onnxruntime backend with `auto` precision therefore runs, not fails.
     """
-    if precision == "auto" and backend != "torch":
-        on_cpu = resolve_runtime(device, "fp32").device.type == "cpu"
-        if backend == "onnxruntime" or (on_cpu and _onnxruntime_available()):
-            precision = "fp32"
     runtime = resolve_runtime(device, precision)
+    if (precision == "auto" and runtime.device.type == "cpu" and runtime.precision != "fp32"
+            and (backend == "onnxruntime" or (backend == "auto" and _onnxruntime_available()))):
+        runtime = replace(runtime, precision="fp32")
     return runtime, choose_backend(backend, runtime)
 
 
