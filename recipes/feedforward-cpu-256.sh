@@ -50,9 +50,6 @@
 # A checkpoint is 5 MB; recipes/model_from_checkpoint.py writes a model from any of them.
 # TRAIN_STYLES=a,b and NORM_ONLY=1, for a multi-style INIT (lib.sh, partial_training_flags): train only
 # those styles, and only their norm rows, leaving the model's other styles exactly as they were.
-# TEACHERS=MODEL,MODEL,... for a multi-style INIT: --teachers, distillation from trained networks instead of the
-# perceptual losses (brushwork/training/multi.py); e.g. the shipped single-style models, then INIT itself
-# last, so that the styles without one keep what the model draws now.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -81,12 +78,10 @@ mkdir -p "$WEIGHTS_DIR"
 style_flags=$(model_style_flags "$INIT" "$NAME")
 arch_flags=$(model_arch_flags "$INIT")
 seed=$(start_seed "$INIT")
-teacher_flags=()
-[ -n "${TEACHERS:-}" ] && teacher_flags=(--teachers "$TEACHERS")
 # shellcheck disable=SC2086
 train_model "$RECIPE" "$NAME" 0 $style_flags --data "$DATA" --init "$INIT" \
   $arch_flags --image-size 256 --batch-size 4 --device cpu --precision fp32 \
   --threads "$THREADS" --seed "$seed" --steps "$STEPS" --time-limit "${TIME_LIMIT:-5700}" \
   --learning-rate "$LEARNING_RATE" --ema-decay "$EMA_DECAY" --warmup-steps 50 --style-ramp 0 "${LOSS_FLAGS[@]}" \
-  "${PARTIAL_FLAGS[@]}" "${teacher_flags[@]}" --log-every 10 --preview-every 100 --checkpoint-every 25 \
+  "${PARTIAL_FLAGS[@]}" --log-every 10 --preview-every 100 --checkpoint-every 25 \
   --keep-checkpoints "$KEEP_CHECKPOINTS" --clip-gradient "$CLIP_GRADIENT" -q

@@ -10,12 +10,6 @@ kind's (`PerceptualObjective`), with one Gram target per photo.
 `--norm-only` trains nothing but the norm rows: together they improve some styles of a trained model
 and leave every other one exactly as it was, which Dumoulin et al. also use to add a style.
 
-`--teachers` replaces the perceptual losses by distillation: each style learns to reproduce, photo for
-photo, the output of a trained network of that style (a single-style model, or a style of another
-multi-style model). Why: a shared network sees each of its styles in a tenth of the steps a
-single-style network gets, and a Gram target says far less per photo than a whole output image does;
-a step without VGG features also costs about a third. The teachers' own outputs set the ceiling.
-
 `--init` accepts a single-style feed-forward model (for example the reconstruction-pretrained
 network of the CPU recipe): its one norm row is copied into every style's row, so each style
 starts from the same reproduction of the photo.
@@ -23,14 +17,10 @@ starts from the same reproduction of the photo.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 
 from brushwork.errors import BrushworkError
-from brushwork.methods.blend import style_name
 from brushwork.models.registry import ModelFile, load_state_strict
 from brushwork.nets.transformer import StyleTransferNet, TransformerConfig
 from brushwork.training.feedforward import PerceptualObjective, load_style_image
@@ -50,55 +40,6 @@ def expand_style_rows(tensors: dict[str, torch.Tensor], expected: dict[str, torc
             value = value.expand(target.shape[0], -1).clone()
         out[key] = value
     return out
-
-
-@dataclass(frozen=True)
-class Teacher:
-    """A trained network that one style of the multi-style network learns from (`--teachers`)."""
-
-    model: str  # the model's name
-    steps: int | None  # its trained steps over every stage, for the card
-    net: StyleTransferNet
-    row: int | None  # the style's index in a multi-style teacher; None for a single-style one
-
-    def stylize(self, photos: torch.Tensor) -> torch.Tensor:
-        weights = None
-        if self.row is not None:
-            weights = F.one_hot(torch.full((photos.shape[0],), self.row), self.net.config.num_styles)
-            weights = weights.float().to(photos.device)
-        with torch.no_grad():
-            return self.net(photos, weights).float().clamp(0, 1)  # what stylizing the photo gives
-
-
-def load_teachers(spec: str, style_names: list[str], runtime) -> dict[str, Teacher]:
-    """The teacher of each style name that one of `spec`'s models (comma-separated) can teach."""
-    from brushwork.models.registry import find_model
-    from brushwork.training.feedforward import style_credit
-
-    teachers: dict[str, Teacher] = {}
-    for source in (part.strip() for part in spec.split(",")):
-        if not source:
-            continue
-        model = find_model(source)
-        if model.kind not in ("feedforward", "multi"):
-            raise BrushworkError(f"--teachers: {model.name!r} is a {model.kind} model, not a style network "
-                                 "(feedforward or multi)")
-        net = StyleTransferNet(TransformerConfig.from_dict(model.config))
-        load_state_strict(net, model)
-        net = runtime.prepare_module(net).eval().requires_grad_(False)
-        if model.kind == "multi":
-            taught = {name: row for row, name in enumerate(model.styles)}
-        else:
-            credit = model.card.get("style") or {}
-            name = credit.get("preset") or style_name(Path(str(credit.get("file") or model.name)).stem)
-            taught = {name: None}
-        known = [name for name in taught if name in style_names]
-        if not known:
-            raise BrushworkError(f"--teachers: {model.name!r} teaches {', '.join(taught)}, none of the --styles "
-                                 f"({', '.join(style_names)})")
-        for name in known:
-            teachers.setdefault(name, Teacher(model.name, model.trained_steps, net, taught[name]))
-    return teachers
 
 
 class MultiStyleObjective(PerceptualObjective):
@@ -127,14 +68,6 @@ class MultiStyleObjective(PerceptualObjective):
                 raise BrushworkError(f"--train-styles {what}: it takes names among the --styles "
                                      f"({', '.join(self.style_names)})")
             self.trained = sorted({self.style_names.index(n) for n in names})
-        self.teachers: dict[int, Teacher] = {}
-        if options.teachers:
-            by_name = load_teachers(options.teachers, self.style_names, runtime)
-            missing = [self.style_names[i] for i in self.trained if self.style_names[i] not in by_name]
-            if missing:
-                raise BrushworkError(f"--teachers has no teacher for {', '.join(missing)}: every trained style needs "
-                                     "one (a multi-style model listed last teaches the styles it has)")
-            self.teachers = {i: by_name[n] for i, n in enumerate(self.style_names) if n in by_name}
         if options.norm_only:  # no gradient for the shared weights: backward skips them
             self.net.requires_grad_(False)
             for layer in self.net.norm_layers():
@@ -152,20 +85,9 @@ class MultiStyleObjective(PerceptualObjective):
         index = self.styles_for_step(step, batch.shape[0])
         weights = F.one_hot(index, len(self.styles)).float().to(batch.device)
         output = self.net(batch, weights)
-        if self.teachers:
-            return self.distillation_loss(batch, output, index)
         device_index = index.to(batch.device)
         targets = {k: v[device_index] for k, v in self.style_targets.items()}
         return self.perceptual_loss(batch, output, targets, step)
-
-    def distillation_loss(self, batch: torch.Tensor, output: torch.Tensor, index: torch.Tensor):
-        """Mean squared difference, over pixels in [0, 1], between the output and each photo's teacher's."""
-        target = torch.empty(output.shape, dtype=torch.float32, device=output.device)
-        for style in index.unique().tolist():
-            rows = (index == style).nonzero().flatten().to(batch.device)
-            target[rows] = self.teachers[style].stylize(batch[rows])
-        loss = F.mse_loss(output.float(), target)
-        return loss, {"distill": float(loss.detach()), "total": float(loss.detach())}
 
     def preview(self, image: torch.Tensor) -> torch.Tensor:
         shown = min(PREVIEW_STYLES, len(self.styles))
@@ -205,12 +127,8 @@ class MultiStyleObjective(PerceptualObjective):
         }
 
     def _partial_training(self) -> dict:
-        """What of the network this run trained, when not all of it, and from what teachers (empty otherwise:
-        older runs resume)."""
+        """What of the network this run trained, when not all of it (empty otherwise: older runs resume)."""
         out = {}
-        if self.teachers:  # the card's loss settings then say nothing of what was trained
-            out["teachers"] = {self.style_names[i]: {"model": t.model, "steps": t.steps}
-                               for i, t in sorted(self.teachers.items()) if i in self.trained}
         if len(self.trained) < len(self.styles):
             out["trained_styles"] = [self.style_names[i] for i in self.trained]
         if self.options.norm_only:

@@ -53,14 +53,6 @@ class TrainOptions:
         "--kind multi: train only each style's own norm rows (scale and shift) and keep the shared convolutions as "
         "--init has them (Dumoulin et al. 2017 learn a new style this way; a step also costs less)",
     )
-    teachers: str | None = _opt(
-        None,
-        "--kind multi: learn the styles from trained networks instead of from the paintings (distillation): "
-        "comma-separated models, files or shipped names. A single-style model teaches the style its card names; a "
-        "multi-style model each of its styles no earlier teacher took. The loss is then the mean squared difference "
-        "between the network's output and its teacher's for the same photo, with no VGG features (a step costs about "
-        "a third). Every trained style needs a teacher",
-    )
     data: str | None = _opt(None, "folder of training photos (searched recursively; unreadable files are skipped)")
     output: str | None = _opt(None, "model file to write (.safetensors)")
     kind: str = _opt("feedforward", "network kind to train")
@@ -222,8 +214,8 @@ class TrainOptions:
             bad(f"embedding size must be between 1 and 4096, got {self.embedding_size}")
         if not 0.0 <= self.photo_styles <= 1.0:
             bad(f"photo styles must be a fraction between 0 and 1, got {self.photo_styles}")
-        if (self.train_styles or self.norm_only or self.teachers) and self.kind != "multi":
-            bad("--train-styles, --norm-only and --teachers are for --kind multi")
+        if (self.train_styles or self.norm_only) and self.kind != "multi":
+            bad("--train-styles and --norm-only are for --kind multi")
         if self.norm_only and not self.init:
             bad("--norm-only needs --init: a trained network whose convolutions it keeps")
         if self.save_precision not in SAVE_PRECISIONS:

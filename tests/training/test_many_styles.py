@@ -154,7 +154,6 @@ def test_arbitrary_init_from_a_multi_style_model_fits_the_predictor_to_its_table
         (dict(kind="multi", train_styles=" , "), "--train-styles names no style: it takes names among"),
         (dict(kind="multi", norm_only=True), "--norm-only needs --init"),
         (dict(kind="feedforward", style="udnie", train_styles="udnie"), "are for --kind multi"),
-        (dict(kind="feedforward", style="udnie", teachers="udnie"), "--teachers are for --kind multi"),
     ],
 )
 def test_bad_many_style_options(tmp_path, photos, tiny, vgg, change, message):
@@ -196,54 +195,3 @@ def test_train_styles_with_norm_only_trains_those_rows_and_leaves_the_rest_exact
     assert losses[1] < losses[0]
     assert torch.equal(outputs[0], outputs[1])
 
-
-
-def test_multi_distils_each_style_from_its_teacher(tmp_path, photos, tiny, vgg):
-    """--teachers: a single-style model teaches its own style, a multi-style model listed after it the rest;
-    the output moves towards the teachers' (the distillation loss on a fixed batch falls)."""
-    single = train(TrainOptions(**{**tiny, "data": str(photos), "output": str(tmp_path / "one.safetensors"),
-                                   "steps": 2}), vgg=vgg)
-    base = train(_options(tmp_path, photos, tiny, "base", kind="multi", steps=1), vgg=vgg)
-    student = train(_options(tmp_path, photos, tiny, "student", kind="multi", steps=8, init=str(base.output),
-                             learning_rate=3e-3, teachers=f"{single.output},{base.output}"), vgg=vgg)
-    assert student.card["teachers"] == {"starry-night": {"model": "one", "steps": 2},
-                                        "great-wave": {"model": "base", "steps": 1},
-                                        "udnie": {"model": "base", "steps": 1}}
-    assert set(student.loop.records[-1]["losses"]) == {"distill", "total"}
-
-    from brushwork.runtime import resolve_runtime
-    from brushwork.training.multi import MultiStyleObjective
-
-    objective = MultiStyleObjective(_options(tmp_path, photos, tiny, "m", kind="multi",
-                                             teachers=f"{single.output},{base.output}"), vgg,
-                                    resolve_runtime("cpu", "fp32"))
-    batch = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    index = torch.tensor([0, 1, 2])
-    losses = []
-    for model in (base, student):
-        objective.load_model_state(read_model(model.output))
-        with torch.no_grad():
-            output = objective.net(batch, torch.nn.functional.one_hot(index, 3).float())
-            losses.append(float(objective.distillation_loss(batch, output, index)[0]))
-    assert losses[1] < 0.7 * losses[0]
-    # The target of a photo of starry-night is the single-style model's output, not the multi-style one's.
-    with torch.no_grad():
-        single_net = objective.teachers[0].net
-        assert torch.equal(objective.teachers[0].stylize(batch[:1]), single_net(batch[:1]).clamp(0, 1))
-
-
-@pytest.mark.parametrize(
-    "teachers, message",
-    [
-        ("one", r"--teachers has no teacher for great-wave, udnie: every trained style needs one"),
-        ("one,one", r"--teachers has no teacher for great-wave, udnie"),
-        ("water", r"--teachers: 'water' teaches water-lilies, none of the --styles \(starry-night, great-wave, udnie\)"),
-    ],
-)
-def test_bad_teachers(tmp_path, photos, tiny, vgg, teachers, message):
-    for name, style in (("one", "starry-night"), ("water", "water-lilies")):
-        train(TrainOptions(**{**tiny, "data": str(photos), "output": str(tmp_path / f"{name}.safetensors"),
-                              "style": style, "steps": 1}), vgg=vgg)
-    spec = ",".join(str(tmp_path / f"{n}.safetensors") for n in teachers.split(","))
-    with pytest.raises(BrushworkError, match=message):
-        train(_options(tmp_path, photos, tiny, "bad", kind="multi", steps=1, teachers=spec), vgg=vgg)
