@@ -50,8 +50,6 @@
 # A checkpoint is 5 MB; recipes/model_from_checkpoint.py writes a model from any of them.
 # TRAIN_STYLES=a,b and NORM_ONLY=1, for a multi-style INIT (lib.sh, partial_training_flags): train only
 # those styles, and only their norm rows, leaving the model's other styles exactly as they were.
-# WIDTH=N (default: INIT's width): for a multi-style INIT, twice its width widens it to a network that starts
-# from the same function (brushwork.nets.transformer.widen_state) and has four times the weights.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -79,7 +77,6 @@ mkdir -p "$WEIGHTS_DIR"
 # Assigned first so that a bad INIT (missing, or not a style network) stops the recipe with its message.
 style_flags=$(model_style_flags "$INIT" "$NAME")
 arch_flags=$(model_arch_flags "$INIT")
-[ -n "${WIDTH:-}" ] && arch_flags="$arch_flags --width $WIDTH"  # the last --width counts
 seed=$(start_seed "$INIT")
 # shellcheck disable=SC2086
 train_model "$RECIPE" "$NAME" 0 $style_flags --data "$DATA" --init "$INIT" \

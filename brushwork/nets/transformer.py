@@ -136,26 +136,3 @@ def split_norm_params(net: StyleTransferNet, flat: torch.Tensor) -> list[tuple[t
         out.append((flat[:, i : i + c], flat[:, i + c : i + 2 * c]))
         i += 2 * c
     return out
-
-
-def widen_state(tensors: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-    """A `StyleTransferNet`'s tensors at twice its width, computing the same function (Net2WiderNet, Chen et
-    al. 2016): every hidden channel gets a copy (the layer's weights, bias and norm rows repeated), and every
-    weight that reads a copied channel is split between the two copies at a random fraction, so the pair
-    sums to the original. Instance norm keeps copies identical (their statistics are equal). The random
-    split makes the copies' gradients differ: copies with an equal split would stay copies forever."""
-    first, last = "conv1.conv.", "out.conv."
-    out = {}
-    for key, value in tensors.items():
-        if key.endswith((".scale", ".shift")):  # S x C norm rows
-            value = torch.cat([value, value], dim=1)
-        elif key.endswith(".conv.bias") and not key.startswith(last):
-            value = torch.cat([value, value])
-        elif key.endswith(".conv.weight"):  # out x in x k x k
-            if not key.startswith(last):
-                value = torch.cat([value, value])
-            if not key.startswith(first):
-                fraction = torch.rand(value.shape, generator=generator, dtype=torch.float32).to(value.dtype)
-                value = torch.cat([value * fraction, value * (1 - fraction)], dim=1)
-        out[key] = value
-    return out

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from brushwork.errors import BrushworkError
 from brushwork.models.registry import ModelFile, load_state_strict
-from brushwork.nets.transformer import StyleTransferNet, TransformerConfig, widen_state
+from brushwork.nets.transformer import StyleTransferNet, TransformerConfig
 from brushwork.training.feedforward import PerceptualObjective, load_style_image
 from brushwork.training.options import TrainOptions
 from brushwork.training.styles import list_training_styles
@@ -73,8 +73,6 @@ class MultiStyleObjective(PerceptualObjective):
             for layer in self.net.norm_layers():
                 layer.requires_grad_(True)
 
-    widened_from: int | None = None  # the width of an --init network widened to this one's
-
     @property
     def style_names(self) -> list[str]:
         return [s.name for s in self.styles]
@@ -103,13 +101,8 @@ class MultiStyleObjective(PerceptualObjective):
         if model.kind not in ("feedforward", "multi"):
             raise BrushworkError(f"cannot initialize a multi network from {model.name!r}, a {model.kind} model")
         expected = self.net.state_dict()
-        tensors = model.tensors
-        if 2 * int(model.config.get("width", 0)) == self.config.width:
-            # A network of half this width is widened to it, computing the same function (widen_state).
-            tensors = widen_state(tensors)
-            self.widened_from = int(model.config["width"])
         fitted = ModelFile(kind=model.kind, config=model.config, card=model.card,
-                           tensors=expand_style_rows(tensors, expected), path=model.path)
+                           tensors=expand_style_rows(model.tensors, expected), path=model.path)
         load_state_strict(self.net, fitted)
 
     def model_config(self) -> dict:
@@ -130,7 +123,6 @@ class MultiStyleObjective(PerceptualObjective):
             "styles": [{"name": s.name, **s.credit} for s in self.styles],
             **self.loss_settings(),
             "network": self.config.to_dict(),
-            **({"widened_from_width": self.widened_from} if self.widened_from else {}),
             **self._partial_training(),
         }
 

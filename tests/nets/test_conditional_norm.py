@@ -84,26 +84,3 @@ def test_an_untrained_predictor_starts_at_the_networks_own_norm_parameters():
     assert torch.allclose(params, own.expand(2, -1), atol=0.05)  # small initial weights: close to the bias
     pairs = split_norm_params(net, params)
     assert [a.shape[1] for a, _ in pairs] == [layer.channels for layer in net.norm_layers()]
-
-
-def test_widening_keeps_the_function_and_breaks_the_copies_symmetry():
-    """widen_state: the network at twice the width gives the same output for any style blend, and a copied
-    channel's gradient differs from its original's, so training can make them different channels."""
-    from brushwork.nets.transformer import widen_state
-
-    net = _conditional_net()
-    with torch.no_grad():  # non-zero biases and weights everywhere, so that a wrong copy would show
-        for p in net.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    wide = StyleTransferNet(TransformerConfig(width=16, num_residual=2, num_styles=STYLES))
-    wide.load_state_dict(widen_state(net.state_dict(), torch.Generator().manual_seed(1)))
-    x = torch.rand(2, 3, 36, 44, generator=torch.Generator().manual_seed(2))
-    blend = torch.tensor([[1.0, 0.0, 0.0], [0.3, 0.0, 0.7]])
-    with torch.no_grad():
-        expected = net(x, blend)
-    output = wide(x, blend)
-    assert torch.allclose(output, expected, atol=1e-4 * float(expected.abs().max()))
-
-    output.square().mean().backward()
-    grad = wide.conv2.conv.weight.grad  # 32 x 16: rows 16.. are copies of rows ..16
-    assert not torch.allclose(grad[:16], grad[16:])

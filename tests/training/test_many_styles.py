@@ -195,17 +195,3 @@ def test_train_styles_with_norm_only_trains_those_rows_and_leaves_the_rest_exact
     assert losses[1] < losses[0]
     assert torch.equal(outputs[0], outputs[1])
 
-
-
-def test_multi_init_from_a_network_of_half_the_width_widens_it(tmp_path, photos, tiny, vgg):
-    """--init a width-8 multi-style model into a width-16 run: the run starts from the same function (its first
-    logged loss is the narrow model's on the same batch), and the card says what it was widened from."""
-    narrow = train(_options(tmp_path, photos, tiny, "narrow", kind="multi", steps=2), vgg=vgg)
-    again = train(_options(tmp_path, photos, tiny, "again", kind="multi", steps=1, seed=5, learning_rate=1e-12,
-                           init=str(narrow.output)), vgg=vgg)
-    wide = train(_options(tmp_path, photos, tiny, "wide", kind="multi", steps=1, seed=5, learning_rate=1e-12,
-                          width=16, init=str(narrow.output)), vgg=vgg)
-    assert read_model(wide.output).config["width"] == 16 and wide.card["widened_from_width"] == 8
-    assert "widened_from_width" not in again.card
-    first = [r.loop.records[0]["losses"]["style"] for r in (again, wide)]
-    assert first[1] == pytest.approx(first[0], rel=1e-4)
