@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 PATHS = {
     "reference": "plain fp32 PyTorch forward (reference)",
     "default": "**default CPU path** (`stylize`, backend auto)",
-    "torch-inference": "InferenceNet in PyTorch, fp32 (`--backend torch`)",
+    "torch-inference": "InferenceNet in PyTorch, fp32 (`--backend torch --precision fp32`)",
+    "torch-inference-bf16": "InferenceNet in PyTorch, bf16 autocast (`--backend torch --precision bf16`)",
     "channels-last": "plain net, fp32 channels_last",
     "bf16": "plain net, bf16 autocast + channels_last",
     "jit-freeze": "plain net, torch.jit.freeze + optimize_for_inference",
@@ -92,8 +93,10 @@ def _build(path: str, net, threads: int):
         s = FeedForwardStylizer(net)
         print(f"default backend: {s.backend}", file=sys.stderr)
         return lambda x: s.stylize_tensor(x)
-    if path == "torch-inference":
-        s = FeedForwardStylizer(net, backend="torch")
+    if path in ("torch-inference", "torch-inference-bf16"):
+        # Precision pinned: with `auto`, a CPU with native bf16 (AMX) runs the torch backend in bf16.
+        precision = "bf16" if path.endswith("bf16") else "fp32"
+        s = FeedForwardStylizer(net, backend="torch", precision=precision)
         return lambda x: s.stylize_tensor(x)
     if path == "channels-last":
         m = net.to(memory_format=torch.channels_last)
