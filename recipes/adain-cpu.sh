@@ -32,6 +32,9 @@
 #   trained network off for tens of steps).
 # STEPS=N sets the steps; TIME_LIMIT=SECONDS stops earlier and still writes the model; THREADS=N the threads; LR=X the peak learning rate (default 1e-3).
 set -euo pipefail
+# The rest is one block, which bash reads whole before running any of it: a script is otherwise read as
+# it runs, and editing this file during a run would change what that run does after its current command.
+{
 cd "$(dirname "$0")/.."
 
 # shellcheck source=recipes/lib.sh
@@ -57,3 +60,5 @@ train_resumable "$RECIPE" "$RUN" --kind adain --data "$DATA" --styles "$RUN.styl
   --learning-rate "$LR" --warmup-steps 25 --content-weight 1 --style-weight 10 \
   --device cpu --precision fp32 --threads "$THREADS" --seed "$seed" \
   --log-every 10 --preview-every 50 --checkpoint-every 25 -q ${INIT:+--init "$INIT"} ${TIME_LIMIT:+--time-limit "$TIME_LIMIT"}
+exit
+}

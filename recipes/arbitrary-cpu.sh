@@ -26,6 +26,9 @@
 # the multi-style model instead: its convolutions, and a predictor fitted to map crops of the ten
 # paintings both train on to that model's norm parameters (ArbitraryStyleObjective.init_from_multi).
 set -euo pipefail
+# The rest is one block, which bash reads whole before running any of it: a script is otherwise read as
+# it runs, and editing this file during a run would change what that run does after its current command.
+{
 cd "$(dirname "$0")/.."
 
 DATA=${DATA:-../shared/data/content}
@@ -48,3 +51,5 @@ train_model "$RECIPE" "$NAME" 1 --kind arbitrary --styles "$STYLES" --data "$DAT
   --threads "$THREADS" --seed "$seed" --steps "$STEPS" --learning-rate "$LR" --warmup-steps 50 \
   --style-weight 10 --style-ramp "$STYLE_RAMP" --style-size 256 --photo-styles 0.25 --embedding-size 100 \
   --log-every 10 --preview-every 50 --checkpoint-every 25 -q ${TIME_LIMIT:+--time-limit "$TIME_LIMIT"}
+exit
+}

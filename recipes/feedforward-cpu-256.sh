@@ -51,6 +51,9 @@
 # TRAIN_STYLES=a,b and NORM_ONLY=1, for a multi-style INIT (lib.sh, partial_training_flags): train only
 # those styles, and only their norm rows, leaving the model's other styles exactly as they were.
 set -euo pipefail
+# The rest is one block, which bash reads whole before running any of it: a script is otherwise read as
+# it runs, and editing this file during a run would change what that run does after its current command.
+{
 cd "$(dirname "$0")/.."
 
 if [ "$#" -ne 1 ] || [ -z "${INIT:-}" ]; then
@@ -85,3 +88,5 @@ train_model "$RECIPE" "$NAME" 0 $style_flags --data "$DATA" --init "$INIT" \
   --learning-rate "$LEARNING_RATE" --ema-decay "$EMA_DECAY" --warmup-steps 50 --style-ramp 0 "${LOSS_FLAGS[@]}" \
   "${PARTIAL_FLAGS[@]}" --log-every 10 --preview-every 100 --checkpoint-every 25 \
   --keep-checkpoints "$KEEP_CHECKPOINTS" --clip-gradient "$CLIP_GRADIENT" -q
+exit
+}

@@ -29,6 +29,9 @@
 #   layers' statistics describe shapes as large as a whole crop, and the network painted dark blots.
 # STEPS=N sets the per-style steps; THREADS=N the threads.
 set -euo pipefail
+# The rest is one block, which bash reads whole before running any of it: a script is otherwise read as
+# it runs, and editing this file during a run would change what that run does after its current command.
+{
 cd "$(dirname "$0")/.."
 
 DATA=${DATA:-../shared/data/content}
@@ -66,3 +69,5 @@ for style in "${STYLES[@]}"; do
     --log-every 10 --preview-every 50 --checkpoint-every 25 -q
   echo "[$RECIPE] $style: done in $(( $(date +%s) - start )) s ($(date -Is))"
 done
+exit
+}

@@ -19,6 +19,9 @@
 #   DEVICE=cpu PRECISION=fp32 OMP_NUM_THREADS=1 WORKERS=1 TRAIN_SECONDS=5 SPEED=0 TRAINERS="starry-night wct" \
 #     OUT=/tmp/o bash recipes/gpu-session.sh
 set -uo pipefail
+# The rest is one block, which bash reads whole before running any of it: a script is otherwise read as
+# it runs, and editing this file during a run would change what that run does after its current command.
+{
 cd "$(dirname "$0")/.."
 
 if [ "${1:-}" = "--unpack" ]; then
@@ -149,3 +152,5 @@ echo "session: $(( $(date +%s) - start )) s" >> "$SESSION/summary.md"
 cp "$SESSION/summary.md" "$OUT/summary.md"
 cat "$SESSION/summary.md"
 ls -la "$OUT"
+exit
+}

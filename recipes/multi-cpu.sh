@@ -18,6 +18,9 @@
 # Sizing: 5 timed steps took ~3.0 s each on one thread with the other core busy (~15 s of start-up
 # for ten Gram targets): 480 steps ~ 24 min. STEPS=N changes it.
 set -euo pipefail
+# The rest is one block, which bash reads whole before running any of it: a script is otherwise read as
+# it runs, and editing this file during a run would change what that run does after its current command.
+{
 cd "$(dirname "$0")/.."
 
 DATA=${DATA:-../shared/data/content}
@@ -38,3 +41,5 @@ train_model "$RECIPE" "$NAME" 1 --kind multi --styles "$STYLES" --data "$DATA" -
   --threads "$THREADS" --seed "$seed" --steps "$STEPS" --learning-rate "$LR" --warmup-steps 50 \
   --style-weight 10 --style-ramp "$STYLE_RAMP" --style-size 256 \
   --log-every 10 --preview-every 50 --checkpoint-every 25 -q
+exit
+}

@@ -12,6 +12,9 @@
 # INIT=MODEL continues MODEL (such as the shipped one) instead of starting from noise: its
 # architecture, a lower learning rate and no style ramp (lib.sh, gpu_start_point).
 set -euo pipefail
+# The rest is one block, which bash reads whole before running any of it: a script is otherwise read as
+# it runs, and editing this file during a run would change what that run does after its current command.
+{
 cd "$(dirname "$0")/.."
 
 DATA=${DATA:-../shared/data/content}
@@ -30,3 +33,5 @@ train_model "$RECIPE" "$NAME" 0 --kind multi --styles "$STYLES" --data "$DATA" \
   --image-size 256 --batch-size 8 --steps "$STEPS" --style-ramp 1000 \
   --width 32 --num-residual 5 "${LOSS_FLAGS[@]}" \
   "${START_FLAGS[@]}" "${GPU_FLAGS[@]}"
+exit
+}

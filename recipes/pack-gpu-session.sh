@@ -11,6 +11,9 @@
 #   file leave (evenly spaced over the sorted list, so every source is represented).
 # Prints the total that will travel. The photos are never committed (.git/info/exclude holds gpu-pack/).
 set -euo pipefail
+# The rest is one block, which bash reads whole before running any of it: a script is otherwise read as
+# it runs, and editing this file during a run would change what that run does after its current command.
+{
 cd "$(dirname "$0")/.."
 
 SOURCE=${SOURCE:-../shared/data/content}
@@ -75,3 +78,5 @@ pack_bytes=$(du -sb gpu-pack | cut -f1)
 echo "travels: repository $((repo_bytes / 1048576)) MiB + gpu-pack $((pack_bytes / 1048576)) MiB" \
      "= $(((repo_bytes + pack_bytes) / 1048576)) MiB of 64"
 echo 'then: run(command="bash recipes/gpu-session.sh", carry=["gpu-pack"], timeout_s=570)'
+exit
+}

@@ -6,6 +6,9 @@
 # (see feedforward-cpu.sh for why). Writes runs/feedforward-cpu/reconstruct.safetensors, resumes an
 # interrupted run, and does nothing when the file exists.
 set -euo pipefail
+# The rest is one block, which bash reads whole before running any of it: a script is otherwise read as
+# it runs, and editing this file during a run would change what that run does after its current command.
+{
 cd "$(dirname "$0")/.."
 
 DATA=${DATA:-../shared/data/content}
@@ -27,3 +30,5 @@ start=$(date +%s)
   -o "$init" --name reconstruct --run-dir "runs/$RECIPE/reconstruct" "${resume[@]}" \
   --steps "$INIT_STEPS" --log-every 25 --preview-every 100 --checkpoint-every 100 -q
 echo "[$RECIPE] stage 0: done in $(( $(date +%s) - start )) s ($(date -Is))"
+exit
+}

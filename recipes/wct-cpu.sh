@@ -19,6 +19,9 @@
 # the learning rate is constant after the warm-up, so the default 1e-3 continues at the rate they were
 # trained at; the warm-up restarts the fresh Adam state gently.
 set -euo pipefail
+# The rest is one block, which bash reads whole before running any of it: a script is otherwise read as
+# it runs, and editing this file during a run would change what that run does after its current command.
+{
 cd "$(dirname "$0")/.."
 
 # shellcheck source=recipes/lib.sh
@@ -42,3 +45,5 @@ train_resumable "$RECIPE" "$RUN" --kind wct-decoders --data "$DATA" \
   --learning-rate "$LR" --warmup-steps 25 --content-weight 1 \
   --device cpu --precision fp32 --threads "$THREADS" --seed "$seed" \
   --log-every 10 --preview-every 50 --checkpoint-every 25 -q ${INIT:+--init "$INIT"} ${TIME_LIMIT:+--time-limit "$TIME_LIMIT"}
+exit
+}

@@ -10,6 +10,9 @@
 # INIT=MODEL continues MODEL (such as the shipped one) instead of starting from noise: its
 # architecture, a lower learning rate and no style ramp (lib.sh, gpu_start_point).
 set -euo pipefail
+# The rest is one block, which bash reads whole before running any of it: a script is otherwise read as
+# it runs, and editing this file during a run would change what that run does after its current command.
+{
 cd "$(dirname "$0")/.."
 
 # shellcheck source=recipes/lib.sh
@@ -28,3 +31,5 @@ train_resumable "$RECIPE" "$RUN" --kind wct-decoders --data "$DATA" \
   --image-size 256 --batch-size 8 --steps "$STEPS" --decoder-width "${DECODER_WIDTH:-1.0}" \
   --content-weight 1 \
   "${START_FLAGS[@]}" "${GPU_FLAGS[@]}"
+exit
+}
