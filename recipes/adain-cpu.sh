@@ -32,9 +32,7 @@
 #   trained network off for tens of steps).
 # STEPS=N sets the steps; TIME_LIMIT=SECONDS stops earlier and still writes the model; THREADS=N the threads; LR=X the peak learning rate (default 1e-3).
 set -euo pipefail
-# The rest is one block, which bash reads whole before running any of it: a script is otherwise read as
-# it runs, and editing this file during a run would change what that run does after its current command.
-{
+{  # one block, read whole before it runs: safe to edit during a run (recipes/README.md)
 cd "$(dirname "$0")/.."
 
 # shellcheck source=recipes/lib.sh

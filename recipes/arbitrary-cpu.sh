@@ -26,9 +26,7 @@
 # the multi-style model instead: its convolutions, and a predictor fitted to map crops of the ten
 # paintings both train on to that model's norm parameters (ArbitraryStyleObjective.init_from_multi).
 set -euo pipefail
-# The rest is one block, which bash reads whole before running any of it: a script is otherwise read as
-# it runs, and editing this file during a run would change what that run does after its current command.
-{
+{  # one block, read whole before it runs: safe to edit during a run (recipes/README.md)
 cd "$(dirname "$0")/.."
 
 DATA=${DATA:-../shared/data/content}

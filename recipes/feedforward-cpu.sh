@@ -29,9 +29,7 @@
 #   layers' statistics describe shapes as large as a whole crop, and the network painted dark blots.
 # STEPS=N sets the per-style steps; THREADS=N the threads.
 set -euo pipefail
-# The rest is one block, which bash reads whole before running any of it: a script is otherwise read as
-# it runs, and editing this file during a run would change what that run does after its current command.
-{
+{  # one block, read whole before it runs: safe to edit during a run (recipes/README.md)
 cd "$(dirname "$0")/.."
 
 DATA=${DATA:-../shared/data/content}

@@ -11,9 +11,7 @@
 # the card records the steps actually trained). INIT=shipped continues each style's shipped model
 # instead of starting from noise (its width, lr at most 3e-4, no style ramp: lib.sh, gpu_start_point).
 set -euo pipefail
-# The rest is one block, which bash reads whole before running any of it: a script is otherwise read as
-# it runs, and editing this file during a run would change what that run does after its current command.
-{
+{  # one block, read whole before it runs: safe to edit during a run (recipes/README.md)
 cd "$(dirname "$0")/.."
 
 DATA=${DATA:-../shared/data/content}

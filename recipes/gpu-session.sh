@@ -19,9 +19,7 @@
 #   DEVICE=cpu PRECISION=fp32 OMP_NUM_THREADS=1 WORKERS=1 TRAIN_SECONDS=5 SPEED=0 TRAINERS="starry-night wct" \
 #     OUT=/tmp/o bash recipes/gpu-session.sh
 set -uo pipefail
-# The rest is one block, which bash reads whole before running any of it: a script is otherwise read as
-# it runs, and editing this file during a run would change what that run does after its current command.
-{
+{  # one block, read whole before it runs: safe to edit during a run (recipes/README.md)
 cd "$(dirname "$0")/.."
 
 if [ "${1:-}" = "--unpack" ]; then

@@ -18,9 +18,7 @@
 # Sizing: 5 timed steps took ~3.0 s each on one thread with the other core busy (~15 s of start-up
 # for ten Gram targets): 480 steps ~ 24 min. STEPS=N changes it.
 set -euo pipefail
-# The rest is one block, which bash reads whole before running any of it: a script is otherwise read as
-# it runs, and editing this file during a run would change what that run does after its current command.
-{
+{  # one block, read whole before it runs: safe to edit during a run (recipes/README.md)
 cd "$(dirname "$0")/.."
 
 DATA=${DATA:-../shared/data/content}

@@ -12,9 +12,7 @@
 # INIT=MODEL continues MODEL (such as the shipped one) instead of starting from noise: its
 # architecture, a lower learning rate and no style ramp (lib.sh, gpu_start_point).
 set -euo pipefail
-# The rest is one block, which bash reads whole before running any of it: a script is otherwise read as
-# it runs, and editing this file during a run would change what that run does after its current command.
-{
+{  # one block, read whole before it runs: safe to edit during a run (recipes/README.md)
 cd "$(dirname "$0")/.."
 
 DATA=${DATA:-../shared/data/content}

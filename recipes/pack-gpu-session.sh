@@ -11,9 +11,7 @@
 #   file leave (evenly spaced over the sorted list, so every source is represented).
 # Prints the total that will travel. The photos are never committed (.git/info/exclude holds gpu-pack/).
 set -euo pipefail
-# The rest is one block, which bash reads whole before running any of it: a script is otherwise read as
-# it runs, and editing this file during a run would change what that run does after its current command.
-{
+{  # one block, read whole before it runs: safe to edit during a run (recipes/README.md)
 cd "$(dirname "$0")/.."
 
 SOURCE=${SOURCE:-../shared/data/content}

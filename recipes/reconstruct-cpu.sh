@@ -6,9 +6,7 @@
 # (see feedforward-cpu.sh for why). Writes runs/feedforward-cpu/reconstruct.safetensors, resumes an
 # interrupted run, and does nothing when the file exists.
 set -euo pipefail
-# The rest is one block, which bash reads whole before running any of it: a script is otherwise read as
-# it runs, and editing this file during a run would change what that run does after its current command.
-{
+{  # one block, read whole before it runs: safe to edit during a run (recipes/README.md)
 cd "$(dirname "$0")/.."
 
 DATA=${DATA:-../shared/data/content}

@@ -19,9 +19,7 @@
 # the learning rate is constant after the warm-up, so the default 1e-3 continues at the rate they were
 # trained at; the warm-up restarts the fresh Adam state gently.
 set -euo pipefail
-# The rest is one block, which bash reads whole before running any of it: a script is otherwise read as
-# it runs, and editing this file during a run would change what that run does after its current command.
-{
+{  # one block, read whole before it runs: safe to edit during a run (recipes/README.md)
 cd "$(dirname "$0")/.."
 
 # shellcheck source=recipes/lib.sh
