@@ -19,8 +19,8 @@
 # is ~95% relu4_1, a layer whose receptive field is about a whole 128 px crop; 540 steps on 256 px crops
 # against 512 px targets cut udnie's 512 px style loss 4-6x. At the metric's own style weight (50) that
 # network lost its subject (content 2.4x optimize's), so this recipe weighs style STYLE_WEIGHT=15.
-# Sizing: ~11 s per step (batch 4, one thread, the other core busy): TIME_LIMIT=SECONDS (default 5700)
-# stops the run and still writes the model; STEPS (default 2000) is only an upper bound.
+# Sizing: 5.8-12.9 s per step by machine (batch 4, one thread, the other core busy; docs/training-history.md).
+# TIME_LIMIT=SECONDS (default 5700) stops the run and still writes the model; STEPS (default 2000) is only an upper bound.
 # The seed is INIT's trained steps (lib.sh, start_seed): each continuation of a model draws its
 # own photo order and crops instead of repeating the last run's. SEED=N overrides it.
 # LEARNING_RATE (default 3e-4): Adam's rate, constant after the warm-up; a network that no longer improves
