@@ -33,7 +33,9 @@ the fastest path but not exact enough:
     InferenceNet in PyTorch, bf16 autocast            93 (3.5x) 51 dB    520 (2.9x) 43 dB
 
 and with the composition-vii model bf16 fell to 33 dB at 1024 px, under the 35 dB the issue asks
-of the default path. So: onnxruntime in fp32 when it is installed, on a CPU with native bf16 too
+of the default path. On an AMD EPYC with AVX-512 BF16 and no AMX (2026-12-04, quiet) the order was
+the same at 512 px (default 2.5x the reference, bf16 3.2x at 51 dB) and the two were level at
+1024 px (2.6x and 2.5x, bf16 at 43 dB): the README's third table. So: onnxruntime in fp32 when it is installed, on a CPU with native bf16 too
 (`resolve_runtime_and_backend`); `--precision bf16` takes the faster, inexact path; PyTorch
 otherwise (CUDA; onnxruntime missing).
 
