@@ -9,6 +9,7 @@ across benchmark runs and across benchmarks.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from pathlib import Path
 
@@ -41,3 +42,19 @@ def optimize_reference(content, style, size: int, cache=DEFAULT_CACHE, vgg=None)
     image.save(tmp)
     tmp.replace(path)
     return image, seconds
+
+
+def psnr(image, reference) -> float:
+    """PSNR in dB of an 8-bit image (uint8 array, or a tensor in [0, 1]) against a reference of the same shape.
+
+    Both are compared as the 8-bit pixels a user gets, so paths that differ below one level score inf.
+    """
+    import numpy as np
+
+    def pixels(x):
+        if hasattr(x, "detach"):  # a tensor in [0, 1], as the stylizers return: rounded to its 8-bit levels
+            x = (x.detach().float().cpu().clamp(0, 1) * 255).round().numpy()
+        return np.asarray(x).astype(np.float64) / 255
+
+    mse = float(((pixels(image) - pixels(reference)) ** 2).mean())
+    return math.inf if mse == 0 else 10 * math.log10(1 / mse)

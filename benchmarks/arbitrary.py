@@ -3,6 +3,7 @@
     python benchmarks/arbitrary.py                    # shipped adain + wct decoders, optimize too (slow)
     python benchmarks/arbitrary.py --skip-optimize    # AdaIN and WCT only
     python benchmarks/arbitrary.py --random-decoders --skip-optimize --contents 1   # a smoke run, no weights
+    python benchmarks/arbitrary.py --speed-only --speed-sizes 512,1024   # AdaIN's CPU paths only, with PSNR
 
 Quality: every bundled example photo (brushwork/assets/examples, never trained on) x the paintings
 held out of AdaIN's and the arbitrary-style model's training (recipes/lib.sh), at 512 px (long side). Each output is
@@ -13,10 +14,11 @@ optimization's at a content loss no worse than 1.5x. A row "AdaIN's floor" (`ada
 relu4_1 style term of AdaIN's own target features: what a decoder that met its target exactly would
 still score.
 
-Speed: AdaIN on one 512 x 512 image, the plain fp32 forward (VGG-19 on content and style, AdaIN,
+Speed: AdaIN on one 512 x 512 image (`--speed-sizes`), the plain fp32 forward (VGG-19 on content and style, AdaIN,
 decoder: the reference) against the default path (`AdaINStylizer.stylize_tensor`, whose style
-statistics are cached, as they are when many photos get one style), timed in interleaved rounds on
-this shared CPU; fastest (median) in ms. The goal is at most 1 s. On CUDA, images per second at 512
+statistics are cached, as they are when many photos get one style) and the paths it was chosen over
+(the same stylizer in PyTorch, fp32 and bf16), timed in interleaved rounds on this shared CPU; fastest
+(median) in ms, and each output's PSNR against the reference's. The goal is at most 1 s. On CUDA, images per second at 512
 and 1024 px too.
 
 Each method also runs with `--refine-steps` (default 10: `--refine-steps 10,30` for more rows): the
@@ -31,6 +33,7 @@ N x N photo, each in a fresh process, with its wall time and peak resident memor
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
 import sys
@@ -188,44 +191,64 @@ def print_quality(results) -> None:
 
 
 def speed(args, vgg, adain) -> None:
-    """AdaIN at 512 x 512: plain fp32 forward (reference) vs the default path, interleaved rounds."""
+    """AdaIN at N x N (`--speed-sizes`): plain fp32 forward (reference) vs the default path and the
+    paths it was chosen over, interleaved rounds."""
     import torch
 
+    from _reference import psnr
     from brushwork.imaging import load_image, resize, resize_long_side
+    from brushwork.methods.adain import AdaINStylizer
+    from brushwork.methods.feature_transfer import _pad_to
+    from brushwork.nets.decoder import pooling_factor
     from brushwork.methods.feature_transfer import adain as adain_features
     from brushwork.methods.feedforward import StylizeOptions
     from brushwork.presets import resolve_style
 
-    content = resize(load_image(ROOT / "brushwork/assets/examples/astronaut.jpg")[0], (512, 512)).clamp(0, 1)
+    photo = load_image(ROOT / "brushwork/assets/examples/astronaut.jpg")[0]
     style_path = resolve_style(args.styles.split(",")[0])
-    style = resize_long_side(load_image(style_path)[0], 512).clamp(0, 1)
+    style = resize_long_side(load_image(style_path)[0], 512).clamp(0, 1)  # StylizeOptions' default style_size
+    style = _pad_to(style, pooling_factor("relu4_1"))  # as the stylizer encodes it: the same statistics
     decoder = adain.decoders["relu4_1"]
     plain_vgg = vgg.float().cpu()
     plain_decoder = decoder.float().cpu()
-
-    def reference():
-        with torch.no_grad():
-            fc = plain_vgg(content, ["relu4_1"])["relu4_1"]
-            fs = plain_vgg(style, ["relu4_1"])["relu4_1"]
-            return plain_decoder(adain_features(fc, fs)).clamp(0, 1)
-
     opts = StylizeOptions(style=str(style_path), method="adain")
-    paths = {"plain fp32 forward (reference: encode content and style, AdaIN, decode)": reference,
-             f"**default path** (`stylize --method adain`, {adain.runtime.precision}, style statistics cached)":
-                 lambda: adain.stylize_tensor(content, opts)}
-    times = {name: [] for name in paths}
-    for fn in paths.values():
-        fn()  # warm-up (and the style cache)
-    for _ in range(args.repeat):
-        for name, fn in paths.items():
-            times[name].append(_timed(fn)[1])
-    print(f"\n## AdaIN speed, 512 x 512, {torch.get_num_threads()} thread(s), load average {os.getloadavg()[0]:.1f}\n")
-    print("| path | ms / image, fastest (median) | vs reference |\n|---|---|---|")
-    ref = min(next(iter(times.values())))
-    for name, ts in times.items():
-        ok = " (goal <= 1 s: met)" if min(ts) <= 1.0 else " (goal <= 1 s: NOT met)"
-        print(f"| {name} | {min(ts) * 1000:,.0f} ({statistics.median(ts) * 1000:,.0f}){ok if 'default' in name else ''} "
-              f"| {ref / min(ts):.2f}x |")
+    stylizers = {f"**default path** (`stylize --method adain`: {adain.backend}, {adain.runtime.precision}, style "
+                 "statistics cached)": adain}
+    # The alternatives the default was chosen over (the feed-forward method's CPU policy, which AdaIN
+    # follows): the same stylizer in PyTorch, fp32 and bf16 autocast (fast only where the CPU has native bf16).
+    for precision in ("fp32", "bf16"):
+        if adain.backend == "torch" and adain.runtime.precision == precision:
+            continue  # that is the default row
+        stylizers[f"the same in PyTorch, {precision} (`--backend torch --precision {precision}`)"] = AdaINStylizer(
+            copy.deepcopy(plain_decoder), backend="torch", precision=precision, vgg=copy.deepcopy(plain_vgg))
+
+    for size in args.speed_sizes:
+        content = resize(photo, (size, size)).clamp(0, 1)
+
+        def reference():
+            with torch.no_grad():
+                fc = plain_vgg(content, ["relu4_1"])["relu4_1"]
+                fs = plain_vgg(style, ["relu4_1"])["relu4_1"]
+                return plain_decoder(adain_features(fc, fs)).clamp(0, 1)
+
+        paths = {"plain fp32 forward (reference: encode content and style, AdaIN, decode)": reference}
+        paths.update({name: (lambda s=s: s.stylize_tensor(content, opts)) for name, s in stylizers.items()})
+        times = {name: [] for name in paths}
+        outputs = {name: fn() for name, fn in paths.items()}  # warm-up (and the style caches)
+        for _ in range(args.repeat):
+            for name, fn in paths.items():
+                times[name].append(_timed(fn)[1])
+        print(f"\n## AdaIN speed, {size} x {size}, {torch.get_num_threads()} thread(s), load average "
+              f"{os.getloadavg()[0]:.1f}\n")
+        print("| path | ms / image, fastest (median) | vs reference | PSNR vs reference |\n|---|---|---|---|")
+        ref = min(next(iter(times.values())))
+        ref_image = next(iter(outputs.values()))
+        for name, ts in times.items():
+            ok = " (goal <= 1 s: met)" if min(ts) <= 1.0 else " (goal <= 1 s: NOT met)"
+            db = "-" if outputs[name] is ref_image else f"{psnr(outputs[name], ref_image):.1f} dB"
+            goal = ok if "default" in name and size == 512 else ""
+            print(f"| {name} | {min(ts) * 1000:,.0f} ({statistics.median(ts) * 1000:,.0f}){goal} "
+                  f"| {ref / min(ts):.2f}x | {db} |")
 
 
 def gpu_speed(args, style_path) -> None:
@@ -306,6 +329,8 @@ def main() -> None:
     p.add_argument("--refine-steps", default="10",
                    help="comma-separated --refine-steps counts measured beside the plain decoders (0 or '': none)")
     p.add_argument("--repeat", type=int, default=3, help="timed rounds for the speed table")
+    p.add_argument("--speed-sizes", default="512", help="sizes N of the speed tables' N x N photo (comma-separated)")
+    p.add_argument("--speed-only", action="store_true", help="only the speed tables (no quality table or sheet)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--sheet", default=str(ROOT / "out" / "benchmarks" / "arbitrary.png"), help="contact sheet PNG")
     p.add_argument("--gpu-only", action="store_true", help="only the CUDA table (images per second at 512 and 1024 px)")
@@ -316,6 +341,7 @@ def main() -> None:
     p.add_argument("--tiled-only", action="store_true", help="only the --tiled table (default size 4096)")
     args = p.parse_args()
     args.refine_steps = [int(n) for n in args.refine_steps.split(",") if n.strip()]
+    args.speed_sizes = [int(n) for n in args.speed_sizes.split(",") if n.strip()]
 
     import torch
 
@@ -355,11 +381,12 @@ def main() -> None:
             f", WCT `{wct.name}` ({wct.card.get('recipe', '?')}, {wct.card.get('steps', '?')} steps)" if wct else "")
     print(f"# Arbitrary style: AdaIN and WCT{'' if args.skip_optimize else ' vs optimize'}\n\n{note}. Photos: "
           f"{args.contents} bundled examples; paintings: {args.styles} (held out of AdaIN's training); {args.size} px.\n")
-    results, sheet = quality(args, vgg, adain, wct)
-    print_quality(results)
-    labels = [label.replace(", alpha 1", "") for label, _, _ in _methods(adain, wct, args.refine_steps)]
-    path = contact_sheet(sheet, args.sheet, labels=["photo", "painting", *labels, "optimize"])
-    print(f"\nContact sheet: {path}")
+    if not args.speed_only:
+        results, sheet = quality(args, vgg, adain, wct)
+        print_quality(results)
+        labels = [label.replace(", alpha 1", "") for label, _, _ in _methods(adain, wct, args.refine_steps)]
+        path = contact_sheet(sheet, args.sheet, labels=["photo", "painting", *labels, "optimize"])
+        print(f"\nContact sheet: {path}")
     speed(args, vgg, adain)
     if args.tiled:
         tiled(args, first_style)

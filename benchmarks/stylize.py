@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -232,10 +231,9 @@ def _spawn(path: str, size: int, args, tmp: Path, save: bool, repeat: int, tile:
 def _psnr(a_path: str, b_path: str) -> float:
     import numpy as np
 
-    a = np.load(a_path).astype(np.float64) / 255
-    b = np.load(b_path).astype(np.float64) / 255
-    mse = float(((a - b) ** 2).mean())
-    return math.inf if mse == 0 else 10 * math.log10(1 / mse)
+    from _reference import psnr
+
+    return psnr(np.load(a_path), np.load(b_path))
 
 
 def _fmt_ms(r: dict) -> str:
