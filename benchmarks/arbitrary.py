@@ -17,7 +17,7 @@ still score.
 Speed: AdaIN on one 512 x 512 image (`--speed-sizes`), the plain fp32 forward (VGG-19 on content and style, AdaIN,
 decoder: the reference) against the default path (`AdaINStylizer.stylize_tensor`, whose style
 statistics are cached, as they are when many photos get one style) and the paths it was chosen over
-(the same stylizer in PyTorch, fp32 and bf16), timed in interleaved rounds on this shared CPU; fastest
+(the same stylizer in onnxruntime and in PyTorch, fp32 and bf16), timed in interleaved rounds on this shared CPU; fastest
 (median) in ms, and each output's PSNR against the reference's. The goal is at most 1 s. On CUDA, images per second at 512
 and 1024 px too.
 
@@ -214,13 +214,14 @@ def speed(args, vgg, adain) -> None:
     opts = StylizeOptions(style=str(style_path), method="adain")
     stylizers = {f"**default path** (`stylize --method adain`: {adain.backend}, {adain.runtime.precision}, style "
                  "statistics cached)": adain}
-    # The alternatives the default was chosen over (the feed-forward method's CPU policy, which AdaIN
-    # follows): the same stylizer in PyTorch, fp32 and bf16 autocast (fast only where the CPU has native bf16).
-    for precision in ("fp32", "bf16"):
-        if adain.backend == "torch" and adain.runtime.precision == precision:
+    # The alternatives the default was chosen over (`AdaINStylizer.native_bf16_on_cpu`): the same
+    # stylizer in onnxruntime (fp32) and in PyTorch, fp32 and bf16 autocast (fast only where the CPU has native bf16).
+    for backend, precision in (("onnxruntime", "fp32"), ("torch", "fp32"), ("torch", "bf16")):
+        if (adain.backend, adain.runtime.precision) == (backend, precision):
             continue  # that is the default row
-        stylizers[f"the same in PyTorch, {precision} (`--backend torch --precision {precision}`)"] = AdaINStylizer(
-            copy.deepcopy(plain_decoder), backend="torch", precision=precision, vgg=copy.deepcopy(plain_vgg))
+        stylizers[f"the same in {backend}, {precision} (`--backend {backend} --precision {precision}`)"] = \
+            AdaINStylizer(copy.deepcopy(plain_decoder), backend=backend, precision=precision,
+                          vgg=copy.deepcopy(plain_vgg))
 
     for size in args.speed_sizes:
         content = resize(photo, (size, size)).clamp(0, 1)
@@ -379,8 +380,12 @@ def main() -> None:
             wct = None
         note = f"AdaIN `{adain.name}` ({adain.card.get('recipe', '?')}, {adain.card.get('steps', '?')} steps)" + (
             f", WCT `{wct.name}` ({wct.card.get('recipe', '?')}, {wct.card.get('steps', '?')} steps)" if wct else "")
-    print(f"# Arbitrary style: AdaIN and WCT{'' if args.skip_optimize else ' vs optimize'}\n\n{note}. Photos: "
-          f"{args.contents} bundled examples; paintings: {args.styles} (held out of AdaIN's training); {args.size} px.\n")
+    if args.speed_only:
+        print(f"# AdaIN speed\n\n{note}. Painting: {args.styles.split(',')[0]} (held out of AdaIN's training).\n")
+    else:
+        print(f"# Arbitrary style: AdaIN and WCT{'' if args.skip_optimize else ' vs optimize'}\n\n{note}. Photos: "
+              f"{args.contents} bundled examples; paintings: {args.styles} (held out of AdaIN's training); "
+              f"{args.size} px.\n")
     if not args.speed_only:
         results, sheet = quality(args, vgg, adain, wct)
         print_quality(results)

@@ -264,14 +264,20 @@ class FeatureTransferStylizer:
     method = ""
     model_kind = ""
     default_model = ""
+    # Whether `auto` precision keeps bf16 (in PyTorch) on a CPU with native bf16 instead of onnxruntime
+    # in fp32: only where bf16's output stays well above the 35 dB asked of a default path. WCT does
+    # not: whitening amplifies bf16's rounding (32.9 dB from fp32 on the astronaut at 512 px, 2026-12-04).
+    native_bf16_on_cpu = False
 
     def __init__(self, decoder=None, *, device: str = "auto", precision: str = "auto", backend: str = "auto", vgg=None):
         from brushwork.features import shared_vgg19
         from brushwork.methods.feedforward import resolve_runtime_and_backend
 
         # The CPU policy of the feed-forward method, for the same reason: onnxruntime ran VGG-19 to
-        # relu4_1 2.2x and the half-width decoder 2.1x faster than PyTorch at 512 px here.
-        self.runtime, self.backend = resolve_runtime_and_backend(device, precision, backend)
+        # relu4_1 2.2x and the half-width decoder 2.1x faster than PyTorch at 512 px here; a method
+        # may keep bf16 on CPUs with native bf16 (`native_bf16_on_cpu`).
+        self.runtime, self.backend = resolve_runtime_and_backend(device, precision, backend,
+                                                                 native_bf16=self.native_bf16_on_cpu)
         self._onnx_sessions: dict = {}
         self._onnx_lock = threading.Lock()
         decoders, self.name, self.card = self._load_decoders(decoder)

@@ -195,7 +195,7 @@ def _onnxruntime_available() -> bool:
     return True
 
 
-def resolve_runtime_and_backend(device: str, precision: str, backend: str):
+def resolve_runtime_and_backend(device: str, precision: str, backend: str, *, native_bf16: bool = False):
     """The runtime (`brushwork.runtime.resolve_runtime`) and the backend (`choose_backend`) together.
 
     `auto` precision with an `auto` or onnxruntime backend on the CPU is fp32 in onnxruntime when it
@@ -204,8 +204,13 @@ def resolve_runtime_and_backend(device: str, precision: str, backend: str):
     docstring's second table) but its output drifts from the fp32 network's (33-51 dB PSNR; the issue
     asks at least 35 dB of the default path), while onnxruntime in fp32 is 2.5x the plain forward and
     exact. An explicit onnxruntime backend with `auto` precision therefore runs, not fails.
+
+    `native_bf16=True` keeps `auto`'s bf16 there when the backend is `auto` too: for a method whose bf16
+    output stays well above 35 dB (AdaIN: `brushwork.methods.adain`).
     """
     runtime = resolve_runtime(device, precision)
+    if native_bf16 and backend == "auto":
+        return runtime, choose_backend(backend, runtime)
     if (precision == "auto" and runtime.device.type == "cpu" and runtime.precision != "fp32"
             and (backend == "onnxruntime" or (backend == "auto" and _onnxruntime_available()))):
         runtime = replace(runtime, precision="fp32")

@@ -1,6 +1,8 @@
 """AdaIN and WCT on tiny images with small random decoders: the statistics they promise, alpha, style
 weights, masks, tiles, and the `method` dispatch."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -355,3 +357,23 @@ def test_onnxruntime_backend_matches_torch(adain_stylizer, vgg, content_path, st
     options = _options(str(style_path), alpha=0.7)
     expected = adain_stylizer.stylize_tensor(content, options)
     torch.testing.assert_close(ort.stylize_tensor(content, options), expected, atol=2e-3, rtol=0)
+
+
+@pytest.mark.parametrize("native_bf16", [True, False])
+def test_cpu_policy_adain_keeps_native_bf16_wct_does_not(vgg, monkeypatch, native_bf16):
+    # On a CPU with native bf16, `auto` runs AdaIN in PyTorch bf16 (faster, 45-53 dB from fp32) but WCT,
+    # whose whitening amplifies bf16's rounding (33 dB), in onnxruntime fp32 like the feed-forward networks.
+    pytest.importorskip("onnxruntime")
+    import brushwork.runtime
+
+    monkeypatch.setattr(brushwork.runtime, "_cpu_has_fast_bf16", lambda: native_bf16)
+    vgg = copy.deepcopy(vgg)  # a bf16 runtime makes its network channels_last, in place: not the shared fixture
+    decoder = Decoder(DecoderConfig("relu4_1", width=0.1))
+    a = AdaINStylizer(decoder, device="cpu", vgg=vgg)
+    w = WCTStylizer({layer: Decoder(DecoderConfig(layer, width=0.1)) for layer in DECODER_LAYERS}, device="cpu",
+                    vgg=vgg)
+    assert (a.backend, a.runtime.precision) == (("torch", "bf16") if native_bf16 else ("onnxruntime", "fp32"))
+    assert (w.backend, w.runtime.precision) == ("onnxruntime", "fp32")
+    # An explicit choice still wins.
+    b = AdaINStylizer(decoder, device="cpu", backend="onnxruntime", vgg=vgg)
+    assert (b.backend, b.runtime.precision) == ("onnxruntime", "fp32")
