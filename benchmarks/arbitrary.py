@@ -14,12 +14,12 @@ optimization's at a content loss no worse than 1.5x. A row "AdaIN's floor" (`ada
 relu4_1 style term of AdaIN's own target features: what a decoder that met its target exactly would
 still score.
 
-Speed: AdaIN on one 512 x 512 image (`--speed-sizes`), the plain fp32 forward (VGG-19 on content and style, AdaIN,
-decoder: the reference) against the default path (`AdaINStylizer.stylize_tensor`, whose style
-statistics are cached, as they are when many photos get one style) and the paths it was chosen over
-(the same stylizer in onnxruntime and in PyTorch, fp32 and bf16), timed in interleaved rounds on this shared CPU; fastest
-(median) in ms, and each output's PSNR against the reference's. The goal is at most 1 s. On CUDA, images per second at 512
-and 1024 px too.
+Speed: AdaIN on one 512 x 512 image (`--speed-sizes`), the plain fp32 forward (VGG-19 on content and
+style, AdaIN, decoder: the reference) against the default path (`AdaINStylizer.stylize_tensor`, whose
+style statistics are cached, as they are when many photos get one style) and the paths it was chosen
+over (the same stylizer in onnxruntime and in PyTorch, fp32 and bf16), timed in interleaved rounds on
+this shared CPU; fastest (median) in ms, and each output's PSNR against the reference's. The goal is at
+most 1 s. On CUDA, images per second at 512 and 1024 px too.
 
 Each method also runs with `--refine-steps` (default 10: `--refine-steps 10,30` for more rows): the
 decoder's output moved toward the transferred features by L-BFGS steps (`invert_features`).
@@ -199,9 +199,9 @@ def speed(args, vgg, adain) -> None:
     from brushwork.imaging import load_image, resize, resize_long_side
     from brushwork.methods.adain import AdaINStylizer
     from brushwork.methods.feature_transfer import _pad_to
-    from brushwork.nets.decoder import pooling_factor
     from brushwork.methods.feature_transfer import adain as adain_features
     from brushwork.methods.feedforward import StylizeOptions
+    from brushwork.nets.decoder import pooling_factor
     from brushwork.presets import resolve_style
 
     photo = load_image(ROOT / "brushwork/assets/examples/astronaut.jpg")[0]
@@ -386,7 +386,6 @@ def main() -> None:
         print(f"# Arbitrary style: AdaIN and WCT{'' if args.skip_optimize else ' vs optimize'}\n\n{note}. Photos: "
               f"{args.contents} bundled examples; paintings: {args.styles} (held out of AdaIN's training); "
               f"{args.size} px.\n")
-    if not args.speed_only:
         results, sheet = quality(args, vgg, adain, wct)
         print_quality(results)
         labels = [label.replace(", alpha 1", "") for label, _, _ in _methods(adain, wct, args.refine_steps)]
