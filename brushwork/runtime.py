@@ -52,10 +52,11 @@ class Runtime:
             )
 
     def prepare_module(self, module: torch.nn.Module) -> torch.nn.Module:
-        module = module.to(self.device)
-        if self.channels_last:
-            module = module.to(memory_format=torch.channels_last)
-        return module
+        # The memory format is set both ways: `Module.to` works in place, so a module shared with a bf16
+        # runtime comes back channels_last, and fp32 convolutions over it round differently (a resumed
+        # fp32 training run in a new process, with a fresh VGG, no longer matched the uninterrupted one).
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        return module.to(self.device).to(memory_format=memory_format)
 
     def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device)
