@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 HELD_OUT = ("starry-night-over-the-rhone", "water-lilies", "mondrian-composition", "in-bed")  # as recipes/lib.sh
 
 
-def _random_decoders(vgg):
+def _random_decoders():
     import torch
 
     from brushwork.methods.adain import AdaINStylizer
@@ -55,8 +55,8 @@ def _random_decoders(vgg):
     from brushwork.nets.decoder import DECODER_LAYERS, Decoder, DecoderConfig
 
     torch.manual_seed(0)
-    adain = AdaINStylizer(Decoder(DecoderConfig("relu4_1", width=0.5)), vgg=vgg)
-    wct = WCTStylizer({layer: Decoder(DecoderConfig(layer, width=0.5)) for layer in DECODER_LAYERS}, vgg=vgg)
+    adain = AdaINStylizer(Decoder(DecoderConfig("relu4_1", width=0.5)))
+    wct = WCTStylizer({layer: Decoder(DecoderConfig(layer, width=0.5)) for layer in DECODER_LAYERS})
     return adain, wct
 
 
@@ -190,12 +190,13 @@ def print_quality(results) -> None:
         print(f"| {p[0]} x {p[1]} | " + " | ".join(cells) + " |")
 
 
-def speed(args, vgg, adain) -> None:
+def speed(args, adain) -> None:
     """AdaIN at N x N (`--speed-sizes`): plain fp32 forward (reference) vs the default path and the
     paths it was chosen over, interleaved rounds."""
     import torch
 
     from _reference import psnr
+    from brushwork.features import shared_vgg19
     from brushwork.imaging import load_image, resize, resize_long_side
     from brushwork.methods.adain import AdaINStylizer
     from brushwork.methods.feature_transfer import _pad_to
@@ -203,14 +204,16 @@ def speed(args, vgg, adain) -> None:
     from brushwork.methods.feedforward import StylizeOptions
     from brushwork.nets.decoder import pooling_factor
     from brushwork.presets import resolve_style
+    from brushwork.runtime import resolve_runtime
 
     photo = load_image(ROOT / "brushwork/assets/examples/astronaut.jpg")[0]
     style_path = resolve_style(args.styles.split(",")[0])
     style = resize_long_side(load_image(style_path)[0], 512).clamp(0, 1)  # StylizeOptions' default style_size
     style = _pad_to(style, pooling_factor("relu4_1"))  # as the stylizer encodes it: the same statistics
-    decoder = adain.decoders["relu4_1"]
-    plain_vgg = vgg.float().cpu()
-    plain_decoder = decoder.float().cpu()
+    # The plain CPU network (fp32, contiguous: what an fp32 runtime shares) and a copy of the decoder in
+    # the same form, whatever the default path's runtime made of its own.
+    plain_vgg = shared_vgg19()
+    plain_decoder = resolve_runtime("cpu", "fp32").prepare_module(copy.deepcopy(adain.decoders["relu4_1"]).float())
     opts = StylizeOptions(style=str(style_path), method="adain")
     stylizers = {f"**default path** (`stylize --method adain`: {adain.backend}, {adain.runtime.precision}, style "
                  "statistics cached)": adain}
@@ -220,8 +223,7 @@ def speed(args, vgg, adain) -> None:
         if (adain.backend, adain.runtime.precision) == (backend, precision):
             continue  # that is the default row
         stylizers[f"the same in {backend}, {precision} (`--backend {backend} --precision {precision}`)"] = \
-            AdaINStylizer(copy.deepcopy(plain_decoder), backend=backend, precision=precision,
-                          vgg=copy.deepcopy(plain_vgg))
+            AdaINStylizer(copy.deepcopy(plain_decoder), backend=backend, precision=precision)
 
     for size in args.speed_sizes:
         content = resize(photo, (size, size)).clamp(0, 1)
@@ -367,14 +369,16 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    vgg = load_vgg19()
+    vgg = load_vgg19()  # measures the outputs; the stylizers share the network of their own runtime instead
+    # (`shared_vgg19`): preparing one network for a bf16 runtime (AdaIN's default on a CPU with native bf16)
+    # and an fp32 one turns it channels_last and back in place, and the bf16 path then ran ~7% slower.
     if args.random_decoders:
-        adain, wct = _random_decoders(vgg)
+        adain, wct = _random_decoders()
         note = "random-init half-width decoders (smoke run: the losses mean nothing)"
     else:
-        adain = AdaINStylizer(args.adain_decoder, vgg=vgg)
+        adain = AdaINStylizer(args.adain_decoder)
         try:
-            wct = WCTStylizer(args.wct_decoder, vgg=vgg)
+            wct = WCTStylizer(args.wct_decoder)
         except Exception as exc:  # noqa: BLE001 - AdaIN alone is still worth measuring
             print(f"<!-- WCT left out: {exc} -->", file=sys.stderr)
             wct = None
@@ -391,7 +395,7 @@ def main() -> None:
         labels = [label.replace(", alpha 1", "") for label, _, _ in _methods(adain, wct, args.refine_steps)]
         path = contact_sheet(sheet, args.sheet, labels=["photo", "painting", *labels, "optimize"])
         print(f"\nContact sheet: {path}")
-    speed(args, vgg, adain)
+    speed(args, adain)
     if args.tiled:
         tiled(args, first_style)
     if torch.cuda.is_available():

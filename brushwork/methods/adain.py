@@ -42,8 +42,8 @@ class AdaINStylizer(FeatureTransferStylizer):
     model_kind = MODEL_KIND
     default_model = DEFAULT_MODEL
     # On an AMD EPYC with AVX-512 BF16 (2026-12-04, quiet, 2 threads; `benchmarks/arbitrary.py --speed-only
-    # --speed-sizes 512,1024`, the README's table) PyTorch in bf16 took 569 / 2,644 ms at 512 / 1024 px
-    # against onnxruntime fp32's 876 / 3,354, and its output stayed 45-53 dB from the fp32 path's (4
+    # --speed-sizes 512,1024`, the README's table) PyTorch in bf16 took 518 / 2,786 ms at 512 / 1024 px
+    # against onnxruntime fp32's 838 / 3,550, and its output stayed 45-53 dB from the fp32 path's (4
     # held-out paintings x 2 photos x both sizes): well above the 35 dB asked of a default path, unlike
     # the feed-forward networks' 33 dB.
     native_bf16_on_cpu = True
