@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -57,6 +58,31 @@ class Runtime:
         # fp32 training run in a new process, with a fresh VGG, no longer matched the uninterrupted one).
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         return module.to(self.device).to(memory_format=memory_format)
+
+    def adopt_module(self, module: torch.nn.Module) -> torch.nn.Module:
+        """A module the caller owns, ready for this runtime without changing the caller's: the module
+        itself when it already is on this device in this layout, else a prepared copy.
+
+        Why: `prepare_module` works in place, so a network passed to runtimes of two precisions flipped
+        between layouts under its other users (a benchmark timed AdaIN's bf16 path on a network an fp32
+        path had turned back to contiguous; the server's optimize jobs re-laid-out the network its fp32
+        stylizers were reading). The copy costs one network's memory, only when the layouts differ.
+        """
+        if self._holds(module):
+            return module
+        return self.prepare_module(copy.deepcopy(module))
+
+    def _holds(self, module: torch.nn.Module) -> bool:
+        """True when every tensor of `module` is on this device and each 4-D one in this layout."""
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        for tensor in [*module.parameters(), *module.buffers()]:
+            if tensor.device.type != self.device.type:
+                return False
+            if self.device.index is not None and tensor.device.index != self.device.index:
+                return False
+            if tensor.dim() == 4 and not tensor.is_contiguous(memory_format=memory_format):
+                return False
+        return True
 
     def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device)

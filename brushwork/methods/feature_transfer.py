@@ -285,7 +285,7 @@ class FeatureTransferStylizer:
         # Coarse to fine (deepest layer first): WCT's order; AdaIN has one level.
         self.levels = sorted(decoders, key=LAYER_NAMES.index, reverse=True)
         self.decoders = {k: self.runtime.prepare_module(d.eval().requires_grad_(False)) for k, d in decoders.items()}
-        self.vgg = self.runtime.prepare_module(vgg) if vgg is not None else shared_vgg19(self.runtime)
+        self.vgg = self.runtime.adopt_module(vgg) if vgg is not None else shared_vgg19(self.runtime)
         self._style_cache = LRUCache(STYLE_CACHE_SIZE)  # pixel digest -> _StyleSource
         self._style_files = LRUCache(STYLE_CACHE_SIZE)  # (file, mtime, size, style size) -> the same sources
 

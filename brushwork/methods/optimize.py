@@ -213,9 +213,8 @@ def run_optimization(
     if opts.preserve_color == "histogram":
         style_images = [match_color_statistics(s, content_full) for s in style_images]
 
-    if vgg is None:
-        vgg = load_vgg19(opts.vgg_weights, pooling=opts.pooling)
-    vgg = rt.prepare_module(vgg)
+    # A caller's network is not changed (adopt_module); one loaded here is prepared in place.
+    vgg = rt.prepare_module(load_vgg19(opts.vgg_weights, pooling=opts.pooling)) if vgg is None else rt.adopt_module(vgg)
 
     sizes = _scale_sizes(content_full.shape[2], content_full.shape[3], opts)
     h_final, w_final = sizes[-1]

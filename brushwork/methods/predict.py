@@ -130,7 +130,7 @@ class PredictStylizer:
         self.name, self.card, self.style_size = info["name"], info["card"], info["style_size"]
         self.device, self.precision, self.backend_choice = device, precision, backend
         self.runtime = resolve_runtime(device, precision)
-        self.vgg = self.runtime.prepare_module(vgg) if vgg is not None else shared_vgg19(self.runtime)
+        self.vgg = self.runtime.adopt_module(vgg) if vgg is not None else shared_vgg19(self.runtime)
         self.predictor = self.runtime.prepare_module(self.predictor)
         self.backend = backend  # the feed-forward stylizer resolves `auto` when it is built
         self._embeddings = LRUCache(STYLE_CACHE_SIZE)  # digest of the style image as embedded -> embedding

@@ -111,12 +111,15 @@ class Gate:
 
 
 class VggCache:
-    """The loss network, loaded once per pooling mode and shared by every job (forward is read-only),
-    and, for max pooling, with the one-pass stylizers (`shared_vgg19`); held here between jobs."""
+    """The loss network, loaded once per pooling mode for the jobs' runtime and shared by every job
+    (forward is read-only) and, for max pooling, with the one-pass stylizers of that runtime
+    (`shared_vgg19`); held here between jobs. Prepared for the jobs' runtime here, so that a job does
+    not re-lay-out a network the stylizers of another precision are reading."""
 
-    def __init__(self):
+    def __init__(self, device: str = "auto", precision: str = "auto"):
         self._lock = threading.Lock()
         self._nets = {}
+        self._device, self._precision = device, precision
 
     def put(self, pooling: str, net) -> None:
         with self._lock:
@@ -126,8 +129,10 @@ class VggCache:
         with self._lock:
             if pooling not in self._nets:
                 from brushwork.features import shared_vgg19
+                from brushwork.runtime import resolve_runtime
 
-                self._nets[pooling] = shared_vgg19(pooling=pooling)
+                runtime = resolve_runtime(self._device, self._precision)
+                self._nets[pooling] = shared_vgg19(runtime, pooling=pooling)
             return self._nets[pooling]
 
 
@@ -242,7 +247,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     jobs = JobManager(workers=cfg.workers, queue_size=cfg.queue_size, ttl=cfg.result_ttl, max_jobs=cfg.max_jobs)
     gate = Gate(cfg.stylize_workers, cfg.stylize_queue)
     decode_gate = threading.BoundedSemaphore(max(2, cfg.stylize_workers))  # bounds memory for huge decodes
-    vggs = VggCache()
+    vggs = VggCache(cfg.device, cfg.precision)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):

@@ -140,9 +140,8 @@ def _train(options: TrainOptions, progress, on_preview, vgg) -> TrainResult:
     build = load_builder(options.kind)
     dataset = PhotoDataset(files, options.image_size, seed=options.seed)
     preview = _preview_photo(options) if options.preview_every else None
-    if vgg is None:
-        vgg = load_vgg19(options.vgg_weights)
-    vgg = rt.prepare_module(vgg)
+    # A caller's network is not changed (adopt_module); one loaded here is prepared in place.
+    vgg = rt.prepare_module(load_vgg19(options.vgg_weights)) if vgg is None else rt.adopt_module(vgg)
     # The network's initial weights come from torch's RNG: seed it before the objective builds it.
     torch.manual_seed(options.seed)
     objective = build(options, vgg, rt)

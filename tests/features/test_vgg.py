@@ -153,3 +153,17 @@ def test_stylizers_share_the_loss_network(tmp_path, save_tiny_adain, save_tiny_a
     adain = AdaINStylizer(save_tiny_adain(tmp_path / "adain.safetensors"), device="cpu", precision="fp32")
     predict = PredictStylizer(save_tiny_arbitrary(tmp_path / "arbitrary.safetensors"), device="cpu", precision="fp32")
     assert adain.vgg is predict.vgg
+
+
+def test_server_jobs_share_the_network_of_their_own_runtime():
+    # The optimize jobs' network is prepared for the jobs' runtime, so a bf16 job cannot turn the
+    # network of the fp32 stylizers channels_last while they read it.
+    from brushwork.features import shared_vgg19
+    from brushwork.runtime import resolve_runtime
+    from brushwork.server.app import VggCache
+
+    for precision in ("fp32", "bf16"):
+        runtime = resolve_runtime("cpu", precision)
+        net = VggCache("cpu", precision).get("max")
+        assert net is shared_vgg19(runtime)
+        assert net.layers["conv1_2"].weight.is_contiguous(memory_format=torch.channels_last) == (precision == "bf16")
