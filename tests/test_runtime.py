@@ -1,4 +1,4 @@
-"""The runtime: what `prepare_module` leaves a module as."""
+"""The runtime: what `prepare_module` and `adopt_module` leave a module as."""
 
 import torch
 
