@@ -370,8 +370,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     vgg = load_vgg19()  # measures the outputs; the stylizers share the network of their own runtime instead
-    # (`shared_vgg19`): preparing one network for a bf16 runtime (AdaIN's default on a CPU with native bf16)
-    # and an fp32 one turns it channels_last and back in place, and the bf16 path then ran ~7% slower.
+    # (`shared_vgg19`), as the CLI and server do: timed on a network prepared for another runtime, the bf16
+    # path ran ~7% slower, and passed this one it would take a copy of it (`Runtime.adopt_module`).
     if args.random_decoders:
         adain, wct = _random_decoders()
         note = "random-init half-width decoders (smoke run: the losses mean nothing)"

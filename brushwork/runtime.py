@@ -24,6 +24,11 @@ class Runtime:
         # channels_last pays off together with bf16 (oneDNN / tensor cores); in fp32 on the CPU it does not.
         return self.precision == "bf16"
 
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """The layout of this runtime's 4-D weights and inputs."""
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
     def autocast(self):
         if self.precision == "bf16":
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
@@ -56,8 +61,7 @@ class Runtime:
         # The memory format is set both ways: `Module.to` works in place, so a module shared with a bf16
         # runtime comes back channels_last, and fp32 convolutions over it round differently (a resumed
         # fp32 training run in a new process, with a fresh VGG, no longer matched the uninterrupted one).
-        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
-        return module.to(self.device).to(memory_format=memory_format)
+        return module.to(self.device).to(memory_format=self.memory_format)
 
     def adopt_module(self, module: torch.nn.Module) -> torch.nn.Module:
         """A module the caller owns, ready for this runtime without changing the caller's: the module
@@ -74,13 +78,12 @@ class Runtime:
 
     def _holds(self, module: torch.nn.Module) -> bool:
         """True when every tensor of `module` is on this device and each 4-D one in this layout."""
-        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         for tensor in [*module.parameters(), *module.buffers()]:
             if tensor.device.type != self.device.type:
                 return False
             if self.device.index is not None and tensor.device.index != self.device.index:
                 return False
-            if tensor.dim() == 4 and not tensor.is_contiguous(memory_format=memory_format):
+            if tensor.dim() == 4 and not tensor.is_contiguous(memory_format=self.memory_format):
                 return False
         return True
 

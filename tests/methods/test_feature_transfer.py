@@ -1,8 +1,6 @@
 """AdaIN and WCT on tiny images with small random decoders: the statistics they promise, alpha, style
 weights, masks, tiles, and the `method` dispatch."""
 
-import copy
-
 import numpy as np
 import pytest
 import torch
@@ -367,7 +365,6 @@ def test_cpu_policy_adain_keeps_native_bf16_wct_does_not(vgg, monkeypatch, nativ
     import brushwork.runtime
 
     monkeypatch.setattr(brushwork.runtime, "_cpu_has_fast_bf16", lambda: native_bf16)
-    vgg = copy.deepcopy(vgg)  # a bf16 runtime makes its network channels_last, in place: not the shared fixture
     decoder = Decoder(DecoderConfig("relu4_1", width=0.1))
     a = AdaINStylizer(decoder, device="cpu", vgg=vgg)
     w = WCTStylizer({layer: Decoder(DecoderConfig(layer, width=0.1)) for layer in DECODER_LAYERS}, device="cpu",
