@@ -284,7 +284,14 @@ class FeatureTransferStylizer:
         decoders, self.name, self.card = self._load_decoders(decoder)
         # Coarse to fine (deepest layer first): WCT's order; AdaIN has one level.
         self.levels = sorted(decoders, key=LAYER_NAMES.index, reverse=True)
-        self.decoders = {k: self.runtime.prepare_module(d.eval().requires_grad_(False)) for k, d in decoders.items()}
+        if isinstance(decoder, (Decoder, dict)):
+            # The caller's decoders (a test's, a training run's) are used as they are, or copied, never
+            # changed: switching off their gradients or re-laying them out would reach into the caller's
+            # training or another stylizer's runtime (the mistake `adopt_module` mends for the VGG). The
+            # decoder has no layer that acts differently in training, and stylizing runs without gradients.
+            self.decoders = {k: self.runtime.adopt_module(d) for k, d in decoders.items()}
+        else:
+            self.decoders = {k: self.runtime.prepare_module(d.eval().requires_grad_(False)) for k, d in decoders.items()}
         self.vgg = self.runtime.adopt_module(vgg) if vgg is not None else shared_vgg19(self.runtime)
         self._style_cache = LRUCache(STYLE_CACHE_SIZE)  # pixel digest -> _StyleSource
         self._style_files = LRUCache(STYLE_CACHE_SIZE)  # (file, mtime, size, style size) -> the same sources
@@ -579,10 +586,17 @@ def _onnx_bytes(module: torch.nn.Module, example: torch.Tensor) -> bytes:
     """The module as an ONNX graph with free batch, height and width (traced on `example`)."""
     buffer = io.BytesIO()
     axes = {0: "n", 2: "h", 3: "w"}
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # tracer warnings about the layer-name loop
-        torch.onnx.export(module.float().cpu().eval(), (example.float().cpu(),), buffer, opset_version=17,
-                          input_names=["x"], output_names=["y"], dynamic_axes={"x": axes, "y": axes}, dynamo=False)
+    # The onnxruntime backend's runtime is the CPU in fp32, so the module is already on the CPU in fp32;
+    # its training flag, which may be a caller's (a decoder passed in), is put back after the export.
+    was_training = module.training
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer warnings about the layer-name loop
+            torch.onnx.export(module.eval(), (example.float().cpu(),), buffer, opset_version=17,
+                              input_names=["x"], output_names=["y"], dynamic_axes={"x": axes, "y": axes},
+                              dynamo=False)
+    finally:
+        module.train(was_training)
     return buffer.getvalue()
 
 

@@ -374,3 +374,22 @@ def test_cpu_policy_adain_keeps_native_bf16_wct_does_not(vgg, monkeypatch, nativ
     # An explicit choice still wins.
     b = AdaINStylizer(decoder, device="cpu", backend="onnxruntime", vgg=vgg)
     assert (b.backend, b.runtime.precision) == ("onnxruntime", "fp32")
+
+
+@pytest.mark.parametrize("precision,backend", [("fp32", "torch"), ("fp32", "onnxruntime"), ("bf16", "torch")])
+def test_a_callers_decoder_is_used_without_being_changed(vgg, content_path, style_path, precision, backend):
+    # A decoder passed in (a training run's, a test's) keeps its gradients, training flag and layout
+    # whatever the stylizer's runtime does with it; the stylizer still stylizes with its weights.
+    if backend == "onnxruntime":
+        pytest.importorskip("onnxruntime")
+    decoder = Decoder(DecoderConfig("relu4_1", width=0.1)).train()
+    before = {k: v.clone() for k, v in decoder.state_dict().items()}
+    stylizer = AdaINStylizer(decoder, device="cpu", precision=precision, backend=backend, vgg=vgg)
+    out = stylizer.stylize_tensor(load_image(content_path)[0], _options(str(style_path)))
+    assert out.shape[1] == 3 and torch.isfinite(out).all()
+    assert decoder.training
+    assert all(p.requires_grad for p in decoder.parameters())
+    assert all(p.is_contiguous() for p in decoder.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in decoder.state_dict().items())
+    # Used as it is where the runtime's layout is the decoder's own (no copy), copied where it is not.
+    assert (stylizer.decoders["relu4_1"] is decoder) == (precision == "fp32")
