@@ -56,9 +56,10 @@ OUT_FOLD = 4  # space-to-depth factor of the last convolution
 
 
 def load_network(model: str | os.PathLike | ModelFile | StyleTransferNet) -> StyleTransferNet:
-    """A `StyleTransferNet` (eval mode, on the CPU) from a model name, path, `ModelFile` or network."""
+    """A `StyleTransferNet` (eval mode, on the CPU) from a model name, path or `ModelFile`; a network
+    passed in is returned as it is (a caller's network may still be training)."""
     if isinstance(model, StyleTransferNet):
-        return model.eval()
+        return model
     if not isinstance(model, ModelFile):
         model = find_model(model)
     if model.kind not in FEEDFORWARD_KINDS:
@@ -227,7 +228,8 @@ class InferenceNet(nn.Module):
         """`norm_params`: per norm layer a (scale, shift) pair of C-vectors to bake in instead of the
         network's own rows (the style-prediction network's output); else `style_blend` picks rows."""
         super().__init__()
-        net = net.eval()
+        # The weights are copied below and the network is left as it is (no `.eval()`): it may be a
+        # caller's, still training, and none of its layers acts differently in training.
         self.config = net.config
         up = {id(net.up1), id(net.up2)}
         convs = [net.conv1, net.conv2, net.conv3]

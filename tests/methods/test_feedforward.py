@@ -408,3 +408,17 @@ def test_cli_keeps_going_when_one_of_many_fails(model_path, tmp_path, capsys):
     code, err = _run(["stylize", str(folder), "--style", str(model_path), "-o", str(out), "-q"], capsys)
     assert code == 1 and "1 of 2" in err
     assert (out / "good.png").exists() and not (out / "bad.png").exists()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_callers_network_is_used_without_being_changed(precision):
+    # A network passed in (a training run's) keeps its training flag, gradients and layout whatever the
+    # stylizer's runtime: the stylizer copies the weights it needs.
+    net = _random_net().train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    stylizer = FeedForwardStylizer(net, backend="torch", precision=precision, device="cpu")
+    out = stylizer.stylize_tensor(torch.rand(1, 3, 40, 52))
+    assert out.shape == (1, 3, 40, 52) and torch.isfinite(out).all()
+    assert all(m.training for m in net.modules())
+    assert all(p.requires_grad and p.is_contiguous() for p in net.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
