@@ -18,20 +18,28 @@ import torch
 import torch.nn.functional as F
 
 
+def _fp32_bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    # Outside autocast: bf16 autocast (the GPU recipes, bf16 runs on the CPU) casts bmm's inputs back to
+    # bf16 whatever their dtype, and a Gram matrix rounded to bf16 is off by up to ~0.4% of its largest
+    # entry, noise of the size of what a trained network is still missing from a good style loss.
+    with torch.autocast(device_type=a.device.type, enabled=False):
+        return torch.bmm(a.float(), b.float())
+
+
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """N x C x C Gram matrices of N x C x H x W features, divided by H*W; always float32."""
+    """N x C x C Gram matrices of N x C x H x W features, divided by H*W; float32, also under autocast."""
     n, c, h, w = features.shape
     flat = features.float().reshape(n, c, h * w)
-    return torch.bmm(flat, flat.transpose(1, 2)) / (h * w)
+    return _fp32_bmm(flat, flat.transpose(1, 2)) / (h * w)
 
 
 def masked_gram_matrix(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Gram matrix over the pixels where `mask` (N x 1 x h x w in [0, 1]) is on, divided by its area."""
+    """Gram matrix over the pixels where `mask` (N x 1 x h x w in [0, 1]) is on, divided by its area; float32."""
     n, c, h, w = features.shape
     m = F.interpolate(mask.float(), size=(h, w), mode="bilinear", align_corners=False)
     flat = (features.float() * m).reshape(n, c, h * w)
     area = m.reshape(n, 1, h * w).sum(-1, keepdim=True).clamp_min(1.0)
-    return torch.bmm(flat, flat.transpose(1, 2)) / area
+    return _fp32_bmm(flat, flat.transpose(1, 2)) / area
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -30,6 +30,22 @@ def test_full_mask_equals_plain_gram():
     torch.testing.assert_close(masked_gram_matrix(f, torch.ones(1, 1, 12, 12)), gram_matrix(f))
 
 
+def test_gram_matrices_stay_float32_under_bf16_autocast():
+    # The training loss runs inside the runtime's autocast; a bf16 Gram there was off by ~0.4%.
+    f = torch.randn(2, 64, 16, 16, requires_grad=True)
+    mask = torch.ones(2, 1, 16, 16)
+    expected, expected_masked = gram_matrix(f), masked_gram_matrix(f, mask)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        g, g_masked = gram_matrix(f), masked_gram_matrix(f, mask)
+        g_bf16_features = gram_matrix(f.to(torch.bfloat16))
+    assert g.dtype == g_masked.dtype == g_bf16_features.dtype == torch.float32
+    torch.testing.assert_close(g, expected)
+    torch.testing.assert_close(g_masked, expected_masked)
+    torch.testing.assert_close(g_bf16_features, gram_matrix(f.detach().to(torch.bfloat16).float()))
+    g.sum().backward()
+    assert f.grad is not None and f.grad.dtype == torch.float32
+
+
 def test_losses_zero_at_target_and_positive_elsewhere():
     f = torch.randn(1, 8, 6, 6)
     assert content_loss(f, f) == 0
