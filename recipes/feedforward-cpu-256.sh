@@ -48,6 +48,11 @@
 # Why: woman-with-a-hat's run of 2026-12-01 jumped from a style loss of ~23k to 55-81k in its last 40 steps,
 # and with the trainer's default of 2 both kept checkpoints came after the jump; nothing was left to ship.
 # A checkpoint is 5 MB; recipes/model_from_checkpoint.py writes a model from any of them.
+# PRECISION (default auto): bf16 autocast on a CPU with native bf16 (AMX / AVX-512 BF16), fp32 elsewhere
+# (brushwork.runtime). Why: on the AMX Xeon of 2026-12-05 a step (great-wave, batch 4, one thread, the
+# other core busy) took 5.1-5.8 s in bf16 against 13.7-15.2 s in fp32, the same six batches, interleaved;
+# on a CPU without native bf16, emulated bf16 is ~3x slower (DEVELOPERS.md), so auto stays fp32 there.
+# A run's precision is part of its identity: a run started in one resumes only in the same one.
 # TRAIN_STYLES=a,b and NORM_ONLY=1, for a multi-style INIT (lib.sh, partial_training_flags): train only
 # those styles, and only their norm rows, leaving the model's other styles exactly as they were.
 set -euo pipefail
@@ -81,7 +86,7 @@ arch_flags=$(model_arch_flags "$INIT")
 seed=$(start_seed "$INIT")
 # shellcheck disable=SC2086
 train_model "$RECIPE" "$NAME" 0 $style_flags --data "$DATA" --init "$INIT" \
-  $arch_flags --image-size 256 --batch-size 4 --device cpu --precision fp32 \
+  $arch_flags --image-size 256 --batch-size 4 --device cpu --precision "${PRECISION:-auto}" \
   --threads "$THREADS" --seed "$seed" --steps "$STEPS" --time-limit "${TIME_LIMIT:-5700}" \
   --learning-rate "$LEARNING_RATE" --ema-decay "$EMA_DECAY" --warmup-steps 50 --style-ramp 0 "${LOSS_FLAGS[@]}" \
   "${PARTIAL_FLAGS[@]}" --log-every 10 --preview-every 100 --checkpoint-every 25 \
