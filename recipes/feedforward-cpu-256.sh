@@ -19,8 +19,9 @@
 # is ~95% relu4_1, a layer whose receptive field is about a whole 128 px crop; 540 steps on 256 px crops
 # against 512 px targets cut udnie's 512 px style loss 4-6x. At the metric's own style weight (50) that
 # network lost its subject (content 2.4x optimize's), so this recipe weighs style STYLE_WEIGHT=15.
-# Sizing: 5.8-12.9 s per step by machine (batch 4, one thread, the other core busy; docs/training-history.md).
-# TIME_LIMIT=SECONDS (default 5700) stops the run and still writes the model; STEPS (default 2000) is only an upper bound.
+# Sizing: 5.8-12.9 s per step in fp32 by machine, about 3-3.6 s in bf16 on the AMX Xeon (batch 4, one thread,
+# the other core busy; docs/training-history.md): 1,600-1,900 steps in the default TIME_LIMIT there.
+# TIME_LIMIT=SECONDS (default 5700) stops the run and still writes the model; STEPS (default 4000) is only an upper bound.
 # The seed is INIT's trained steps (lib.sh, start_seed): each continuation of a model draws its
 # own photo order and crops instead of repeating the last run's. SEED=N overrides it.
 # LEARNING_RATE (default 3e-4): Adam's rate, constant after the warm-up; a network that no longer improves
@@ -65,7 +66,7 @@ if [ "$#" -ne 1 ] || [ -z "${INIT:-}" ]; then
 fi
 NAME=$1
 DATA=${DATA:-../shared/data/content}
-STEPS=${STEPS:-2000}
+STEPS=${STEPS:-4000}
 LEARNING_RATE=${LEARNING_RATE:-3e-4}
 EMA_DECAY=${EMA_DECAY:-0}
 KEEP_CHECKPOINTS=${KEEP_CHECKPOINTS:-20}
