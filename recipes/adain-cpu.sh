@@ -56,7 +56,7 @@ train_resumable "$RECIPE" "$RUN" --kind adain --data "$DATA" --styles "$RUN.styl
   -o "$MODEL" --name adain --recipe "$RECIPE" --save-precision fp16 \
   --image-size 128 --style-size 256 --batch-size 4 --steps "$STEPS" --decoder-width 0.5 \
   --learning-rate "$LR" --warmup-steps 25 --content-weight 1 --style-weight 10 \
-  --device cpu --precision fp32 --threads "$THREADS" --seed "$seed" \
+  --device cpu --precision "${PRECISION:-auto}" --threads "$THREADS" --seed "$seed" \
   --log-every 10 --preview-every 50 --checkpoint-every 25 -q ${INIT:+--init "$INIT"} ${TIME_LIMIT:+--time-limit "$TIME_LIMIT"}
 exit
 }

@@ -45,7 +45,7 @@ LR=${LR:-3e-4}
 cpu_start_point  # sets init, STYLE_RAMP, LR and seed: stage 0, or INIT=MODEL to continue a trained model
 
 train_model "$RECIPE" "$NAME" 1 --kind arbitrary --styles "$STYLES" --data "$DATA" --init "$init" \
-  --image-size 128 --batch-size 4 --width 16 --num-residual 5 --device cpu --precision fp32 \
+  --image-size 128 --batch-size 4 --width 16 --num-residual 5 --device cpu --precision "${PRECISION:-auto}" \
   --threads "$THREADS" --seed "$seed" --steps "$STEPS" --learning-rate "$LR" --warmup-steps 50 \
   --style-weight 10 --style-ramp "$STYLE_RAMP" --style-size 256 --photo-styles 0.25 --embedding-size 100 \
   --log-every 10 --preview-every 50 --checkpoint-every 25 -q ${TIME_LIMIT:+--time-limit "$TIME_LIMIT"}

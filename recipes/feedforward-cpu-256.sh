@@ -45,15 +45,11 @@
 # the loss, recovered). Resumed from the step-425 checkpoint with clipping at 5 (the spike alone clipped),
 # its style loss stayed at 24-38k and its model measured 18.5x / 14.8x optimize's style loss, against
 # 31.4x / 26.1x unclipped (docs/training-history.md). 0 turns it off.
-# KEEP_CHECKPOINTS (default 20): checkpoints kept, every 25 steps, so about a whole session's (~500 steps).
+# KEEP_CHECKPOINTS (default 20): checkpoints kept, every 25 steps: the last 500 steps (an fp32 session; a quarter of a bf16 one).
 # Why: woman-with-a-hat's run of 2026-12-01 jumped from a style loss of ~23k to 55-81k in its last 40 steps,
 # and with the trainer's default of 2 both kept checkpoints came after the jump; nothing was left to ship.
 # A checkpoint is 5 MB; recipes/model_from_checkpoint.py writes a model from any of them.
-# PRECISION (default auto): bf16 autocast on a CPU with native bf16 (AMX / AVX-512 BF16), fp32 elsewhere
-# (brushwork.runtime). Why: on the AMX Xeon of 2026-12-05 a step (great-wave, batch 4, one thread, the
-# other core busy) took 5.1-5.8 s in bf16 against 13.7-15.2 s in fp32, the same six batches, interleaved;
-# on a CPU without native bf16, emulated bf16 is ~3x slower (DEVELOPERS.md), so auto stays fp32 there.
-# A run's precision is part of its identity: a run started in one resumes only in the same one.
+# PRECISION (default auto): bf16 autocast on a CPU with native bf16, fp32 elsewhere; why, in lib.sh.
 # TRAIN_STYLES=a,b and NORM_ONLY=1, for a multi-style INIT (lib.sh, partial_training_flags): train only
 # those styles, and only their norm rows, leaving the model's other styles exactly as they were.
 set -euo pipefail

@@ -44,7 +44,7 @@ fi
 
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 COMMON=(--kind feedforward --data "$DATA" --recipe "$RECIPE" --image-size 128 --batch-size 4 --learning-rate 2e-3
-        --width 16 --num-residual 5 --style-size 512 --device cpu --precision fp32 --threads "$THREADS" --seed 0)
+        --width 16 --num-residual 5 --style-size 512 --device cpu --precision "${PRECISION:-auto}" --threads "$THREADS" --seed 0)
 
 # Stage 0, once: a network that reproduces photos (not shipped; the start of every style).
 init="runs/$RECIPE/reconstruct.safetensors"

@@ -23,7 +23,7 @@ if compgen -G "runs/$RECIPE/reconstruct/checkpoints/step-*.json" > /dev/null; th
 echo "[$RECIPE] stage 0: reconstruction network ${resume[*]:-from scratch} ($(date -Is))"
 start=$(date +%s)
 "$PYTHON" -m brushwork.cli train --kind feedforward --data "$DATA" --recipe "$RECIPE" --image-size 128 \
-  --batch-size 4 --learning-rate 2e-3 --width 16 --num-residual 5 --style-size 512 --device cpu --precision fp32 \
+  --batch-size 4 --learning-rate 2e-3 --width 16 --num-residual 5 --style-size 512 --device cpu --precision "${PRECISION:-auto}" \
   --threads "$THREADS" --seed 0 --style starry-night --style-weight 0 \
   -o "$init" --name reconstruct --run-dir "runs/$RECIPE/reconstruct" "${resume[@]}" \
   --steps "$INIT_STEPS" --log-every 25 --preview-every 100 --checkpoint-every 100 -q

@@ -41,7 +41,7 @@ train_resumable "$RECIPE" "$RUN" --kind wct-decoders --data "$DATA" \
   -o "$MODEL" --name wct --recipe "$RECIPE" --save-precision fp16 \
   --image-size 128 --batch-size 2 --steps "$STEPS" --decoder-width 0.5 \
   --learning-rate "$LR" --warmup-steps 25 --content-weight 1 \
-  --device cpu --precision fp32 --threads "$THREADS" --seed "$seed" \
+  --device cpu --precision "${PRECISION:-auto}" --threads "$THREADS" --seed "$seed" \
   --log-every 10 --preview-every 50 --checkpoint-every 25 -q ${INIT:+--init "$INIT"} ${TIME_LIMIT:+--time-limit "$TIME_LIMIT"}
 exit
 }

@@ -17,7 +17,7 @@ from brushwork.progress import ProgressCallback
 from brushwork.runtime import Runtime, resolve_runtime
 from brushwork.training.data import PhotoDataset, describe_data, list_images
 from brushwork.training.kinds import load_builder
-from brushwork.training.loop import LoopOptions, LoopResult, PreviewCallback, Trainer
+from brushwork.training.loop import LoopOptions, LoopResult, PreviewCallback, Trainer, list_checkpoints
 from brushwork.training.options import TrainOptions, network_settings
 
 DEFAULT_PREVIEW_PHOTO = "astronaut.jpg"
@@ -130,11 +130,25 @@ def _network_difference(init_model, options: TrainOptions, run_config: dict) -> 
     return f"; {init_model.name!r} has {', '.join(differing)}" if differing else ""
 
 
+def _precision_to_run(options: TrainOptions) -> str:
+    """The precision to train in: `auto` continuing a run means the run's own.
+
+    A run resumes only in the precision it started in (it is part of the run's identity), while `auto`
+    depends on the machine (bf16 where the CPU has native bf16): without this, a run started in fp32
+    on one machine could not be resumed with the defaults on another.
+    """
+    if not (options.resume and options.precision == "auto"):
+        return options.precision
+    checkpoints = list_checkpoints(options.resolved_run_dir())
+    saved = checkpoints[0].meta.get("identity", {}).get("precision") if checkpoints else None
+    return saved if saved in ("fp32", "bf16") else options.precision
+
+
 def _train(options: TrainOptions, progress, on_preview, vgg) -> TrainResult:
     from brushwork.features import load_vgg19
     from brushwork.models.registry import save_model
 
-    rt = resolve_runtime(options.device, options.precision)
+    rt = resolve_runtime(options.device, _precision_to_run(options))
     files = list_images(options.data)
     steps = options.total_steps(len(files))
     build = load_builder(options.kind)

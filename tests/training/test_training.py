@@ -141,6 +141,17 @@ def test_resume_refuses_changed_options_and_fresh_runs_refuse_old_run_dirs(tmp_p
         train(opts, resume=True, run_dir=str(tmp_path / "empty.run"), vgg=vgg)
 
 
+@pytest.mark.parametrize("started_in", ["fp32", "bf16"])
+def test_resume_with_auto_precision_continues_in_the_runs_own(tmp_path, photos, tiny, vgg, started_in):
+    """`auto` differs by machine (bf16 on native-bf16 CPUs), so on resume it means the run's precision: one of
+    the two cases is a run whose precision this machine's auto would not pick, which once refused to resume."""
+    opts = _options(tmp_path, photos, tiny, steps=2, checkpoint_every=1, precision=started_in)
+    train(opts, vgg=vgg, steps=1)
+    result = train(opts, resume=True, precision="auto", vgg=vgg)
+    assert result.card["steps"] == 2 and result.card["precision"] == started_in
+    assert list_checkpoints(result.loop.run_dir)[0].meta["identity"]["precision"] == started_in
+
+
 def test_corrupt_files_are_skipped_with_a_warning(tmp_path, photos):
     (photos / "not-an-image.png").write_bytes(b"this is text, not a PNG")
     good = (photos / "photo0.png").read_bytes()
