@@ -107,8 +107,8 @@ class TrainOptions:
         "pre-trained with --style-weight 0 to reproduce photos",
     )
     device: str = _opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
-    precision: str = _opt("auto", "auto, fp32 or bf16 (bf16 autocast; auto picks bf16 on CUDA and on CPUs with native bf16, "
-                                            "and a resumed run's own precision)")
+    precision: str = _opt("auto", "auto, fp32 or bf16 (bf16 autocast; auto picks bf16 on CUDA and on CPUs with "
+                                  "native bf16, and a resumed run's own precision)")
     embedding_size: int = _opt(100, "--kind arbitrary: numbers in a style embedding")
     photo_styles: float = _opt(
         0.25,

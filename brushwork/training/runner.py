@@ -141,7 +141,7 @@ def _precision_to_run(options: TrainOptions) -> str:
         return options.precision
     checkpoints = list_checkpoints(options.resolved_run_dir())
     saved = checkpoints[0].meta.get("identity", {}).get("precision") if checkpoints else None
-    return saved if saved in ("fp32", "bf16") else options.precision
+    return saved or options.precision  # the resolved one; no checkpoint: the trainer says nothing to resume
 
 
 def _train(options: TrainOptions, progress, on_preview, vgg) -> TrainResult:
