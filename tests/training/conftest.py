@@ -57,11 +57,20 @@ def tiny():
     )
 
 
-@pytest.fixture(scope="session")
-def model_from_checkpoint():
-    """recipes/model_from_checkpoint.py as a module (a script, not part of the package)."""
-    path = Path(__file__).resolve().parents[2] / "recipes" / "model_from_checkpoint.py"
-    spec = importlib.util.spec_from_file_location("model_from_checkpoint", path)
+def _recipe_script(name):
+    """recipes/NAME.py as a module (a script, not part of the package)."""
+    path = Path(__file__).resolve().parents[2] / "recipes" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     return script
+
+
+@pytest.fixture(scope="session")
+def model_from_checkpoint():
+    return _recipe_script("model_from_checkpoint")
+
+
+@pytest.fixture(scope="session")
+def average_models():
+    return _recipe_script("average_models")

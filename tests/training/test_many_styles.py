@@ -71,6 +71,38 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, photos, tiny, vgg, kind, 
         assert torch.equal(a[k], b[k]), k
 
 
+def test_runs_forked_from_one_model_average_into_a_working_model(tmp_path, photos, tiny, vgg, average_models):
+    parent = train(_options(tmp_path, photos, tiny, "parent", kind="multi", steps=1), vgg=vgg).output
+    forks = [train(_options(tmp_path, photos, tiny, f"fork{seed}", kind="multi", steps=seed, seed=seed,
+                            init=str(parent)), vgg=vgg).output for seed in (1, 2)]
+    out = tmp_path / "soup.safetensors"
+    assert average_models.main([str(out), *map(str, forks)]) == 0
+    soup, a, b = read_model(out), read_model(forks[0]), read_model(forks[1])
+    assert soup.kind == "multi" and soup.config == a.config
+    assert not torch.equal(a.tensors["norm1.scale"], b.tensors["norm1.scale"])
+    for k, v in soup.tensors.items():
+        torch.testing.assert_close(v, (a.tensors[k] + b.tensors[k]) / 2, msg=k)
+    assert [r["seed"] for r in soup.card["averaged"]] == [1, 2]
+    assert soup.card["steps"] == 2 and soup.card["init"] == a.card["init"]
+    assert soup.trained_steps == 3  # the parent's step, then the longer branch's two
+
+    import brushwork
+    from PIL import Image
+    out_image = brushwork.stylize(Image.new("RGB", (40, 36), (90, 140, 200)), "udnie", model=str(out))
+    assert out_image.size == (40, 36)
+
+    # Refused, with one line each: a model and its own parent (different inits), a run with itself, a
+    # file that exists (left as it was).
+    refusals = [([str(tmp_path / "x.safetensors"), str(forks[0]), str(parent)], "not continued from the same model"),
+                ([str(tmp_path / "y.safetensors"), str(forks[0]), str(forks[0])], "same run"),
+                ([str(out), *map(str, forks)], "exists")]
+    before = out.read_bytes()
+    for argv, message in refusals:
+        with pytest.raises(BrushworkError, match=message):
+            average_models.average_models(argv[0], argv[1:])
+    assert out.read_bytes() == before
+
+
 def test_the_predictor_tells_two_styles_apart_after_a_few_steps(tmp_path, photos, tiny, vgg):
     result = train(_options(tmp_path, photos, tiny, "arb", kind="arbitrary", steps=4, embedding_size=16,
                             learning_rate=1e-3), vgg=vgg)
