@@ -49,6 +49,8 @@
 # Why: woman-with-a-hat's run of 2026-12-01 jumped from a style loss of ~23k to 55-81k in its last 40 steps,
 # and with the trainer's default of 2 both kept checkpoints came after the jump; nothing was left to ship.
 # A checkpoint is 5 MB; recipes/model_from_checkpoint.py writes a model from any of them.
+# RUN_LABEL=LABEL (lib.sh, train_model): the run's folder and file are LABEL, the model still NAME: two runs forked
+# from one model side by side (SEED= apart), measured apart or averaged by recipes/average_models.py.
 # PRECISION (default auto): bf16 autocast on a CPU with native bf16, fp32 elsewhere; why, in lib.sh.
 # TRAIN_STYLES=a,b and NORM_ONLY=1, for a multi-style INIT (lib.sh, partial_training_flags): train only
 # those styles, and only their norm rows, leaving the model's other styles exactly as they were.

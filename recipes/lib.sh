@@ -7,15 +7,19 @@
 # Writes brushwork/models/weights/NAME.safetensors (or WEIGHTS_DIR/NAME.safetensors; fp16, card recipe RECIPE) with logs, previews and
 # checkpoints in runs/RECIPE/NAME/, resuming from its last checkpoint when there is one. With
 # KEEP_EXISTING=1 an existing model is left alone unless FORCE=1 (CPU recipes never replace a GPU model).
+# RUN_LABEL=LABEL names the run folder and the file LABEL instead, the model still NAME: runs forked side by
+# side from one model, one per core (SEED= apart), keep apart and are measured or averaged
+# (recipes/average_models.py) as candidates that already carry the shipped name.
 train_model() {
   local recipe=$1 name=$2 keep=$3
   shift 3
-  local out="${WEIGHTS_DIR:-brushwork/models/weights}/$name.safetensors"
+  local label=${RUN_LABEL:-$name}
+  local out="${WEIGHTS_DIR:-brushwork/models/weights}/$label.safetensors"
   if [ "$keep" = 1 ] && [ -f "$out" ] && [ "${FORCE:-0}" != 1 ]; then
     echo "[$recipe] $out exists, skipping (FORCE=1 to retrain)"
     return 0
   fi
-  train_resumable "$recipe" "runs/$recipe/$name" -o "$out" --name "$name" --recipe "$recipe" \
+  train_resumable "$recipe" "runs/$recipe/$label" -o "$out" --name "$name" --recipe "$recipe" \
     --save-precision fp16 "$@"
 }
 # The paintings no arbitrary-style recipe trains on (AdaIN here; the arbitrary-style model's STYLES list

@@ -96,3 +96,17 @@ def test_the_held_out_paintings_are_never_linked_for_training(tmp_path):
     assert counts == {str(len(presets) - len(held_out))}
     linked = {p.stem for p in (tmp_path / "t").iterdir()}
     assert linked == {p.stem for p in presets} - set(held_out)
+
+
+def test_run_label_keeps_forked_runs_apart_under_the_models_name():
+    """Two runs forked from one model side by side (recipes/average_models.py) need their own folders and
+    files; the model they write keeps the name it will ship under."""
+    def train_args(env):
+        words = _lib(f"{env} WEIGHTS_DIR=cands PYTHON=echo train_model r multi-paintings 0 --steps 1")
+        return {flag: words[words.index(flag) + 1] for flag in ("--run-dir", "-o", "--name")}
+
+    assert train_args("") == {"--run-dir": "runs/r/multi-paintings", "-o": "cands/multi-paintings.safetensors",
+                              "--name": "multi-paintings"}
+    assert train_args("RUN_LABEL=multi-paintings-b") == {
+        "--run-dir": "runs/r/multi-paintings-b", "-o": "cands/multi-paintings-b.safetensors",
+        "--name": "multi-paintings"}
