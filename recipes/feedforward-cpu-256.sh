@@ -81,11 +81,10 @@ mkdir -p "$WEIGHTS_DIR"
 
 # Assigned first so that a bad INIT (missing, or not a style network) stops the recipe with its message.
 style_flags=$(model_style_flags "$INIT" "$NAME")
-arch_flags=$(model_arch_flags "$INIT")
 seed=$(start_seed "$INIT")
 # shellcheck disable=SC2086
 train_model "$RECIPE" "$NAME" 0 $style_flags --data "$DATA" --init "$INIT" \
-  $arch_flags --image-size 256 --batch-size 4 --device cpu --precision "${PRECISION:-auto}" \
+  --image-size 256 --batch-size 4 --device cpu --precision "${PRECISION:-auto}" \
   --threads "$THREADS" --seed "$seed" --steps "$STEPS" --time-limit "${TIME_LIMIT:-5700}" \
   --learning-rate "$LEARNING_RATE" --ema-decay "$EMA_DECAY" --warmup-steps 50 --style-ramp 0 "${LOSS_FLAGS[@]}" \
   "${PARTIAL_FLAGS[@]}" --log-every 10 --preview-every 100 --checkpoint-every 25 \

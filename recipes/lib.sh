@@ -123,9 +123,11 @@ cpu_start_point() {
   fi
 }
 
-# model_arch_flags MODEL: the `brushwork train` flags that build MODEL's own architecture (so that
-# `--init MODEL` fits): --width and --num-residual of a style network (and --embedding-size of an
-# arbitrary-style one), --decoder-width of AdaIN and WCT decoders (brushwork.training.options.network_settings).
+# model_arch_flags MODEL: the `brushwork train` flags that build MODEL's own architecture: --width and
+# --num-residual of a style network (and --embedding-size of an arbitrary-style one), --decoder-width of AdaIN
+# and WCT decoders (brushwork.training.options.network_settings). `--init MODEL` alone adopts them; these
+# flags are for a recipe that sets its own shape for a run from scratch (the GPU recipes' --width 32) and
+# must override it when it continues MODEL instead.
 model_arch_flags() { _model_flags arch "$1"; }
 
 # start_seed [MODEL]: the --seed of a recipe's run: SEED when set; for a run that continues MODEL, the

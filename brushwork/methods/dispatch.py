@@ -130,21 +130,20 @@ def feedforward_stylizer(options):
             raise BrushworkError("a feed-forward model is one --style; several style images need --method adain or wct")
         options = replace(options, style=options.style[0])
     check_options("feedforward", options)
+    if options.model is None and not _names_a_model(options.style):
+        from brushwork.methods.feedforward import shipped_multi_model_for
+
+        multi = shipped_multi_model_for(options.style)
+        if multi is not None:  # a preset only the shipped multi-style model was trained on
+            options = replace(options, model=str(multi))
     return feedforward_get_stylizer(options)
 
 
-def feedforward_model_named(options) -> bool:
-    """`auto` picks the feed-forward method when `style` is one shipped model name or model file."""
+def _names_a_model(style) -> bool:
+    """Whether `style` is a model of the feed-forward method: a shipped name, a file, or a network."""
     from brushwork.methods.export import FEEDFORWARD_KINDS
     from brushwork.models.registry import ModelFile, find_model
 
-    if options.model is not None:  # --model MULTI --style NAME; an arbitrary-style --model is `predict`'s
-        return not arbitrary_model_given(options)
-    style = options.style
-    if isinstance(style, (list, tuple)):
-        if len(style) != 1:
-            return False
-        style = style[0]
     if isinstance(style, ModelFile):
         return style.kind in FEEDFORWARD_KINDS
     if not isinstance(style, (str, os.PathLike)):
@@ -154,6 +153,23 @@ def feedforward_model_named(options) -> bool:
     except BrushworkError:
         return False
     return True
+
+
+def feedforward_model_named(options) -> bool:
+    """`auto` picks the feed-forward method when `style` is one shipped model name or model file, or a
+    preset the shipped multi-style model holds (`shipped_multi_model_for`)."""
+    if options.model is not None:  # --model MULTI --style NAME; an arbitrary-style --model is `predict`'s
+        return not arbitrary_model_given(options)
+    style = options.style
+    if isinstance(style, (list, tuple)):
+        if len(style) != 1:
+            return False
+        style = style[0]
+    if _names_a_model(style):
+        return True
+    from brushwork.methods.feedforward import shipped_multi_model_for
+
+    return shipped_multi_model_for(style) is not None
 
 
 _feature_stylizers = LRUCache(4)  # loaded decoders, by file and settings

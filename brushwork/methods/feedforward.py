@@ -89,6 +89,8 @@ from brushwork.runtime import resolve_runtime
 COLOR_MODES = ("none", "luminance", "histogram")
 BACKENDS = ("auto", "torch", "onnxruntime")
 DEFAULT_STYLE = "starry-night"
+# The shipped multi-style model: a preset it was trained on with no model of its own is painted with it.
+DEFAULT_MULTI_MODEL = "multi-paintings"
 MIN_SIDE = 16  # smaller inputs are padded up to this (the network downsamples 4x)
 STATS_PIXELS = 2_100_000  # tiling: statistics from the whole image up to this size, else from a downscaled copy
 TILE_CROSSFADE = 16  # default overlap = 2 x (receptive radius + 1) + this crossfade
@@ -449,6 +451,27 @@ def model_styles(model: ModelFile) -> list[str]:
     return [str(name) for name in styles]
 
 
+def shipped_multi_model_for(style) -> Path | None:
+    """The shipped multi-style model's file when preset STYLE (one name) is among its styles, else None.
+
+    Why `auto` paints such a preset with it rather than with AdaIN: on the four presets it holds with no
+    single-style model it had the lower style loss on three and the lower content loss on all four
+    (`benchmarks/multi.py --skip-arbitrary`, README), and it is one pass of a small network.
+    """
+    from brushwork.methods.blend import style_name
+    from brushwork.models.registry import read_model, weights_dir
+
+    if not isinstance(style, (str, os.PathLike)):
+        return None
+    path = weights_dir() / f"{DEFAULT_MULTI_MODEL}.safetensors"
+    stamp = file_stamp(path)
+    if stamp is None:
+        return None
+    styles = _multi_styles.get_or_build((str(path), stamp), lambda: tuple(read_model(path).styles))
+    return path if style_name(os.fspath(style)) in styles else None
+
+
+_multi_styles = LRUCache(1)  # the shipped multi-style model's style names, by file stamp
 _stylizers = LRUCache(4)  # loaded models, by file and settings
 
 

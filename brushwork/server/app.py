@@ -544,7 +544,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
                                          preserve_color=preserve_color,
                                          size=size or min(max(image.size), cfg.max_size))
                 try:
-                    stylizer = catalog.stylizer(entry)
+                    stylizer = catalog.stylizer(entry, style)
                 except BrushworkError as exc:
                     log.error("model %s cannot be loaded: %s", entry.name, exc)
                     fail(500, f"model {entry.name!r} cannot be loaded on this server")

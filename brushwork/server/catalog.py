@@ -20,7 +20,7 @@ from brushwork.errors import BrushworkError
 
 log = logging.getLogger("brushwork.server")
 
-FAST_KINDS = ("feedforward",)
+FAST_KINDS = ("feedforward", "multi")  # one pass of a trained network (a multi-style one for the presets it holds)
 THUMBNAIL_SIZE = 320
 
 
@@ -36,6 +36,7 @@ class ModelEntry:
     card: dict
     path: Path
     stamp: tuple
+    styles: tuple = ()  # a multi-style model's style names
 
     def public(self) -> dict:
         return {"name": self.name, "kind": self.kind, "style": self.preset,
@@ -52,8 +53,8 @@ class Catalog:
         self._scan_stamp = None
         self._models: dict[str, ModelEntry] = {}
         self._thumbnails: dict[str, bytes] = {}
-        self._stylizers: dict[str, tuple[tuple, object]] = {}
-        self._stylizer_locks: dict[str, threading.Lock] = {}
+        self._stylizers: dict[tuple, tuple[tuple, object]] = {}  # by (model, style of a multi-style model)
+        self._stylizer_locks: dict[tuple, threading.Lock] = {}
 
     # ---------------------------------------------------------------------------------------
     # Presets
@@ -100,16 +101,19 @@ class Catalog:
             return sorted(self._models.values(), key=lambda m: m.name)
 
     def fast_model_for(self, style: str, models: list[ModelEntry] | None = None) -> ModelEntry | None:
-        """The fast model for a preset name or a model name, or None (`models`: from `models()`)."""
+        """The fast model for a preset name or a model name, or None (`models`: from `models()`): a
+        single-style model of that name or preset, else a multi-style model that holds the preset (as
+        `method="auto"` does in the library: brushwork.methods.feedforward.shipped_multi_model_for)."""
         key = normalize_name(style)
-        models = [m for m in (self.models() if models is None else models) if m.kind in FAST_KINDS]
-        for m in models:
+        models = self.models() if models is None else models
+        singles = [m for m in models if m.kind == "feedforward"]
+        for m in singles:
             if normalize_name(m.name) == key:
                 return m
-        for m in models:
+        for m in singles:
             if m.preset == key:
                 return m
-        return None
+        return next((m for m in models if m.kind == "multi" and key in m.styles), None)
 
     def any_style_models(self, models: list[ModelEntry] | None = None) -> dict[str, ModelEntry | None]:
         """For each method that takes any style image, in the dispatch table's order: the model it would
@@ -153,14 +157,15 @@ class Catalog:
             if preset is None and self.preset(name) is not None:
                 preset = normalize_name(name)
             found[name] = ModelEntry(name=name, kind=model.kind, preset=preset, card=model.card, path=f,
-                                     stamp=file_stamp)
+                                     stamp=file_stamp, styles=tuple(model.styles))
             del model  # the tensors are loaded again, once, when a stylizer is built
         with self._lock:
             self._models = found
             self._scan_stamp = stamp
 
-    def stylizer(self, entry: ModelEntry):
-        """A loaded stylizer for a model, built once and reused while the file is unchanged.
+    def stylizer(self, entry: ModelEntry, style: str | None = None):
+        """A loaded stylizer for a model, built once and reused while the file is unchanged; for a
+        multi-style model, for one of its styles (`style`, a preset name), each kept apart.
 
         Per-style models are kept here, one per model in the directory (a server alternates between
         them); the models of the any-style methods come through the dispatch table, which keeps the
@@ -168,22 +173,26 @@ class Catalog:
         """
         if entry.kind not in FAST_KINDS:
             return self._any_style_stylizer(entry)
+        key = (entry.name, normalize_name(style)) if entry.kind == "multi" else (entry.name, None)
         with self._lock:
-            cached = self._stylizers.get(entry.name)
+            cached = self._stylizers.get(key)
             if cached is not None and cached[0] == entry.stamp:
                 return cached[1]
-            lock = self._stylizer_locks.setdefault(entry.name, threading.Lock())
+            lock = self._stylizer_locks.setdefault(key, threading.Lock())
         with lock:  # one thread loads a model; others wait for it
             with self._lock:
-                cached = self._stylizers.get(entry.name)
+                cached = self._stylizers.get(key)
                 if cached is not None and cached[0] == entry.stamp:
                     return cached[1]
+            from brushwork.methods.blend import multi_style_weights
             from brushwork.methods.feedforward import FeedForwardStylizer
             from brushwork.models.registry import read_model
 
-            stylizer = FeedForwardStylizer(read_model(entry.path), device=self.device, precision=self.precision)
+            blend = multi_style_weights(list(entry.styles), key[1]) if entry.kind == "multi" else None
+            stylizer = FeedForwardStylizer(read_model(entry.path), style_blend=blend, device=self.device,
+                                           precision=self.precision)
             with self._lock:
-                self._stylizers[entry.name] = (entry.stamp, stylizer)
+                self._stylizers[key] = (entry.stamp, stylizer)
             return stylizer
 
 

@@ -83,7 +83,7 @@ class AdaINObjective(Objective):
         self.options = options
         self.rt = runtime
         self.vgg = vgg
-        self.config = DecoderConfig.for_training(ADAIN_LAYER, options.decoder_width)
+        self.config = DecoderConfig.for_training(ADAIN_LAYER, options.network("decoder_width"))
         self.decoder = runtime.prepare_module(Decoder(self.config))
         self.modules = {"decoder": self.decoder}
         self.styles = StyleCrops(options.styles, max(options.style_size, options.image_size), options.seed)

@@ -75,10 +75,11 @@ class ArbitraryStyleObjective(PerceptualObjective):
             raise BrushworkError("--styles is needed for --kind arbitrary: a folder of style images or a list of them")
         self.setup_losses(options, vgg, runtime)
         self.styles = list_training_styles(options.styles)
-        self.config = TransformerConfig(width=options.width, num_residual=options.num_residual, num_styles=1)
+        self.config = TransformerConfig(width=options.network("width"), num_residual=options.network("num_residual"),
+                                        num_styles=1)
         self.net = runtime.prepare_module(StyleTransferNet(self.config))
         self.predictor_config = PredictorConfig(norm_params=self.net.norm_param_count(),
-                                                embedding_size=options.embedding_size)
+                                                embedding_size=options.network("embedding_size"))
         self.predictor = runtime.prepare_module(StylePredictor(self.predictor_config))
         self.modules = {"net": self.net, "predictor": self.predictor}
         self.predictor_fit = None  # set by init_from_multi: how the predictor was fitted, for the card

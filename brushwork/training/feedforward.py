@@ -137,7 +137,8 @@ class FeedForwardObjective(PerceptualObjective):
         if not options.style:
             raise BrushworkError("--style is needed for --kind feedforward: a style image or preset name")
         self.setup_losses(options, vgg, runtime)
-        self.config = TransformerConfig(width=options.width, num_residual=options.num_residual, num_styles=1)
+        self.config = TransformerConfig(width=options.network("width"), num_residual=options.network("num_residual"),
+                                        num_styles=1)
         self.net = runtime.prepare_module(StyleTransferNet(self.config))
         self.modules = {"net": self.net}
 

@@ -50,7 +50,7 @@ class MultiStyleObjective(PerceptualObjective):
             raise BrushworkError("--styles is needed for --kind multi: a folder of style images or a list of them")
         self.setup_losses(options, vgg, runtime)
         self.styles = list_training_styles(options.styles)
-        self.config = TransformerConfig(width=options.width, num_residual=options.num_residual,
+        self.config = TransformerConfig(width=options.network("width"), num_residual=options.network("num_residual"),
                                         num_styles=len(self.styles))
         self.net = runtime.prepare_module(StyleTransferNet(self.config))
         self.modules = {"net": self.net}

@@ -103,22 +103,24 @@ class TrainOptions:
     seed: int = _opt(0, "random seed (initial weights, photo order and crops)")
     init: str | None = _opt(
         None,
-        "start from this model's weights (same kind and network shape) instead of random ones, e.g. a network "
-        "pre-trained with --style-weight 0 to reproduce photos",
+        "start from this model's weights instead of random ones (same kind; its network shape unless --width, "
+        "--num-residual, --embedding-size or --decoder-width say otherwise), e.g. a network pre-trained with "
+        "--style-weight 0 to reproduce photos",
     )
     device: str = _opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     precision: str = _opt("auto", "auto, fp32 or bf16 (bf16 autocast; auto picks bf16 on CUDA and on CPUs with "
                                   "native bf16, and a resumed run's own precision)")
-    embedding_size: int = _opt(100, "--kind arbitrary: numbers in a style embedding")
+    embedding_size: int | None = _opt(None, "--kind arbitrary: numbers in a style embedding (default: --init's, else 100)")
     photo_styles: float = _opt(
         0.25,
         "--kind arbitrary: fraction of style images that are other training photos (colour-jittered) rather than "
         "paintings: variety so the predictor generalizes to styles it never saw",
     )
-    width: int = _opt(32, "channels of the network's first layer (16: the light, faster network)")
-    num_residual: int = _opt(5, "residual blocks in the network")
-    decoder_width: float = _opt(1.0, "--kind adain and wct-decoders: multiplier of the decoder's channel counts "
-                                "(0.5: a quarter of the work, for the CPU)")
+    width: int | None = _opt(None, "channels of the network's first layer (default: --init's, else 32; 16: the "
+                                   "light, faster network)")
+    num_residual: int | None = _opt(None, "residual blocks in the network (default: --init's, else 5)")
+    decoder_width: float | None = _opt(None, "--kind adain and wct-decoders: multiplier of the decoder's channel "
+                                       "counts (default: --init's, else 1; 0.5: a quarter of the work, for the CPU)")
     log_every: int = _opt(50, "steps per record in RUN_DIR/log.jsonl")
     preview_every: int = _opt(500, "write a preview of a fixed photo to RUN_DIR/previews every N steps (0: never)")
     checkpoint_every: int = _opt(1000, "write a checkpoint to RUN_DIR/checkpoints every N steps (0: only at the end)")
@@ -151,6 +153,13 @@ class TrainOptions:
 
     def model_name(self) -> str:
         return self.name or Path(self.output).stem
+
+    def network(self, setting: str):
+        """A network-shape setting (NETWORK_DEFAULTS' keys): the one given, else the default. The trainer
+        first fills unset ones from an --init model (with_network_of), so only a run from scratch, or an
+        objective built directly, sees a default."""
+        value = getattr(self, setting)
+        return NETWORK_DEFAULTS[setting] if value is None else value
 
     def validate(self) -> None:
         """Checks every kind shares; each kind checks its own needs when it builds its objective."""
@@ -198,11 +207,11 @@ class TrainOptions:
             bad(f"style ramp must be zero or more steps, got {self.style_ramp}")
         if not 16 <= self.style_size <= 4096:
             bad(f"style size must be between 16 and 4096 pixels, got {self.style_size}")
-        if not 1 <= self.width <= 256:
+        if self.width is not None and not 1 <= self.width <= 256:
             bad(f"width must be between 1 and 256, got {self.width}")
-        if not 0.05 <= self.decoder_width <= 4:
+        if self.decoder_width is not None and not 0.05 <= self.decoder_width <= 4:
             bad(f"decoder width must be between 0.05 and 4, got {self.decoder_width}")
-        if not 0 <= self.num_residual <= 32:
+        if self.num_residual is not None and not 0 <= self.num_residual <= 32:
             bad(f"residual blocks must be between 0 and 32, got {self.num_residual}")
         for name in ("log_every", "preview_every", "checkpoint_every", "num_workers"):
             if getattr(self, name) < 0:
@@ -211,7 +220,7 @@ class TrainOptions:
             bad(f"keep checkpoints must be at least 1, got {self.keep_checkpoints}")
         if self.threads is not None and not 1 <= self.threads <= 1024:
             bad(f"threads must be at least 1, got {self.threads}")
-        if not 1 <= self.embedding_size <= 4096:
+        if self.embedding_size is not None and not 1 <= self.embedding_size <= 4096:
             bad(f"embedding size must be between 1 and 4096, got {self.embedding_size}")
         if not 0.0 <= self.photo_styles <= 1.0:
             bad(f"photo styles must be a fraction between 0 and 1, got {self.photo_styles}")
@@ -226,10 +235,23 @@ class TrainOptions:
         return dataclasses.asdict(self)
 
 
+# The network's shape when neither a flag nor an --init model gives it.
+NETWORK_DEFAULTS = {"width": 32, "num_residual": 5, "embedding_size": 100, "decoder_width": 1.0}
+
+
+def with_network_of(options: TrainOptions, init_model=None) -> TrainOptions:
+    """OPTIONS with every network-shape field it leaves unset (None) filled: from INIT_MODEL's own network
+    when there is one, so that `--init MODEL` alone continues MODEL whatever its width, else the defaults.
+    A field the caller did set is kept, and the trainer names it when the model does not fit."""
+    adopted = network_settings(init_model) if init_model is not None else {}
+    filled = {k: adopted.get(k, options.network(k)) for k in NETWORK_DEFAULTS if getattr(options, k) is None}
+    return dataclasses.replace(options, **filled) if filled else options
+
+
 def network_settings(model) -> dict:
     """The TrainOptions fields that shape MODEL's network, with MODEL's values: what a run started with
-    `--init MODEL` must be given (recipes/lib.sh's model_arch_flags prints them as flags; the trainer names
-    the ones that differ when such a model does not fit)."""
+    `--init MODEL` adopts where they are not given (with_network_of), and what the trainer names when a
+    given one differs."""
     c = model.config
     if model.kind in ("feedforward", "multi", "arbitrary"):
         settings = {"width": c["width"], "num_residual": c["num_residual"]}

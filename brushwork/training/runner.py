@@ -18,7 +18,7 @@ from brushwork.runtime import Runtime, resolve_runtime
 from brushwork.training.data import PhotoDataset, describe_data, list_images
 from brushwork.training.kinds import load_builder
 from brushwork.training.loop import LoopOptions, LoopResult, PreviewCallback, Trainer, list_checkpoints
-from brushwork.training.options import TrainOptions, network_settings
+from brushwork.training.options import TrainOptions, network_settings, with_network_of
 
 DEFAULT_PREVIEW_PHOTO = "astronaut.jpg"
 
@@ -148,6 +148,12 @@ def _train(options: TrainOptions, progress, on_preview, vgg) -> TrainResult:
     from brushwork.features import load_vgg19
     from brushwork.models.registry import save_model
 
+    init_model = None
+    if options.init:
+        from brushwork.models.registry import find_model
+
+        init_model = find_model(options.init)
+    options = with_network_of(options, init_model)
     rt = resolve_runtime(options.device, _precision_to_run(options))
     files = list_images(options.data)
     steps = options.total_steps(len(files))
@@ -160,10 +166,7 @@ def _train(options: TrainOptions, progress, on_preview, vgg) -> TrainResult:
     torch.manual_seed(options.seed)
     objective = build(options, vgg, rt)
     init_card = None
-    if options.init:
-        from brushwork.models.registry import find_model
-
-        init_model = find_model(options.init)
+    if init_model is not None:
         try:
             objective.load_model_state(init_model)
         except BrushworkError as exc:

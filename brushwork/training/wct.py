@@ -35,7 +35,7 @@ class WCTDecodersObjective(Objective):
         self.rt = runtime
         self.vgg = vgg
         self.layers = DECODER_LAYERS
-        self.width = float(options.decoder_width)
+        self.width = float(options.network("decoder_width"))
         self.modules = {layer: runtime.prepare_module(Decoder(DecoderConfig.for_training(layer, self.width)))
                         for layer in self.layers}
 

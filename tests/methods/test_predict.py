@@ -168,6 +168,40 @@ def test_auto_method_picks_by_what_style_and_model_name(tmp_path, monkeypatch, s
     assert choose_method(StylizeOptions(style="paintings")) == "feedforward"
 
 
+def test_auto_paints_a_preset_only_the_shipped_multi_style_model_holds_with_it(tmp_path, monkeypatch, photo,
+                                                                              save_tiny_multi, save_tiny_adain):
+    """A preset with no model of its own that the shipped multi-style model trained on: `auto` (and
+    `method="feedforward"`) paints it with that model's row, as `--model multi-paintings --style NAME`."""
+    import brushwork.models.registry as registry
+    from brushwork.methods import dispatch
+    from brushwork.methods.feedforward import DEFAULT_MULTI_MODEL
+
+    shipped = tmp_path / "weights"
+    shipped.mkdir()
+    monkeypatch.setattr(registry, "weights_dir", lambda: shipped)
+    save_tiny_adain(shipped / "adain.safetensors")
+    common = dict(device="cpu", precision="fp32", backend="torch")
+    assert dispatch.resolve_method(StylizeOptions(style="udnie")) == "adain"  # no multi-style model shipped
+    save_tiny_multi(shipped / f"{DEFAULT_MULTI_MODEL}.safetensors")
+    assert dispatch.resolve_method(StylizeOptions(style="udnie")) == "feedforward"
+    by_name = _pixels(dispatch.stylize(photo, "udnie", **common))
+    assert np.array_equal(by_name, _pixels(dispatch.stylize(photo, "udnie", model=DEFAULT_MULTI_MODEL, **common)))
+    assert np.abs(by_name - _pixels(dispatch.stylize(photo, "great-wave", **common))).max() > 10
+    assert np.array_equal(by_name, _pixels(dispatch.stylize(photo, "udnie", method="feedforward", **common)))
+    # A painting it did not train on, or a blend, still goes to the any-style method.
+    assert dispatch.resolve_method(StylizeOptions(style="water-lilies")) == "adain"
+    assert dispatch.resolve_method(StylizeOptions(style=["udnie", "great-wave"])) == "adain"
+    # A single-style model of that name comes first.
+    from brushwork.nets.transformer import StyleTransferNet, TransformerConfig
+
+    single = StyleTransferNet(TransformerConfig(width=8, num_residual=1))
+    registry.save_model(shipped / "udnie.safetensors", "feedforward", single.state_dict(), single.config.to_dict(),
+                        {"name": "udnie"})
+    own = _pixels(dispatch.stylize(photo, "udnie", **common))
+    assert np.array_equal(own, _pixels(FeedForwardStylizer(shipped / "udnie.safetensors", **common).stylize(photo)))
+    assert np.abs(by_name - own).max() > 10
+
+
 def test_a_style_used_again_is_neither_re_embedded_nor_rebuilt(predictor, photo, style_path, style2_path, monkeypatch):
     import brushwork.methods.predict as predict_module
     from brushwork.methods.style_cache import STYLE_CACHE_SIZE

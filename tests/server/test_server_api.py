@@ -116,6 +116,28 @@ def test_models_list_the_model_directory(client, model_dir):
     assert client.get("/v1/styles").json()["styles"][4]["fast_model"] in (None, "great-wave")
 
 
+def test_a_preset_a_multi_style_model_holds_is_painted_with_its_row(client, model_dir, save_tiny_multi):
+    """As `auto` in the library: a preset with no model of its own goes to a multi-style model that holds it
+    (that style's row, each row its own stylizer); a single-style model of the preset comes first."""
+    from brushwork.methods.feedforward import FeedForwardStylizer, StylizeOptions
+
+    multi = save_tiny_multi(model_dir / "paintings.safetensors")  # starry-night, great-wave, udnie
+    by_name = {s["name"]: s for s in client.get("/v1/styles").json()["styles"]}
+    assert by_name["udnie"]["fast_model"] == "paintings" and by_name["udnie"]["methods"][0] == "feedforward"
+    assert by_name["starry-night"]["fast_model"] == "starry-night" and by_name["water-lilies"]["fast_model"] is None
+    painted = {}
+    for style in ("udnie", "great-wave", "udnie"):
+        r = client.post("/v1/stylize", files=photo(image_bytes((48, 32))), data={"style": style})
+        assert r.status_code == 200 and r.headers["x-brushwork-model"] == "paintings", r.text
+        painted.setdefault(style, []).append(np.asarray(decode(r.content), dtype=np.int16))
+    options = StylizeOptions(style="udnie", model=str(multi), device="cpu")
+    expected = np.asarray(FeedForwardStylizer.from_options(options).stylize(decode(image_bytes((48, 32))), options),
+                          dtype=np.int16)
+    assert np.abs(painted["udnie"][0] - expected).max() <= 2  # the server's own runtime: within rounding
+    assert np.array_equal(painted["udnie"][0], painted["udnie"][1])  # its stylizer kept apart from great-wave's
+    assert np.abs(painted["udnie"][0] - painted["great-wave"][0]).max() > 10
+
+
 # ---------------------------------------------------------------------------------------------
 # Fast stylization
 
@@ -242,7 +264,7 @@ def test_stylize_answers_503_when_busy(app_factory):
             release.wait(30)
             return image
 
-    app.state.catalog.stylizer = lambda entry: SlowStylizer()
+    app.state.catalog.stylizer = lambda entry, style=None: SlowStylizer()
     with TestClient(app) as client:
         first = {}
         t = threading.Thread(target=lambda: first.setdefault("r", client.post(

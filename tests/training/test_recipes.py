@@ -62,15 +62,15 @@ def test_the_256_stage_continues_a_multi_style_model_with_its_styles_in_order(tm
     style_flags = _lib(f"model_style_flags {multi.path} ignored")
     assert style_flags == ["--kind", "multi", "--styles", ",".join(multi.config["styles"])]
     loss_flags = _lib('metric_loss_flags; printf "%s\\n" "${LOSS_FLAGS[@]}"')
-    arch_flags = _lib(f"model_arch_flags {multi.path}")
     settings = {k: v for k, v in tiny.items() if k not in ("style", "width", "num_residual")}
     out = tmp_path / "continued.safetensors"
     code = main(["train", *style_flags, "--data", str(photos), "-o", str(out), "--steps", "1", "--run-dir",
-                 str(tmp_path / "run"), "--init", str(multi.path), *arch_flags, *loss_flags, "--warmup-steps", "50",
+                 str(tmp_path / "run"), "--init", str(multi.path), *loss_flags, "--warmup-steps", "50",
                  "--learning-rate", "3e-4", *_flags(settings)])
     assert code == 0, capsys.readouterr().err
     continued = read_model(out)
     assert continued.config["styles"] == multi.config["styles"]
+    assert continued.config["width"] == multi.config["width"]  # --init's shape, adopted without flags
     assert _lib('partial_training_flags; printf "%s\\n" "${PARTIAL_FLAGS[@]}"') == []
     partial = _lib('TRAIN_STYLES=udnie,great-wave NORM_ONLY=1 partial_training_flags; printf "%s\\n" "${PARTIAL_FLAGS[@]}"')
     assert partial == ["--train-styles", "udnie,great-wave", "--norm-only"]

@@ -15,6 +15,7 @@ from brushwork.errors import BrushworkError
 from brushwork.models.registry import read_model
 from brushwork.training import CorruptImageWarning, TrainOptions, list_checkpoints, list_images, train
 from brushwork.training.data import BatchStream, PhotoDataset
+from brushwork.training.options import with_network_of
 from brushwork.training.loop import _copy_state  # a copy of a network's weights now (the trainer changes them in place)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -260,6 +261,15 @@ def test_init_from_a_reconstruction_network(tmp_path, photos, tiny, vgg):
         train(_options(tmp_path, photos, tiny, name="wide", steps=1, init=str(first.output), width=12), vgg=vgg)
     with pytest.raises(BrushworkError, match=r"'recon' has num_residual 1 where this run has 2 \(--num-residual\)$"):
         train(_options(tmp_path, photos, tiny, name="deep", steps=1, init=str(first.output), num_residual=2), vgg=vgg)
+    # Not given, the shape is the --init model's own (width 8, one block), not the defaults (32, 5).
+    shapeless = {k: v for k, v in tiny.items() if k not in ("width", "num_residual")}
+    adopted = train(TrainOptions(**shapeless, data=str(photos), output=str(tmp_path / "adopted.safetensors"), steps=1,
+                                 init=str(first.output)), vgg=vgg)
+    assert read_model(adopted.output).config["width"] == 8 and read_model(adopted.output).config["num_residual"] == 1
+    recorded = json.loads((adopted.loop.run_dir / "options.json").read_text())
+    assert (recorded["width"], recorded["num_residual"]) == (8, 1)
+    # Without --init, the defaults.
+    assert (with_network_of(TrainOptions()).width, with_network_of(TrainOptions()).num_residual) == (32, 5)
 
 
 def test_learning_rate_warm_up(tmp_path, photos, tiny, vgg):
