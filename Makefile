@@ -22,6 +22,7 @@ demo: setup
 	@echo "wrote out/demo.png"
 
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 # The web app and HTTP API on http://127.0.0.1:8000/

@@ -157,7 +157,8 @@ def print_quality(results) -> None:
     methods = list(dict.fromkeys(r["method"] for r in results))
     reference = "`brushwork optimize` (defaults)"
     ref = [r for r in results if r["method"] == reference]
-    print("| method | style loss (mean) | content loss (mean) | style vs optimize | content vs optimize | ms / image (median) |")
+    print("| method | style loss (mean) | content loss (mean) | style vs optimize | content vs optimize "
+          "| ms / image (median) |")
     print("|---|---|---|---|---|---|")
     for m in methods:
         rs = [r for r in results if r["method"] == m]
@@ -167,8 +168,9 @@ def print_quality(results) -> None:
         if ref:  # per pair ratios, then their geometric-free mean: each pair weighs alike
             pairs = {(r["photo"], r["style"]): r for r in ref}
             s_ratio = statistics.mean(r["style_loss"] / pairs[r["photo"], r["style"]]["style_loss"] for r in rs)
-            c_ratio = (f"{statistics.mean(r['content_loss'] / pairs[r['photo'], r['style']]['content_loss'] for r in rs):.2f}x"
-                       if has_content else "-")
+            c_mean = (statistics.mean(r["content_loss"] / pairs[r["photo"], r["style"]]["content_loss"] for r in rs)
+                      if has_content else None)
+            c_ratio = f"{c_mean:.2f}x" if c_mean is not None else "-"
             ratios = f"{s_ratio:.2f}x | {c_ratio}"
         else:
             ratios = "- | -"
@@ -186,7 +188,8 @@ def print_quality(results) -> None:
             if r is None:
                 cells.append("")
             else:
-                cells.append(f"{r['style_loss']:.3g}" + (f" / {r['content_loss']:.3g}" if r["content_loss"] is not None else ""))
+                content = f" / {r['content_loss']:.3g}" if r["content_loss"] is not None else ""
+                cells.append(f"{r['style_loss']:.3g}{content}")
         print(f"| {p[0]} x {p[1]} | " + " | ".join(cells) + " |")
 
 

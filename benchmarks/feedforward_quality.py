@@ -47,7 +47,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", nargs="+", default=["astronaut.jpg", "chelsea.jpg"],
                         help="photo files, or names of bundled examples")
-    parser.add_argument("--models", nargs="+", default=None, help="shipped model names (default: every feed-forward one)")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="shipped model names (default: every feed-forward one)")
     parser.add_argument("--candidates", nargs="+", default=[], metavar="MODEL_FILE",
                         help="feed-forward model files to measure too (not shipped ones)")
     parser.add_argument("--size", type=int, default=512)
@@ -88,7 +89,8 @@ def main() -> None:
             sheet_rows.append([load_image(photo)[0], style_img, reference, output])
             sheet_labels.append(f"{model.name}{'' if shipped else ' (candidate)'} / {photo.stem}")
 
-    print(f"\n{args.size} px long side; losses from brushwork.losses.measure_losses; goal: style ratio <= {STYLE_GOAL}, "
+    print(f"\n{args.size} px long side; losses from brushwork.losses.measure_losses; "
+          f"goal: style ratio <= {STYLE_GOAL}, "
           f"content ratio <= {CONTENT_GOAL}\n")
     print("| model (recipe) | photo | optimize style | network style | style ratio | optimize content | "
           "network content | content ratio | network ms | goal |")
@@ -108,7 +110,8 @@ def main() -> None:
         print(f"| {name} | {photo} | " + " | ".join(cells) + " |")
     fresh = [r[5] for r in rows if r[5] is not None]
     if fresh:
-        print(f"\n{len(fresh)} optimize result(s) computed afresh, {sum(fresh):.0f} s in all; the rest from {args.cache}")
+        print(f"\n{len(fresh)} optimize result(s) computed afresh, {sum(fresh):.0f} s in all; "
+              f"the rest from {args.cache}")
     sheet = contact_sheet([[_as_pil(i) for i in row] for row in sheet_rows], args.sheet,
                           labels=["photo", "painting", "optimize (default)", "network"], row_labels=sheet_labels)
     print(f"contact sheet: {sheet}")

@@ -34,11 +34,13 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--duration", type=float, default=20.0, help="seconds of load (default: %(default)s)")
     p.add_argument("--concurrency", type=int, default=4, help="concurrent clients (default: %(default)s)")
-    p.add_argument("--max-requests", type=int, default=5000, help="stop after this many requests (default: %(default)s)")
+    p.add_argument("--max-requests", type=int, default=5000,
+                   help="stop after this many requests (default: %(default)s)")
     p.add_argument("--photo-size", type=int, default=256, help="long side of the uploaded photo (default: %(default)s)")
     p.add_argument("--style", default="starry-night", help="preset with a fast model (default: %(default)s)")
     p.add_argument("--stylize-share", type=float, default=0.5,
-                   help="fraction of requests that are POST /v1/stylize, the rest GET /v1/styles (default: %(default)s)")
+                   help="fraction of requests that are POST /v1/stylize, the rest GET /v1/styles "
+                        "(default: %(default)s)")
     p.add_argument("--timeout", type=float, default=120.0, help="per-request timeout in seconds (default: %(default)s)")
     return p.parse_args()
 
@@ -186,7 +188,8 @@ def main() -> int:
           f"(at most {args.max_requests} requests); photo {w}x{h} JPEG ({len(photo) / 1024:.0f} KB), "
           f"style {args.style!r}: {model_desc}; {os.cpu_count()} CPUs")
     print(f"warm-up stylization (loads the model): {warmup * 1000:.0f} ms\n")
-    header = f"{'endpoint':<18} {'requests':>8} {'errors':>6} {'req/s':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+    header = (f"{'endpoint':<18} {'requests':>8} {'errors':>6} {'req/s':>7} "
+              f"{'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     print(header)
     print("-" * len(header))
     kinds = sorted({k for k, _, _ in results}) + ["all"]

@@ -164,9 +164,10 @@ def multi_section(args, measure: Measure) -> None:
         shipped = Path(model.path).resolve().parent == weights_dir().resolve()
         multis[model.name if shipped else str(model.path)] = model
     singles = {p.stem for p in weights_dir().glob("*.safetensors")}
-    print(f"\n## Multi-style model {', '.join(multis)} against single-style models, {args.size} px (mean over the photos)\n")
-    print("| style | multi-style model | multi style loss | single style loss | ratio (goal <= 1.5) | multi content loss "
-          "| single content loss |")
+    print(f"\n## Multi-style model {', '.join(multis)} against single-style models, {args.size} px "
+          "(mean over the photos)\n")
+    print("| style | multi-style model | multi style loss | single style loss | ratio (goal <= 1.5) "
+          "| multi content loss | single content loss |")
     print("|---|---|---:|---:|---:|---:|---:|")
     without_single = []
     for style_name in dict.fromkeys(s for m in multis.values() for s in m.styles):
@@ -233,8 +234,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arbitrary", default=None, help="arbitrary-style model (default: the shipped 'arbitrary')")
     parser.add_argument("--multi", nargs="+", default=None, metavar="MODEL",
-                        help=f"multi-style model(s) (default: the shipped {DEFAULT_MULTI!r}); several (a shipped one and "
-                             "a candidate) share the single-style models' measurements")
+                        help=f"multi-style model(s) (default: the shipped {DEFAULT_MULTI!r}); several (a shipped "
+                             "one and a candidate) share the single-style models' measurements")
     parser.add_argument("--held-out", default=None, help="comma-separated held-out style presets (default: the card's)")
     parser.add_argument("--contents", default=None, help="comma-separated example photo names (default: all)")
     parser.add_argument("--size", type=int, default=512)

@@ -284,7 +284,8 @@ def main() -> None:
         if shipped:
             args.model = str(shipped[0].path)
             c = shipped[0].config
-            note = f"shipped model `{shipped[0].name}` (width {c.get('width')}, {c.get('num_residual')} residual blocks)"
+            note = (f"shipped model `{shipped[0].name}` (width {c.get('width')}, "
+                    f"{c.get('num_residual')} residual blocks)")
         else:
             note = "random-init width-32 network (no shipped model yet)"
     else:
@@ -331,7 +332,8 @@ def main() -> None:
 
         if args.tiled_size:
             n = args.tiled_size
-            print(f"\n| tiled path, {n} x {n}, --tile {args.tile} | ms per image | peak RSS | PSNR vs untiled reference |")
+            print(f"\n| tiled path, {n} x {n}, --tile {args.tile} | ms per image | peak RSS "
+                  "| PSNR vs untiled reference |")
             print("|---|---|---|---|")
             for mode in args.tiled_colors.split(","):
                 # The reference comparison is for the plain path; a recoloured output differs from it by design.

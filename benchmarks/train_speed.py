@@ -62,7 +62,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], help="the first is the reference")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--init", default="great-wave", help="a shipped model or file to start from ('' for a fresh network)")
+    p.add_argument("--init", default="great-wave",
+                   help="a shipped model or file to start from ('' for a fresh network)")
     p.add_argument("--style", default=None, help="style image or preset (default: --init's)")
     p.add_argument("--data", type=Path, default=SHARED_PHOTOS if SHARED_PHOTOS.is_dir() else BUNDLED_PHOTOS)
     p.add_argument("--image-size", type=int, default=256)

@@ -100,7 +100,8 @@ def main() -> None:
         still = [~(moving[i] | moving[i - 1]) for i in range(1, len(boxes))]
         inner = [box_mask(shape, b, -MARGIN) for b in boxes]  # well inside the square
         source = read_frames(clip)
-        source_flicker = np.mean([np.abs(source[i] - source[i - 1])[still[i - 1]].mean() for i in range(1, len(source))])
+        source_flicker = np.mean([np.abs(source[i] - source[i - 1])[still[i - 1]].mean()
+                                  for i in range(1, len(source))])
         outputs = {}
         for s in args.smoothing:
             out = Path(tmp) / f"out-{s}.mp4"
@@ -117,7 +118,8 @@ def main() -> None:
         flicker = np.mean([np.abs(frames[i] - frames[i - 1])[still[i - 1]].mean() for i in range(1, len(frames))])
         lag = np.mean([np.abs(frames[i] - plain[i])[inner[i]].mean() for i in range(len(frames))])
         base = flicker if base is None else base
-        print(f"| {s:g}{' (plain, the reference)' if s == 0 else ''} | {flicker:.2f} | {flicker / base:.2f}x | {lag:.2f} |")
+        label = f"{s:g}{' (plain, the reference)' if s == 0 else ''}"
+        print(f"| {label} | {flicker:.2f} | {flicker / base:.2f}x | {lag:.2f} |")
 
 
 if __name__ == "__main__":

@@ -81,7 +81,8 @@ def weighted_content_loss(
 def weighted_style_loss(
     features: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor], layer_weights: Mapping[str, float]
 ) -> torch.Tensor:
-    return sum(w * gram_style_loss(gram_matrix(features[name]), target_grams[name]) for name, w in layer_weights.items())
+    return sum(w * gram_style_loss(gram_matrix(features[name]), target_grams[name])
+               for name, w in layer_weights.items())
 
 
 # The reference measurement every benchmark reports: Gatys' layers, the normalizations above.

@@ -3,8 +3,8 @@
 A run with --ema-decay writes the moving average of its weights as its model; its checkpoints also hold
 the trained weights themselves (`model/net/...`). To measure what the average bought, this writes a copy
 of the run's model with those weights instead, for `benchmarks/feedforward_quality.py --candidates` or
-`benchmarks/multi.py --multi` (docs/training-history.md, the 256 px runs of 2026-12-01). With --step, an earlier state of the
-run (one from before a loss jump): the card then gives that step's steps, wall time and losses (from the
+`benchmarks/multi.py --multi` (docs/training-history.md, the 256 px runs of 2026-12-01). With --step, an earlier
+state of the run (one from before a loss jump): the card then gives that step's steps, wall time and losses (from the
 run's log). Any kind of run. The run folder's card.json must be the model's card (name, seed, steps, wall time...):
 another run's checkpoint with the same shapes is refused.
 

@@ -111,7 +111,8 @@ def test_space_to_depth_form_of_a_convolution():
 
 def test_export_cli(tmp_path, capsys):
     net = _random_net(TransformerConfig(width=8, num_residual=1))
-    model = save_model(tmp_path / "tiny.safetensors", "feedforward", net.state_dict(), net.config.to_dict(), {"name": "tiny"})
+    model = save_model(tmp_path / "tiny.safetensors", "feedforward", net.state_dict(), net.config.to_dict(),
+                       {"name": "tiny"})
     out = tmp_path / "exports" / "tiny.onnx"
     assert main(["export", str(model), "-o", str(out), "--format", "onnx"]) == 0
     assert "checked" in capsys.readouterr().err and out.is_file()

@@ -26,7 +26,8 @@ def register(sub) -> None:
     p.add_argument("--format", choices=("onnx", "torchscript"), help="default: from the -o extension, else onnx")
     p.add_argument("--style-blend", type=parse_float_list, metavar="W,...",
                    help="for a multi-style model: the blend of its styles to bake in (default: its first style)")
-    p.add_argument("--no-check", action="store_true", help="skip running the exported model once to compare it with PyTorch")
+    p.add_argument("--no-check", action="store_true",
+                   help="skip running the exported model once to compare it with PyTorch")
     add_common_flags(p)
     p.set_defaults(run=run)
 
@@ -51,7 +52,8 @@ def run(args) -> int:
         if diff is None:
             note = " (not checked: onnxruntime is not installed)"
         elif diff > 1e-3:
-            raise BrushworkError(f"exported model differs from PyTorch by {diff:.2g} on a test image: please report this")
+            raise BrushworkError(f"exported model differs from PyTorch by {diff:.2g} on a test image: "
+                                 "please report this")
         else:
             note = f" (checked: max difference from PyTorch {diff:.1g})"
     if not args.quiet:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from brushwork.cli.common import add_common_flags, check_output_path
 from brushwork.cli.options import add_dataclass_flags, dataclass_from_args
@@ -59,7 +58,8 @@ def run(args) -> int:
         bar.close()
     save_image(result.image, output, alpha=result.alpha)
     if result.interrupted:
-        print(f"brushwork: interrupted after {result.steps} steps: saved the best image so far to {output}", file=sys.stderr)
+        print(f"brushwork: interrupted after {result.steps} steps: saved the best image so far to {output}",
+              file=sys.stderr)
         return 130
     if not args.quiet:
         losses = ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items())

@@ -57,7 +57,8 @@ def main(argv=None) -> int:
         if debug:
             raise
         first = str(exc).splitlines()[0] if str(exc) else ""
-        print(f"brushwork: internal error: {type(exc).__name__}: {first} (run with --debug for details)", file=sys.stderr)
+        print(f"brushwork: internal error: {type(exc).__name__}: {first} (run with --debug for details)",
+              file=sys.stderr)
         return 1
 
 

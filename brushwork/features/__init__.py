@@ -11,4 +11,5 @@ from brushwork.features.vgg import (
     shared_vgg19,
 )
 
-__all__ = ["VGG19", "LAYER_NAMES", "CONV_NAMES", "load_vgg19", "shared_vgg19", "layer_channels", "check_layer_names", "deepest_layer"]
+__all__ = ["VGG19", "LAYER_NAMES", "CONV_NAMES", "load_vgg19", "shared_vgg19", "layer_channels", "check_layer_names",
+           "deepest_layer"]

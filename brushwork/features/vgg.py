@@ -19,7 +19,6 @@ import weakref
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from brushwork.errors import BrushworkError

@@ -204,7 +204,8 @@ def map_tiles(fn: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, t
         ys, xs = t.slices()
         piece = fn(image[..., ys, xs])
         if tuple(piece.shape[-2:]) != (t.height, t.width) or piece.shape[0] != image.shape[0]:
-            raise ValueError(f"tile function returned shape {tuple(piece.shape)} for a tile of {tuple(image[..., ys, xs].shape)}")
+            raise ValueError(f"tile function returned shape {tuple(piece.shape)} for a tile of "
+                             f"{tuple(image[..., ys, xs].shape)}")
         if out is None:
             out = torch.zeros(*piece.shape[:-2], h, w, dtype=piece.dtype, device=piece.device)
         out[..., ys, xs].add_(piece * weight.to(device=piece.device, dtype=piece.dtype))

@@ -83,7 +83,8 @@ def load_network(model: str | os.PathLike | ModelFile | StyleTransferNet) -> Sty
     return net.eval()
 
 
-def style_norm_params(net: StyleTransferNet, style_blend: Sequence[float] | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def style_norm_params(net: StyleTransferNet,
+                      style_blend: Sequence[float] | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per norm layer (in forward order), the (scale, shift) vectors of one style or a blend of styles."""
     s = net.config.num_styles
     if style_blend is None:
@@ -209,7 +210,8 @@ class _UpConv(nn.Module):
         h, w = x.shape[-2:]
         c = self.channels
         y = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.weight.to(x.dtype), self.bias.to(x.dtype))
-        phases = [y[:, k * c:(k + 1) * c, py:py + h, px:px + w] for k, (py, px) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1)))]
+        offsets = ((0, 0), (0, 1), (1, 0), (1, 1))
+        phases = [y[:, k * c:(k + 1) * c, py:py + h, px:px + w] for k, (py, px) in enumerate(offsets)]
         n = x.shape[0]
         return F.pixel_shuffle(torch.stack(phases, 2).reshape(n, c * 4, h, w), 2)
 
@@ -287,7 +289,8 @@ class InferenceNet(nn.Module):
         y = F.relu(self._norm(i + 1, convs[i + 1](y), affine, record, pool))
         return self.out(y)[:, :, :h, :w]
 
-    def forward(self, x: torch.Tensor, affine: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor,
+                affine: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
         if affine is not None and len(affine) != self.num_norms:
             raise ValueError(f"expected {self.num_norms} (scale, shift) pairs, got {len(affine)}")
         return self._run(x, affine=affine)
@@ -492,7 +495,8 @@ class OnnxRunner:
         self._sessions[mode] = session
         return session
 
-    def __call__(self, x: torch.Tensor, affine: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor,
+                 affine: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
         """As `InferenceNet.forward`."""
         feeds = {"image": _numpy(x)}
         if affine is not None:

@@ -38,7 +38,7 @@ from brushwork.imaging.color import MeanCov, sym_power
 from brushwork.imaging.resize import fit_long_side
 from brushwork.imaging.tiling import count_tiles, map_tiles, tile_grid, tile_settings
 from brushwork.methods.style_cache import STYLE_CACHE_SIZE, LRUCache, tensor_digest
-from brushwork.nets.decoder import Decoder, DecoderConfig, pooling_factor
+from brushwork.nets.decoder import Decoder, pooling_factor
 from brushwork.progress import Progress, ProgressCallback, now
 
 # Feature statistics are taken from the whole image up to this size, else from a downscaled copy.
@@ -291,7 +291,8 @@ class FeatureTransferStylizer:
             # decoder has no layer that acts differently in training, and stylizing runs without gradients.
             self.decoders = {k: self.runtime.adopt_module(d) for k, d in decoders.items()}
         else:
-            self.decoders = {k: self.runtime.prepare_module(d.eval().requires_grad_(False)) for k, d in decoders.items()}
+            self.decoders = {k: self.runtime.prepare_module(d.eval().requires_grad_(False))
+                             for k, d in decoders.items()}
         self.vgg = self.runtime.adopt_module(vgg) if vgg is not None else shared_vgg19(self.runtime)
         self._style_cache = LRUCache(STYLE_CACHE_SIZE)  # pixel digest -> _StyleSource
         self._style_files = LRUCache(STYLE_CACHE_SIZE)  # (file, mtime, size, style size) -> the same sources
@@ -301,7 +302,8 @@ class FeatureTransferStylizer:
         return cls(options.decoder, device=options.device, precision=options.precision, backend=options.backend)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r}, device={str(self.runtime.device)!r}, precision={self.runtime.precision!r})"
+        return (f"{type(self).__name__}({self.name!r}, device={str(self.runtime.device)!r}, "
+                f"precision={self.runtime.precision!r})")
 
     # -- subclass hooks ---------------------------------------------------------------------------
     full_covariance = False  # the content statistics: channel means and covariance (WCT), or variances

@@ -35,9 +35,9 @@ the fastest path but not exact enough:
 and with the composition-vii model bf16 fell to 33 dB at 1024 px, under the 35 dB the issue asks
 of the default path. On an AMD EPYC with AVX-512 BF16 and no AMX (2026-12-04, quiet) the order was
 the same at 512 px (default 2.5x the reference, bf16 3.2x at 51 dB) and the two were level at
-1024 px (2.6x and 2.5x, bf16 at 43 dB): the README's third table. So: onnxruntime in fp32 when it is installed, on a CPU with native bf16 too
-(`resolve_runtime_and_backend`); `--precision bf16` takes the faster, inexact path; PyTorch
-otherwise (CUDA; onnxruntime missing).
+1024 px (2.6x and 2.5x, bf16 at 43 dB): the README's third table. So: onnxruntime in fp32 when it is
+installed, on a CPU with native bf16 too (`resolve_runtime_and_backend`); `--precision bf16` takes the
+faster, inexact path; PyTorch otherwise (CUDA; onnxruntime missing).
 
 Tiling. Instance norm normalizes each feature map by its own mean and variance over the whole
 image, so a tile normalized by its own statistics comes out with a different contrast and colour
@@ -67,7 +67,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -141,8 +141,8 @@ class StylizeOptions:
                      "(0: off); exact up to 2 MP, above that the network's statistics come from a downscaled copy")
     tile_overlap: int | None = _opt(None, "overlap of neighbouring tiles in pixels (default: twice the network's "
                                     f"receptive-field radius + {TILE_CROSSFADE}: 128 for the standard network)")
-    style_blend: list | None = _opt(None, "blend weights over several styles: a multi-style model's (default: its first "
-                                    "style), or one per --style for adain and wct (default: equal)")
+    style_blend: list | None = _opt(None, "blend weights over several styles: a multi-style model's (default: its "
+                                    "first style), or one per --style for adain and wct (default: equal)")
     alpha: float = _opt(1.0, "adain, wct: content-style trade-off in feature space (1: the style's statistics, 0: the "
                         "decoder's reconstruction of the input)")
     mask: object | None = _opt(None, "adain, wct: grey mask image assigning styles to regions; one style: white is "
@@ -154,7 +154,8 @@ class StylizeOptions:
                              "closer to the transferred ones (the decoder's inverse made exact; each step costs about "
                              "one VGG forward and backward: slower, closer to the style and the photo)")
     device: str = _opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
-    precision: str = _opt("auto", "auto, fp32 or bf16 (auto on the CPU: fp32 in onnxruntime when installed, else bf16 where native; bf16 on CUDA)")
+    precision: str = _opt("auto", "auto, fp32 or bf16 (auto on the CPU: fp32 in onnxruntime when installed, else "
+                                  "bf16 where native; bf16 on CUDA)")
     backend: str = _opt("auto", "auto (onnxruntime on the CPU when installed, else torch), torch or onnxruntime",
                         choices=BACKENDS)
 

@@ -257,7 +257,8 @@ def run_optimization(
                 # One iteration per step() without line search, as in the classic implementations:
                 # each step costs one forward/backward and the step count is the evaluation count.
                 optimizer = torch.optim.LBFGS(
-                    [pixels], lr=opts.learning_rate or 1.0, max_iter=1, history_size=50, tolerance_grad=0, tolerance_change=0
+                    [pixels], lr=opts.learning_rate or 1.0, max_iter=1, history_size=50, tolerance_grad=0,
+                    tolerance_change=0,
                 )
             else:
                 optimizer = torch.optim.Adam([pixels], lr=opts.learning_rate or 5.0)
@@ -307,7 +308,8 @@ def run_optimization(
     except KeyboardInterrupt:
         interrupted = True
         if best_image is None:
-            best_image = (image if image is not None else _initial_image(opts.init, content_full.to(rt.device))).detach()
+            last = image if image is not None else _initial_image(opts.init, content_full.to(rt.device))
+            best_image = last.detach()
 
     result = best_image.detach().clamp(0, 1).float().cpu()
     out_h, out_w = result.shape[2], result.shape[3]

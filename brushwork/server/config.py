@@ -6,7 +6,7 @@ command line and `create_app(ServerConfig(...))` cannot drift apart.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from brushwork.options import option as _opt
 from brushwork.errors import BrushworkError

@@ -99,7 +99,8 @@ class AdaINObjective(Objective):
                                 for i in range(batch.shape[0])])
             style_targets = {k: mean_std(v) for k, v in style_features.items()}
             content_scale = target.pow(2).mean().clamp_min(1e-8)
-            style_scales = {k: (m.pow(2).mean() + sd.pow(2).mean()).clamp_min(1e-8) for k, (m, sd) in style_targets.items()}
+            style_scales = {k: (m.pow(2).mean() + sd.pow(2).mean()).clamp_min(1e-8)
+                            for k, (m, sd) in style_targets.items()}
         output = self.decoder(target.to(content_features.dtype))
         feats = self.vgg(output, STYLE_LAYERS)
         c = content_loss(feats[ADAIN_LAYER], target) / content_scale

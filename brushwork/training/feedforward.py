@@ -145,7 +145,8 @@ class FeedForwardObjective(PerceptualObjective):
         self.style_path = resolve_style(options.style)
         self.credit = style_credit(options.style)
         # 1 x C x C targets: they broadcast over the batch.
-        self.style_targets = self.style_grams(runtime.prepare_input(load_style_image(options.style, options.style_size)))
+        style_image = load_style_image(options.style, options.style_size)
+        self.style_targets = self.style_grams(runtime.prepare_input(style_image))
 
     def loss(self, batch: torch.Tensor, step: int):
         return self.perceptual_loss(batch, self.net(batch), self.style_targets, step)

@@ -647,7 +647,8 @@ class Trainer:
                     loss, losses = self.objective.loss(batch, self.step)
                 if not torch.isfinite(loss):
                     raise BrushworkError(
-                        f"the loss became {float(loss)} at step {self.step + 1}: lower --learning-rate or the loss weights"
+                        f"the loss became {float(loss)} at step {self.step + 1}: "
+                        "lower --learning-rate or the loss weights"
                     )
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()

@@ -6,7 +6,7 @@ from the annotations (so `bool` fields become --flag/--no-flag switches).
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from brushwork.options import option as _opt
@@ -56,7 +56,8 @@ class TrainOptions:
     data: str | None = _opt(None, "folder of training photos (searched recursively; unreadable files are skipped)")
     output: str | None = _opt(None, "model file to write (.safetensors)")
     kind: str = _opt("feedforward", "network kind to train")
-    image_size: int = _opt(256, "training crop size in pixels: photos are resized to this short side, then cropped square")
+    image_size: int = _opt(256, "training crop size in pixels: photos are resized to this short side, then cropped "
+                                "square")
     batch_size: int = _opt(4, "photos per step")
     steps: int | None = _opt(None, f"training steps (default: {DEFAULT_STEPS} unless --epochs is given)")
     epochs: float | None = _opt(None, "train for this many passes over the photos instead of --steps")
@@ -110,7 +111,8 @@ class TrainOptions:
     device: str = _opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     precision: str = _opt("auto", "auto, fp32 or bf16 (bf16 autocast; auto picks bf16 on CUDA and on CPUs with "
                                   "native bf16, and a resumed run's own precision)")
-    embedding_size: int | None = _opt(None, "--kind arbitrary: numbers in a style embedding (default: --init's, else 100)")
+    embedding_size: int | None = _opt(None, "--kind arbitrary: numbers in a style embedding (default: --init's, "
+                                            "else 100)")
     photo_styles: float = _opt(
         0.25,
         "--kind arbitrary: fraction of style images that are other training photos (colour-jittered) rather than "
@@ -126,7 +128,8 @@ class TrainOptions:
     checkpoint_every: int = _opt(1000, "write a checkpoint to RUN_DIR/checkpoints every N steps (0: only at the end)")
     keep_checkpoints: int = _opt(2, "checkpoints kept in RUN_DIR/checkpoints, the newest (more keep a state from "
                                     "before a loss jump to continue or export from)")
-    run_dir: str | None = _opt(None, "folder for the log, previews and checkpoints (default: OUTPUT without its suffix, plus .run)")
+    run_dir: str | None = _opt(None, "folder for the log, previews and checkpoints (default: OUTPUT without its "
+                                     "suffix, plus .run)")
     resume: bool = _opt(False, "continue the run in --run-dir from its latest checkpoint")
     name: str | None = _opt(None, "model name in its card (default: the output file's name)")
     recipe: str = _opt("manual", "recipe name recorded in the model card")

@@ -48,7 +48,8 @@ class WCTDecodersObjective(Objective):
             output = self.modules[layer](targets[layer])
             pixel = F.mse_loss(output.float(), batch.float())
             target = targets[layer].float()
-            feature = F.mse_loss(self.vgg(output, [layer])[layer].float(), target) / target.pow(2).mean().clamp_min(1e-8)
+            feature = (F.mse_loss(self.vgg(output, [layer])[layer].float(), target)
+                       / target.pow(2).mean().clamp_min(1e-8))
             total = total + pixel + weight * feature
             level = layer[4]  # relu{level}_1
             losses[f"pixel{level}"] = float(pixel.detach())

@@ -24,7 +24,7 @@ def run_cli(capsys, *argv):
 
 
 def one_line_error(err: str) -> bool:
-    lines = [l for l in err.strip().splitlines() if l.strip()]
+    lines = [line for line in err.strip().splitlines() if line.strip()]
     return len(lines) == 1 and "error" in lines[0] and "Traceback" not in err
 
 

@@ -42,7 +42,8 @@ def test_computes_only_up_to_deepest_layer(vgg, monkeypatch):
     called = []
     for name in ("conv2_1", "conv3_1"):
         mod = vgg.layers[name]
-        monkeypatch.setattr(mod, "forward", lambda x, _m=mod, _n=name: called.append(_n) or torch.nn.Conv2d.forward(_m, x))
+        monkeypatch.setattr(mod, "forward",
+                            lambda x, _m=mod, _n=name: called.append(_n) or torch.nn.Conv2d.forward(_m, x))
     vgg(torch.rand(1, 3, 32, 32), ["relu2_1"])
     assert called == ["conv2_1"]
 

@@ -54,7 +54,8 @@ def test_transfer_luminance_resizes_content_and_broadcasts_batch():
 
 
 def test_transfer_luminance_clamps():
-    out = transfer_luminance(torch.ones(1, 3, 4, 4), torch.tensor([1.0, 0.0, 0.0]).reshape(1, 3, 1, 1).expand(1, 3, 4, 4))
+    red = torch.tensor([1.0, 0.0, 0.0]).reshape(1, 3, 1, 1).expand(1, 3, 4, 4)
+    out = transfer_luminance(torch.ones(1, 3, 4, 4), red)
     assert out.min() >= 0.0 and out.max() <= 1.0
 
 

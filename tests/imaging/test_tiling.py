@@ -17,7 +17,8 @@ from brushwork.imaging.tiling import (
 
 @pytest.mark.parametrize(
     "length,tile,overlap,align",
-    [(1000, 512, 64, 4), (1001, 512, 64, 4), (4096, 1024, 128, 4), (100, 16, 8, 4), (37, 8, 3, 1), (512, 512, 64, 1), (513, 512, 64, 4)],
+    [(1000, 512, 64, 4), (1001, 512, 64, 4), (4096, 1024, 128, 4), (100, 16, 8, 4), (37, 8, 3, 1), (512, 512, 64, 1),
+     (513, 512, 64, 4)],
 )
 def test_spans_cover_and_overlap(length, tile, overlap, align):
     spans = tile_spans(length, tile, overlap, align)

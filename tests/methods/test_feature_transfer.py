@@ -147,7 +147,8 @@ def test_invert_features_returns_the_best_image_seen(vgg):
     target = vgg(image, ["relu2_1"])["relu2_1"].detach()
     # Already exact: no step may make it worse.
     out = invert_features(lambda x, layer: vgg(x, [layer])[layer], image, "relu2_1", target, 3)
-    assert _relative_feature_error(vgg, out, target, "relu2_1") <= _relative_feature_error(vgg, image, target, "relu2_1")
+    before = _relative_feature_error(vgg, image, target, "relu2_1")
+    assert _relative_feature_error(vgg, out, target, "relu2_1") <= before
 
 
 @pytest.mark.parametrize("which", ["adain", "wct"])
@@ -224,8 +225,9 @@ def test_refine_steps_in_tiles(adain_stylizer, vgg, style_path):
     steps = []
     opts = _options(str(style_path), tile=280, tile_overlap=140)
     plain = adain_stylizer.stylize_tensor(image, opts)
-    refined = adain_stylizer.stylize_tensor(image, _options(str(style_path), tile=280, tile_overlap=140, refine_steps=3),
-                                            progress=lambda p: steps.append((p.step, p.total)))
+    refined = adain_stylizer.stylize_tensor(
+        image, _options(str(style_path), tile=280, tile_overlap=140, refine_steps=3),
+        progress=lambda p: steps.append((p.step, p.total)))
     assert refined.shape == (1, 3, 200, 344)
     assert steps == [(k, 8) for k in range(1, 9)]  # two tiles, each decoded then refined three times
     # Each tile moves toward its own features, which equal the whole image's away from its border.
@@ -237,8 +239,8 @@ def test_wct_tiled_equals_untiled_through_chained_levels(vgg, style_path):
     # AdaIN test's; relu5_1 needs tiles of 656 px or more, too slow here (measured instead: the shipped
     # decoders on a 720 x 1000 photo, --tile 700, differ from the untiled result by at most 3e-5).
     torch.manual_seed(0)
-    stylizer = WCTStylizer({layer: Decoder(DecoderConfig(layer, width=0.1)) for layer in ("relu3_1", "relu2_1", "relu1_1")},
-                           device="cpu", precision="fp32", backend="torch", vgg=vgg)
+    decoders = {layer: Decoder(DecoderConfig(layer, width=0.1)) for layer in ("relu3_1", "relu2_1", "relu1_1")}
+    stylizer = WCTStylizer(decoders, device="cpu", precision="fp32", backend="torch", vgg=vgg)
     gen = torch.Generator().manual_seed(0)
     image = torch.nn.functional.interpolate(torch.rand(1, 3, 25, 43, generator=gen), size=(200, 344), mode="bilinear")
     whole = stylizer.stylize_tensor(image, _options(str(style_path)))

@@ -241,7 +241,8 @@ def test_large_images_use_downscaled_statistics_and_stay_seamless(net, monkeypat
 def test_tiling_progress(net):
     stylizer = FeedForwardStylizer(net, backend="torch")
     seen = []
-    stylizer.stylize_tensor(torch.rand(2, 3, 120, 200), tile=144, tile_overlap=72, progress=lambda p: seen.append((p.step, p.total)))
+    stylizer.stylize_tensor(torch.rand(2, 3, 120, 200), tile=144, tile_overlap=72,
+                            progress=lambda p: seen.append((p.step, p.total)))
     assert seen[-1][0] == seen[-1][1] and len(seen) == seen[-1][1] > 2
 
 
@@ -294,7 +295,8 @@ def _bad_models(tmp_path, net):
     state = dict(net.state_dict())
     state["conv1.conv.weight"] = torch.full_like(state["conv1.conv.weight"], float("nan"))
     cases["nan weights"] = save_model(tmp_path / "nan.safetensors", "feedforward", state, TINY.to_dict(), {})
-    cases["bad config"] = save_model(tmp_path / "config.safetensors", "feedforward", net.state_dict(), {"width": "x"}, {})
+    cases["bad config"] = save_model(tmp_path / "config.safetensors", "feedforward", net.state_dict(), {"width": "x"},
+                                     {})
     header = json.dumps({"__metadata__": {"format": "brushwork"}}).encode()
     p = tmp_path / "header.safetensors"
     p.write_bytes(struct.pack("<Q", len(header) + 100) + header)
@@ -341,7 +343,8 @@ def test_cli_single_file(model_path, tmp_path, capsys):
     src = tmp_path / "photo.jpg"
     Image.fromarray(_photo(64, 64)).save(src)
     out = tmp_path / "out" / "styled.png"
-    code, err = _run(["stylize", str(src), "--style", str(model_path), "-o", str(out), "--backend", "torch", "-q"], capsys)
+    code, err = _run(["stylize", str(src), "--style", str(model_path), "-o", str(out), "--backend", "torch", "-q"],
+                     capsys)
     assert code == 0, err
     assert Image.open(out).size == (64, 64)
 
@@ -372,7 +375,8 @@ def test_cli_size_and_tiles(model_path, tmp_path, capsys):
     assert Image.open(out).size == (160, 89)
 
 
-@pytest.mark.parametrize("case", ["missing input", "not an image", "unknown style", "bad model", "file for many", "bad format"])
+@pytest.mark.parametrize("case", ["missing input", "not an image", "unknown style", "bad model", "file for many",
+                                  "bad format"])
 def test_cli_errors_are_one_line(case, model_path, tmp_path, capsys):
     photo = tmp_path / "p.png"
     Image.fromarray(_photo(32, 32)).save(photo)

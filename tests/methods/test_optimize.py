@@ -15,8 +15,8 @@ def test_run_lowers_content_and_style_loss(content_path, style_path, vgg):
                      progress=probe.append, vgg=vgg)
     balance = probe[0].losses["content"] / probe[0].losses["style"]
     seen = []
-    run_optimization(content_path, style_path, OptimizeOptions(**{**SMALL, "steps": 20}, init="noise", style_weight=balance),
-                     progress=seen.append, vgg=vgg)
+    options = OptimizeOptions(**{**SMALL, "steps": 20}, init="noise", style_weight=balance)
+    run_optimization(content_path, style_path, options, progress=seen.append, vgg=vgg)
     first, last = seen[0].losses, seen[-1].losses
     assert last["content"] < 0.6 * first["content"]
     assert last["style"] < 0.8 * first["style"]
@@ -69,7 +69,8 @@ def test_histogram_preservation_runs_and_differs(content_path, style_path, vgg):
 
 
 def test_style_blend_endpoints(content_path, style_path, style2_path, vgg):
-    only_first = run_optimization(content_path, [style_path, style2_path], OptimizeOptions(**SMALL, style_blend=[1, 0]), vgg=vgg)
+    only_first = run_optimization(content_path, [style_path, style2_path], OptimizeOptions(**SMALL, style_blend=[1, 0]),
+                                  vgg=vgg)
     single = run_optimization(content_path, style_path, OptimizeOptions(**SMALL), vgg=vgg)
     torch.testing.assert_close(only_first.image, single.image, atol=1e-4, rtol=0)
 
@@ -88,11 +89,13 @@ def test_mask_keeps_content_where_black(tmp_path, content_path, style_path, vgg)
 
 
 def test_init_from_file_and_seeded_noise(content_path, style_path, style2_path, vgg):
-    a = run_optimization(content_path, style_path, OptimizeOptions(**{**SMALL, "steps": 0}, init=str(style2_path)), vgg=vgg)
+    a = run_optimization(content_path, style_path, OptimizeOptions(**{**SMALL, "steps": 0}, init=str(style2_path)),
+                         vgg=vgg)
     init, _ = load_image(style2_path)
     torch.testing.assert_close(a.image, init, atol=1e-5, rtol=0)
-    n1 = run_optimization(content_path, style_path, OptimizeOptions(**{**SMALL, "steps": 2}, init="noise", seed=3), vgg=vgg)
-    n2 = run_optimization(content_path, style_path, OptimizeOptions(**{**SMALL, "steps": 2}, init="noise", seed=3), vgg=vgg)
+    seeded = OptimizeOptions(**{**SMALL, "steps": 2}, init="noise", seed=3)
+    n1 = run_optimization(content_path, style_path, seeded, vgg=vgg)
+    n2 = run_optimization(content_path, style_path, seeded, vgg=vgg)
     torch.testing.assert_close(n1.image, n2.image)
 
 

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def photo(tmp_path):
     rng = np.random.default_rng(0)
     y, x = np.mgrid[0:40, 0:52] / 52
-    img = np.stack([np.sin(5 * x), np.cos(3 * y), np.sin(4 * (x + y))], -1) * 0.35 + 0.5 + rng.normal(0, 0.05, (40, 52, 3))
+    img = (np.stack([np.sin(5 * x), np.cos(3 * y), np.sin(4 * (x + y))], -1) * 0.35 + 0.5
+           + rng.normal(0, 0.05, (40, 52, 3)))
     path = tmp_path / "photo.png"
     Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(path)
     return path
@@ -204,7 +205,6 @@ def test_auto_paints_a_preset_only_the_shipped_multi_style_model_holds_with_it(t
 
 def test_a_style_used_again_is_neither_re_embedded_nor_rebuilt(predictor, photo, style_path, style2_path, monkeypatch):
     import brushwork.methods.predict as predict_module
-    from brushwork.methods.style_cache import STYLE_CACHE_SIZE
 
     embedded, built = [], []
     real_statistics, real_stylizer = predict_module.style_statistics, predict_module.FeedForwardStylizer

@@ -110,7 +110,8 @@ def test_page_loads_with_nothing_from_outside_and_lists_the_paintings(page, live
     assert cards.count() == len(list_style_presets())
     assert page.locator(".style-card .badge").count() == 1  # only starry-night has a model here
     wait_for(lambda: page.evaluate(
-        "[...document.querySelectorAll('.style-card img.thumb')].slice(0, 4).every(i => i.complete && i.naturalWidth > 0)"
+        "[...document.querySelectorAll('.style-card img.thumb')].slice(0, 4)"
+        ".every(i => i.complete && i.naturalWidth > 0)"
     ), 30, what="thumbnails to load")
     assert page.locator("#upload-style-card").is_visible()
     assert page.locator("#go").is_disabled()  # no photo yet
@@ -120,7 +121,8 @@ def test_page_loads_with_nothing_from_outside_and_lists_the_paintings(page, live
         """(bytes) => {
             const dt = new DataTransfer();
             dt.items.add(new File([new Uint8Array(bytes)], 'dropped.png', { type: 'image/png' }));
-            document.getElementById('dropzone').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true }));
+            const drop = new DragEvent('drop', { dataTransfer: dt, bubbles: true });
+            document.getElementById('dropzone').dispatchEvent(drop);
         }""",
         data,
     )

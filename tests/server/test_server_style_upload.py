@@ -27,8 +27,8 @@ def stripes_bytes(size=(40, 40)) -> bytes:
 
 
 def with_style(data=None, photo_data=None):
-    return {**photo(photo_data), "style_image": ("painting.png", image_bytes((40, 40), seed=5) if data is None else data,
-                                                 "image/png")}
+    painting = image_bytes((40, 40), seed=5) if data is None else data
+    return {**photo(photo_data), "style_image": ("painting.png", painting, "image/png")}
 
 
 @pytest.fixture

@@ -49,7 +49,8 @@ def test_train_bad_options_exit_1_with_one_line(tmp_path, photos, tiny, capsys):
     code = main(["train", "--data", str(photos), "-o", str(tmp_path / "m.safetensors"), *_flags(tiny),
                  "--clip-gradient", "0.5"])
     assert code == 1
-    assert capsys.readouterr().err.strip() == "brushwork: error: gradient clipping must be 0 (off) or at least 1, got 0.5"
+    err = capsys.readouterr().err.strip()
+    assert err == "brushwork: error: gradient clipping must be 0 (off) or at least 1, got 0.5"
 
     code = main(["train", "--style", "starry-night", "--data", str(tmp_path / "missing"),
                  "-o", str(tmp_path / "m.safetensors")])

@@ -5,7 +5,7 @@ import torch
 
 from brushwork.errors import BrushworkError
 from brushwork.models.registry import read_model
-from brushwork.training import TrainOptions, list_checkpoints, train
+from brushwork.training import TrainOptions, train
 
 STYLES = "starry-night,great-wave,udnie"
 

@@ -49,7 +49,8 @@ def test_model_file_and_card(tmp_path, photos, tiny, vgg):
     card = model.card
     assert card["name"] == "tiny-starry" and card["kind"] == "feedforward" and card["recipe"] == "unit-test"
     assert card["style"]["artist"] == "Vincent van Gogh" and card["style"]["title"] == "The Starry Night"
-    assert card["training_data"] == {"folder": "photos", "images": 6, "description": card["training_data"]["description"]}
+    assert card["training_data"] == {"folder": "photos", "images": 6,
+                                     "description": card["training_data"]["description"]}
     assert card["steps"] == 2 and card["batch_size"] == 2 and card["image_size"] == 32
     assert {"content", "style", "total"} <= set(card["final_losses"])
     assert card["hardware"] and card["wall_time_s"] >= 0 and card["date"]
@@ -79,8 +80,9 @@ print(result.loop.step, result.interrupted)
 def test_resume_in_a_new_process_matches_an_uninterrupted_run(tmp_path, photos, tiny, vgg, precision):
     # Bit-exact resume is claimed for the same precision and thread count: each precision explicit
     # (`auto` is bf16 on CUDA and on a CPU with native bf16, fp32 elsewhere; bf16 passed on an EPYC with
-    # AVX-512 BF16, 2026-12-04; where the CPU lacks it, autocast emulates bf16) and one thread in both processes (the suite's
-    # fixtures run this process at one thread, a new process takes one per core, and on an AMX Xeon the
+    # AVX-512 BF16, 2026-12-04; where the CPU lacks it, autocast emulates bf16) and one thread in both
+    # processes (the suite's fixtures run this process at one thread, a new process takes one per core, and
+    # on an AMX Xeon the
     # two sums differed enough to flip near-zero Adam updates: this test failed in the full suite and
     # passed alone).
     common = dict(steps=4, checkpoint_every=2, log_every=1, precision=precision, threads=1)
