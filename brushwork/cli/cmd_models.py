@@ -70,10 +70,11 @@ def model_rows() -> list[dict]:
 
 
 def preset_rows() -> list[dict]:
+    from brushwork.methods.dispatch import painted_by
     from brushwork.presets import list_style_presets
 
-    return [{"name": p.name, "artist": p.artist, "title": p.title, "year": p.year, "file": str(p.path)}
-            for p in list_style_presets()]
+    return [{"name": p.name, "artist": p.artist, "title": p.title, "year": p.year, "file": str(p.path),
+             "painted_by": painted_by(p.name)} for p in list_style_presets()]
 
 
 def format_table(headers: list[str], rows: list[list]) -> str:
@@ -108,9 +109,10 @@ def run(args) -> int:
         ) + "\n")
     else:
         out.write("  (none shipped yet)\n")
-    out.write("\nStyle presets (painting images, usable wherever a style image is expected)\n")
+    out.write("\nStyle presets (paintings, usable wherever a style image is expected; PAINTED BY: what "
+              "`--style NAME` uses)\n")
     out.write(format_table(
-        ["name", "artist", "title", "year"],
-        [[p["name"], p["artist"], p["title"], p["year"]] for p in presets],
+        ["name", "artist", "title", "year", "painted by"],
+        [[p["name"], p["artist"], p["title"], p["year"], p["painted_by"]] for p in presets],
     ) + "\n")
     return 0

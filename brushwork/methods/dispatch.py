@@ -172,6 +172,20 @@ def feedforward_model_named(options) -> bool:
     return shipped_multi_model_for(style) is not None
 
 
+def painted_by(preset: str) -> str:
+    """What `--style PRESET` (method auto) paints with, in words for `brushwork models`: a model of its own,
+    the shipped multi-style model's row, or the any-style method auto falls back to."""
+    from brushwork.methods.feedforward import DEFAULT_MULTI_MODEL, StylizeOptions
+
+    try:
+        method = resolve_method(StylizeOptions(style=preset))
+    except BrushworkError:
+        return "optimize only (no one-pass method installed)"
+    if method != "feedforward":
+        return f"{method} (any style)"
+    return preset if _names_a_model(preset) else f"{DEFAULT_MULTI_MODEL} (its row)"
+
+
 _feature_stylizers = LRUCache(4)  # loaded decoders, by file and settings
 
 

@@ -66,6 +66,12 @@ def test_models_lists_presets_as_table_and_json(capsys):
     data = json.loads(capsys.readouterr().out)
     assert {"models", "styles"} <= set(data)
     assert any(s["name"] == "great-wave" and s["artist"] == "Katsushika Hokusai" for s in data["styles"])
+    # What `--style NAME` alone paints each preset with (the shipped models): its own model, the multi-style
+    # model's row for a painting only that one trained on, else the any-style method.
+    painted_by = {s["name"]: s["painted_by"] for s in data["styles"]}
+    assert painted_by["starry-night"] == "starry-night"
+    assert painted_by["bedroom-in-arles"] == "multi-paintings (its row)"
+    assert painted_by["water-lilies"] == "adain (any style)"
     for m in data["models"]:
         assert {"name", "kind", "style", "steps", "image_size", "recipe"} <= set(m)
 
