@@ -122,6 +122,45 @@ def test_export_cli(tmp_path, capsys):
     assert torch.jit.load(str(ts))(torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)
 
 
+def test_export_cli_bakes_a_multi_style_models_style_by_name(tmp_path, monkeypatch, capsys, save_tiny_multi):
+    """`--style NAME` on a multi-style model is its row (as `--style-blend` with a one there); a preset only the
+    shipped multi-style model holds exports that row under the preset's name, as `stylize --style` paints it."""
+    import numpy as np
+
+    import brushwork.models.registry as registry
+    from brushwork.methods.feedforward import DEFAULT_MULTI_MODEL
+
+    monkeypatch.setattr(registry, "weights_dir", lambda: tmp_path)
+    save_tiny_multi(tmp_path / f"{DEFAULT_MULTI_MODEL}.safetensors")  # starry-night, great-wave, udnie
+    x = torch.rand(1, 3, 24, 20).numpy()
+
+    def run(*flags):
+        out = tmp_path / "out"
+        assert main(["export", *flags, "-o", f"{out}/"]) == 0, capsys.readouterr().err
+        path = next(out.iterdir())
+        result = _session(str(path)).run(None, {"image": x})[0]
+        path.unlink()
+        return path.name, result
+
+    name, by_blend = run(DEFAULT_MULTI_MODEL, "--style-blend", "0,0,1")
+    assert name == f"{DEFAULT_MULTI_MODEL}.onnx"
+    assert np.array_equal(run(DEFAULT_MULTI_MODEL, "--style", "udnie")[1], by_blend)
+    name, by_preset = run("udnie")
+    assert name == "udnie.onnx" and np.array_equal(by_preset, by_blend)
+    assert np.abs(run("great-wave")[1] - by_blend).max() > 1e-2
+    # Styles it lacks, and --style on a model without styles, are one-line errors.
+    capsys.readouterr()
+    assert main(["export", "water-lilies", "-o", str(tmp_path / "x.onnx")]) == 1
+    assert "no model named 'water-lilies'" in capsys.readouterr().err
+    single = _random_net(TransformerConfig(width=8, num_residual=1))
+    save_model(tmp_path / "one.safetensors", "feedforward", single.state_dict(), single.config.to_dict(), {})
+    assert main(["export", "one", "--style", "udnie", "-o", str(tmp_path / "x.onnx")]) == 1
+    assert "is a feedforward model" in capsys.readouterr().err
+    assert main(["export", DEFAULT_MULTI_MODEL, "--style", "udnie", "--style-blend", "1,0,0",
+                 "-o", str(tmp_path / "x.onnx")]) == 1
+    assert "not both" in capsys.readouterr().err
+
+
 def test_export_cli_bad_model(tmp_path, capsys):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"garbage")

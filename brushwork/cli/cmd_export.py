@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -19,9 +20,13 @@ def register(sub) -> None:
         help="export a trained feed-forward model to ONNX or TorchScript",
         description="Write a feed-forward model (a shipped name or a MODEL.safetensors file) as ONNX (opset 17, "
         "dynamic batch/height/width; input 'image' N x 3 x H x W RGB in [0, 1], output 'stylized', unclamped) "
-        "or as TorchScript (torch.jit.load; call it on the same tensor).",
+        "or as TorchScript (torch.jit.load; call it on the same tensor). A preset with no model of its own that "
+        "the shipped multi-style model holds exports that model's row, as `stylize --style NAME` paints it.",
     )
-    p.add_argument("model", help="shipped model name or MODEL.safetensors")
+    p.add_argument("model", help="shipped model name, MODEL.safetensors, or a preset the shipped multi-style "
+                                 "model holds")
+    p.add_argument("--style", metavar="NAME|A:W,B:W",
+                   help="for a multi-style model: the style to bake in, or a blend of them by name (as stylize)")
     p.add_argument("-o", "--output", help="output file (default: MODEL_NAME.onnx or .pt in the current folder)")
     p.add_argument("--format", choices=("onnx", "torchscript"), help="default: from the -o extension, else onnx")
     p.add_argument("--style-blend", type=parse_float_list, metavar="W,...",
@@ -34,21 +39,32 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from brushwork.errors import BrushworkError
+    from brushwork.methods.blend import multi_style_weights, parse_weighted_styles
     from brushwork.methods.export import check_export, export_model, load_network
-    from brushwork.models.registry import find_model
+    from brushwork.methods.feedforward import model_styles
 
     fmt = args.format
     if fmt is None:
         fmt = _SUFFIX_FORMATS.get(Path(args.output).suffix.lower(), "onnx") if args.output else "onnx"
-    model = find_model(args.model)
+    model, style = _model_and_style(args.model, args.style)
     net = load_network(model)  # bad model files fail here with one line
-    output = Path(args.output) if args.output else Path(f"{model.name}.{'onnx' if fmt == 'onnx' else 'pt'}")
-    if output.is_dir():
-        output = output / f"{model.name}.{'onnx' if fmt == 'onnx' else 'pt'}"
-    path = export_model(net, output, fmt, style_blend=args.style_blend)
+    blend = args.style_blend
+    if style is not None:
+        if model.kind != "multi":
+            raise BrushworkError(f"--style picks a style of a multi-style model; {model.name!r} is a {model.kind} "
+                                 "model")
+        if blend is not None:
+            raise BrushworkError("give --style or --style-blend, not both")
+        blend = multi_style_weights(model_styles(model), style)
+    name = style if style is not None and len(parse_weighted_styles(style)) == 1 else model.name
+    suffix = "onnx" if fmt == "onnx" else "pt"
+    output = Path(args.output) if args.output else Path(f"{name}.{suffix}")
+    if output.is_dir() or (args.output or "").endswith(("/", os.sep)):  # a folder, existing or to be made
+        output = output / f"{name}.{suffix}"
+    path = export_model(net, output, fmt, style_blend=blend)
     note = ""
     if not args.no_check:
-        diff = check_export(path, fmt, net, style_blend=args.style_blend)
+        diff = check_export(path, fmt, net, style_blend=blend)
         if diff is None:
             note = " (not checked: onnxruntime is not installed)"
         elif diff > 1e-3:
@@ -59,3 +75,19 @@ def run(args) -> int:
     if not args.quiet:
         print(f"wrote {path} ({fmt}){note}", file=sys.stderr)
     return 0
+
+
+def _model_and_style(name: str, style: str | None):
+    """The model to export and the style of it to bake in: MODEL as named, or for a preset only the shipped
+    multi-style model holds, that model and the preset (the model `stylize --style NAME` paints with)."""
+    from brushwork.errors import BrushworkError
+    from brushwork.methods.feedforward import shipped_multi_model_for
+    from brushwork.models.registry import find_model
+
+    try:
+        return find_model(name), style
+    except BrushworkError:
+        multi = shipped_multi_model_for(name) if style is None else None
+        if multi is None:
+            raise
+        return find_model(multi), name
