@@ -394,6 +394,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
                 "thumbnail_url": f"/v1/styles/{p.name}/thumbnail",
                 "image_url": f"/v1/styles/{p.name}/image",
                 "fast_model": model.name if model is not None else None,
+                "fast_model_kind": model.kind if model is not None else None,  # "multi": a many-style model's row
                 "methods": (["feedforward"] if model is not None else []) + any_style + ["optimize"],
             })
         return {"styles": out}

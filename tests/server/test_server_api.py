@@ -124,6 +124,8 @@ def test_a_preset_a_multi_style_model_holds_is_painted_with_its_row(client, mode
     multi = save_tiny_multi(model_dir / "paintings.safetensors")  # starry-night, great-wave, udnie
     by_name = {s["name"]: s for s in client.get("/v1/styles").json()["styles"]}
     assert by_name["udnie"]["fast_model"] == "paintings" and by_name["udnie"]["methods"][0] == "feedforward"
+    assert by_name["udnie"]["fast_model_kind"] == "multi"
+    assert by_name["starry-night"]["fast_model_kind"] == "feedforward"
     assert by_name["starry-night"]["fast_model"] == "starry-night" and by_name["water-lilies"]["fast_model"] is None
     painted = {}
     for style in ("udnie", "great-wave", "udnie"):

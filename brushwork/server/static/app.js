@@ -230,6 +230,9 @@ function updateControls() {
   }
   else if (state.style === UPLOAD) note = "Optimize follows your style image step by step.";
   else if (preset && !fastOk) note = "No trained model for this painting yet: Optimize paints with any painting.";
+  else if (method === "fast" && preset.fast_model_kind === "multi") {
+    note = `Uses the many-style model “${preset.fast_model}”, trained on this painting among others.`;
+  }
   else if (method === "fast" && preset.fast_model) note = `Uses the trained model “${preset.fast_model}”.`;
   else if (method === "fast") note = `No trained model for this painting: paints it in one pass (${state.anyStyle.name}).`;
   else if (preset) note = "Optimize follows the painting step by step: minutes, not seconds.";
