@@ -39,24 +39,14 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from brushwork.errors import BrushworkError
-    from brushwork.methods.blend import multi_style_weights, parse_weighted_styles
     from brushwork.methods.export import check_export, export_model, load_network
-    from brushwork.methods.feedforward import model_styles
+    from brushwork.methods.feedforward import export_target
 
     fmt = args.format
     if fmt is None:
         fmt = _SUFFIX_FORMATS.get(Path(args.output).suffix.lower(), "onnx") if args.output else "onnx"
-    model, style = _model_and_style(args.model, args.style)
+    model, blend, name = export_target(args.model, args.style, args.style_blend)
     net = load_network(model)  # bad model files fail here with one line
-    blend = args.style_blend
-    if style is not None:
-        if model.kind != "multi":
-            raise BrushworkError(f"--style picks a style of a multi-style model; {model.name!r} is a {model.kind} "
-                                 "model")
-        if blend is not None:
-            raise BrushworkError("give --style or --style-blend, not both")
-        blend = multi_style_weights(model_styles(model), style)
-    name = style if style is not None and len(parse_weighted_styles(style)) == 1 else model.name
     suffix = "onnx" if fmt == "onnx" else "pt"
     output = Path(args.output) if args.output else Path(f"{name}.{suffix}")
     if output.is_dir() or (args.output or "").endswith(("/", os.sep)):  # a folder, existing or to be made
@@ -76,18 +66,3 @@ def run(args) -> int:
         print(f"wrote {path} ({fmt}){note}", file=sys.stderr)
     return 0
 
-
-def _model_and_style(name: str, style: str | None):
-    """The model to export and the style of it to bake in: MODEL as named, or for a preset only the shipped
-    multi-style model holds, that model and the preset (the model `stylize --style NAME` paints with)."""
-    from brushwork.errors import BrushworkError
-    from brushwork.methods.feedforward import shipped_multi_model_for
-    from brushwork.models.registry import find_model
-
-    try:
-        return find_model(name), style
-    except BrushworkError:
-        multi = shipped_multi_model_for(name) if style is None else None
-        if multi is None:
-            raise
-        return find_model(multi), name

@@ -473,6 +473,34 @@ def shipped_multi_model_for(style) -> Path | None:
 
 
 _multi_styles = LRUCache(1)  # the shipped multi-style model's style names, by file stamp
+
+
+def export_target(model: str | os.PathLike, style: str | None = None,
+                  style_blend: Sequence[float] | None = None) -> tuple[ModelFile, list[float] | None, str]:
+    """What `brushwork export MODEL [--style S | --style-blend W,...]` writes: (the model file, the blend of
+    its styles to bake in, the name for the output file).
+
+    MODEL is a shipped name or a file, or a preset only the shipped multi-style model holds, which exports
+    that model's row (what `stylize --style PRESET` paints with). STYLE names a multi-style model's style or
+    a blend of them (`A:0.3,B:0.7`), as `stylize --model MULTI --style` does.
+    """
+    from brushwork.methods.blend import parse_weighted_styles
+
+    try:
+        found = find_model(model)
+    except BrushworkError:
+        multi = shipped_multi_model_for(model) if style is None else None
+        if multi is None:
+            raise
+        found, style = find_model(multi), os.fspath(model)
+    if style is None:
+        return found, list(style_blend) if style_blend is not None else None, found.name
+    if found.kind != "multi":
+        raise BrushworkError(f"--style picks a style of a multi-style model; {found.name!r} is a {found.kind} model")
+    if style_blend is not None:
+        raise BrushworkError("give --style or --style-blend, not both")
+    name = style if len(parse_weighted_styles(style)) == 1 else found.name
+    return found, multi_style_weights(model_styles(found), style), name
 _stylizers = LRUCache(4)  # loaded models, by file and settings
 
 
