@@ -27,7 +27,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv

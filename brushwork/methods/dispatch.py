@@ -121,7 +121,6 @@ def check_options(method: str, options) -> None:
             raise BrushworkError(f"--{name.replace('_', '-')} is for --method adain or wct, not for {what}")
 
 
-
 def feedforward_stylizer(options):
     from brushwork.methods.feedforward import get_stylizer as feedforward_get_stylizer
 

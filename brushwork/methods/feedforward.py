@@ -108,8 +108,6 @@ def receptive_radius(net: StyleTransferNet | InferenceNet) -> int:
     return 2 * (2 * q + 1) + 1 + 4
 
 
-
-
 @dataclass
 class StylizeOptions:
     style: str = _opt(
@@ -501,6 +499,8 @@ def export_target(model: str | os.PathLike, style: str | None = None,
         raise BrushworkError("give --style or --style-blend, not both")
     name = style if len(parse_weighted_styles(style)) == 1 else found.name
     return found, multi_style_weights(model_styles(found), style), name
+
+
 _stylizers = LRUCache(4)  # loaded models, by file and settings
 
 

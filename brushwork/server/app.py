@@ -197,7 +197,6 @@ def _check_fields(sent: list[str], allowed) -> None:
             fail(422, f"unknown field {name!r}: expected one of {', '.join(sorted(allowed))}")
 
 
-
 def _encode_png(image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, "PNG", compress_level=3)

@@ -195,7 +195,6 @@ class Catalog:
                 self._stylizers[key] = (entry.stamp, stylizer)
             return stylizer
 
-
     def _any_style_stylizer(self, entry: ModelEntry):
         from brushwork.methods import dispatch
         from brushwork.methods.feedforward import StylizeOptions

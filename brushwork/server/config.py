@@ -12,8 +12,6 @@ from brushwork.options import option as _opt
 from brushwork.errors import BrushworkError
 
 
-
-
 @dataclass
 class ServerConfig:
     max_upload_bytes: int = _opt(25 * 1024 * 1024, "largest accepted image upload in bytes (larger: 413)")

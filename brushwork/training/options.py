@@ -18,8 +18,6 @@ DEFAULT_STEPS = 20000
 SAVE_PRECISIONS = ("fp32", "fp16")
 
 
-
-
 # Default loss weights, picked by a short experiment rather than copied from another project (our
 # losses are normalized differently: content is the MSE of Caffe-scale relu2_2 activations, style the
 # Gram/HW MSE divided by C^2). Experiment: `optimize` (L-BFGS, 256 px) of a photo with The Starry Night

@@ -63,7 +63,6 @@ def _preview_photo(options: TrainOptions) -> torch.Tensor:
     return resize_long_side(image, min(512, 2 * options.image_size)).clamp(0, 1)
 
 
-
 def build_card(options: TrainOptions, objective, loop: LoopResult, data_desc: dict, rt: Runtime) -> dict:
     card = {
         "name": options.model_name(),

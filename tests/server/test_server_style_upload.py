@@ -147,7 +147,6 @@ def test_a_preset_painting_without_a_trained_model_is_painted_in_one_pass(any_cl
     assert styles["udnie"]["methods"] == ["adain", "predict", "optimize"]
 
 
-
 def test_alpha_reaches_adain_and_is_refused_elsewhere(any_client):
     def post(**form):
         return any_client.post("/v1/stylize", files=with_style(stripes_bytes()), data=form)

@@ -121,7 +121,6 @@ def test_new_decoders_see_features_of_order_one(vgg):
     assert DecoderConfig.from_dict({"layer": "relu3_1", "width": 1.0}).input_scale == 1.0
 
 
-
 def test_adain_starts_from_a_wct_models_relu4_1_decoder(tmp_path, photos, style_folder, tiny, vgg):
     from brushwork.methods.wct import decoders_from_model
     from brushwork.runtime import resolve_runtime
