@@ -19,8 +19,8 @@
 # is ~95% relu4_1, a layer whose receptive field is about a whole 128 px crop; 540 steps on 256 px crops
 # against 512 px targets cut udnie's 512 px style loss 4-6x. At the metric's own style weight (50) that
 # network lost its subject (content 2.4x optimize's), so this recipe weighs style STYLE_WEIGHT=15.
-# Sizing: 5.8-12.9 s per step in fp32 by machine, about 3-3.6 s in bf16 on the AMX Xeon (batch 4, one thread,
-# the other core busy; docs/training-history.md): 1,600-1,900 steps in the default TIME_LIMIT there.
+# Sizing: 5.8-12.9 s per step in fp32 by machine, about 2-3.6 s in bf16 on the AMX Xeon (batch 4, one thread,
+# the other core busy; docs/training-history.md): 1,600-2,800 steps in the default TIME_LIMIT there.
 # TIME_LIMIT=SECONDS (default 5700) stops the run and still writes the model; STEPS (default 4000) is only an upper bound.
 # The seed is INIT's trained steps (lib.sh, start_seed): each continuation of a model draws its
 # own photo order and crops instead of repeating the last run's. SEED=N overrides it.
