@@ -129,10 +129,12 @@ def feedforward_stylizer(options):
             raise BrushworkError("a feed-forward model is one --style; several style images need --method adain or wct")
         options = replace(options, style=options.style[0])
     check_options("feedforward", options)
-    if options.model is None and not _names_a_model(options.style):
+    if options.model is None and isinstance(options.style, (str, os.PathLike)):
         from brushwork.methods.feedforward import shipped_multi_model_for
+        from brushwork.models.registry import model_path
 
-        multi = shipped_multi_model_for(options.style)
+        # A file check, not a read: the stylizer cache below must stay the only load of a model per call.
+        multi = shipped_multi_model_for(options.style) if model_path(options.style) is None else None
         if multi is not None:  # a preset only the shipped multi-style model was trained on
             options = replace(options, model=str(multi))
     return feedforward_get_stylizer(options)

@@ -128,19 +128,25 @@ def shipped_models() -> list[ModelFile]:
     return sorted((read_model(p) for p in d.glob("*.safetensors")), key=lambda m: m.name)
 
 
-def find_model(name_or_path: str | os.PathLike, kinds: tuple[str, ...] | None = None) -> ModelFile:
-    """A model file path, or the name of a shipped model (optionally of the given kinds)."""
+def model_path(name_or_path: str | os.PathLike) -> Path | None:
+    """The file `find_model` reads for NAME_OR_PATH without reading it: the path as given when it names a
+    file (checked when read), else the shipped model of that name, or None when there is none."""
     p = Path(name_or_path)
     if p.suffix == ".safetensors" or p.exists():
-        model = read_model(p)
-    else:
-        candidate = weights_dir() / f"{str(name_or_path).lower().replace('_', '-')}.safetensors"
-        if not candidate.is_file():
-            names = [m.stem for m in weights_dir().glob("*.safetensors")] if weights_dir().is_dir() else []
-            close = difflib.get_close_matches(str(name_or_path), names, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else " (see `brushwork models`)"
-            raise BrushworkError(f"no model named {str(name_or_path)!r}{hint}")
-        model = read_model(candidate)
+        return p
+    candidate = weights_dir() / f"{str(name_or_path).lower().replace('_', '-')}.safetensors"
+    return candidate if candidate.is_file() else None
+
+
+def find_model(name_or_path: str | os.PathLike, kinds: tuple[str, ...] | None = None) -> ModelFile:
+    """A model file path, or the name of a shipped model (optionally of the given kinds)."""
+    path = model_path(name_or_path)
+    if path is None:
+        names = [m.stem for m in weights_dir().glob("*.safetensors")] if weights_dir().is_dir() else []
+        close = difflib.get_close_matches(str(name_or_path), names, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else " (see `brushwork models`)"
+        raise BrushworkError(f"no model named {str(name_or_path)!r}{hint}")
+    model = read_model(path)
     if kinds is not None and model.kind not in kinds:
         raise BrushworkError(f"model {model.name!r} is a {model.kind} model; expected {' or '.join(kinds)}")
     return model
