@@ -54,6 +54,7 @@
 # PRECISION (default auto): bf16 autocast on a CPU with native bf16, fp32 elsewhere; why, in lib.sh.
 # TRAIN_STYLES=a,b and NORM_ONLY=1, for a multi-style INIT (lib.sh, partial_training_flags): train only
 # those styles, and only their norm rows, leaving the model's other styles exactly as they were.
+# STYLE_REPEAT=a:3,b:2 (same place): every style still trained, the named ones drawn 3 and 2 times as often.
 set -euo pipefail
 {  # one block, read whole before it runs: safe to edit during a run (recipes/README.md)
 cd "$(dirname "$0")/.."

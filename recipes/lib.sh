@@ -210,10 +210,12 @@ metric_loss_flags() {
 }
 
 # partial_training_flags: sets PARTIAL_FLAGS for a multi-style network from TRAIN_STYLES= (comma-separated
-# names among its styles: the only ones trained) and NORM_ONLY=1 (only the styles' norm rows; the shared
+# names among its styles: the only ones trained), STYLE_REPEAT=NAME:N,... (those styles drawn N times per
+# round of the round robin, the others once) and NORM_ONLY=1 (only the styles' norm rows; the shared
 # convolutions stay as INIT has them, so the styles not trained stay exactly as they were).
 partial_training_flags() {
   PARTIAL_FLAGS=()
   if [ -n "${TRAIN_STYLES:-}" ]; then PARTIAL_FLAGS+=(--train-styles "$TRAIN_STYLES"); fi
+  if [ -n "${STYLE_REPEAT:-}" ]; then PARTIAL_FLAGS+=(--style-repeat "$STYLE_REPEAT"); fi
   if [ "${NORM_ONLY:-0}" = 1 ]; then PARTIAL_FLAGS+=(--norm-only); fi
 }

@@ -46,6 +46,12 @@ class TrainOptions:
         "--kind multi: train only these of the --styles (comma-separated names), round robin; the other styles' "
         "norm rows get no gradient. With --norm-only the others stay exactly as --init has them",
     )
+    style_repeat: str | None = _opt(
+        None,
+        "--kind multi: visit these styles N times per round of the round robin instead of once (NAME:N, "
+        "comma-separated; the repeats are spread evenly over the round), to train the styles that lag more often "
+        "while the shared convolutions keep seeing every style",
+    )
     norm_only: bool = _opt(
         False,
         "--kind multi: train only each style's own norm rows (scale and shift) and keep the shared convolutions as "
@@ -225,8 +231,8 @@ class TrainOptions:
             bad(f"embedding size must be between 1 and 4096, got {self.embedding_size}")
         if not 0.0 <= self.photo_styles <= 1.0:
             bad(f"photo styles must be a fraction between 0 and 1, got {self.photo_styles}")
-        if (self.train_styles or self.norm_only) and self.kind != "multi":
-            bad("--train-styles and --norm-only are for --kind multi")
+        if (self.train_styles or self.norm_only or self.style_repeat) and self.kind != "multi":
+            bad("--train-styles, --style-repeat and --norm-only are for --kind multi")
         if self.norm_only and not self.init:
             bad("--norm-only needs --init: a trained network whose convolutions it keeps")
         if self.save_precision not in SAVE_PRECISIONS:

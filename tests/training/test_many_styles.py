@@ -186,11 +186,45 @@ def test_arbitrary_init_from_a_multi_style_model_fits_the_predictor_to_its_table
         (dict(kind="multi", train_styles=" , "), "--train-styles names no style: it takes names among"),
         (dict(kind="multi", norm_only=True), "--norm-only needs --init"),
         (dict(kind="feedforward", style="udnie", train_styles="udnie"), "are for --kind multi"),
+        (dict(kind="feedforward", style="udnie", style_repeat="udnie:2"), "are for --kind multi"),
+        (dict(kind="multi", style_repeat="udnie"), "--style-repeat takes NAME:N with N a whole number from 1 to 100, "
+                                                   "got 'udnie'"),
+        (dict(kind="multi", style_repeat="udnie:0"), "--style-repeat takes NAME:N"),
+        (dict(kind="multi", style_repeat="udnie:1.5"), "--style-repeat takes NAME:N"),
+        (dict(kind="multi", style_repeat="water-lilies:2"), "--style-repeat names 'water-lilies': it takes names"),
+        (dict(kind="multi", train_styles="great-wave", style_repeat="udnie:2"),
+         "--style-repeat names 'udnie', which --train-styles leaves out"),
     ],
 )
 def test_bad_many_style_options(tmp_path, photos, tiny, vgg, change, message):
     with pytest.raises(BrushworkError, match=message):
         train(_options(tmp_path, photos, tiny, "bad", **{"steps": 1, **change}), vgg=vgg)
+
+
+def test_style_repeat_draws_a_style_that_often_per_round_spread_apart_and_the_card_says_so(tmp_path, photos, tiny,
+                                                                                           vgg):
+    from brushwork.runtime import resolve_runtime
+    from brushwork.training.multi import MultiStyleObjective, weighted_round
+
+    # Even weights keep the plain round robin (so runs from before the option resume unchanged).
+    assert weighted_round([(7, 1), (3, 1), (5, 1)]) == [7, 3, 5]
+    spread = weighted_round([(0, 3), (1, 1), (2, 1), (3, 1), (4, 1), (5, 3)])
+    assert sorted(spread) == [0, 0, 0, 1, 2, 3, 4, 5, 5, 5]
+    assert all(a != b for a, b in zip(spread, spread[1:] + spread[:1]))  # no style twice in a row, round on round
+
+    options = _options(tmp_path, photos, tiny, "r", kind="multi", style_repeat="udnie:2", batch_size=2)
+    objective = MultiStyleObjective(options, vgg, resolve_runtime("cpu", "fp32"))
+    drawn = torch.cat([objective.styles_for_step(step, 2) for step in range(4)]).tolist()
+    assert [drawn.count(i) for i in range(3)] == [2, 2, 4]  # two rounds of four: udnie twice in each
+    assert all(drawn[2 * k] != drawn[2 * k + 1] for k in range(4))  # no step trains one style twice
+    assert objective.card()["style_repeat"] == {"udnie": 2}
+    # One way to name the plain schedule: N=1 is the default, and the card says nothing of it.
+    plain = MultiStyleObjective(_options(tmp_path, photos, tiny, "p", kind="multi", style_repeat="udnie:1"), vgg,
+                                resolve_runtime("cpu", "fp32"))
+    assert plain.round == [0, 1, 2] and "style_repeat" not in plain.card()
+
+    result = train(_options(tmp_path, photos, tiny, "rep", kind="multi", steps=2, style_repeat="udnie:3"), vgg=vgg)
+    assert read_model(result.output).card["style_repeat"] == {"udnie": 3}
 
 
 def test_train_styles_with_norm_only_trains_those_rows_and_leaves_the_rest_exactly(tmp_path, photos, tiny, vgg):

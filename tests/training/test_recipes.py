@@ -72,9 +72,9 @@ def test_the_256_stage_continues_a_multi_style_model_with_its_styles_in_order(tm
     assert continued.config["styles"] == multi.config["styles"]
     assert continued.config["width"] == multi.config["width"]  # --init's shape, adopted without flags
     assert _lib('partial_training_flags; printf "%s\\n" "${PARTIAL_FLAGS[@]}"') == []
-    partial = _lib('TRAIN_STYLES=udnie,great-wave NORM_ONLY=1 partial_training_flags; '
+    partial = _lib('TRAIN_STYLES=udnie,great-wave STYLE_REPEAT=udnie:2 NORM_ONLY=1 partial_training_flags; '
                    'printf "%s\\n" "${PARTIAL_FLAGS[@]}"')
-    assert partial == ["--train-styles", "udnie,great-wave", "--norm-only"]
+    assert partial == ["--train-styles", "udnie,great-wave", "--style-repeat", "udnie:2", "--norm-only"]
     assert set(continued.card["style_layers"]) == {"relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"}
     assert set(continued.card["content_layers"]) == {"relu4_2"} and continued.card["style_weight"] == 15
     # Every style's norm row is (after one warm-up step) still the row it had, not another style's.
