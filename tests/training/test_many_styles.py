@@ -223,8 +223,13 @@ def test_style_repeat_draws_a_style_that_often_per_round_spread_apart_and_the_ca
                                 resolve_runtime("cpu", "fp32"))
     assert plain.round == [0, 1, 2] and "style_repeat" not in plain.card()
 
-    result = train(_options(tmp_path, photos, tiny, "rep", kind="multi", steps=2, style_repeat="udnie:3"), vgg=vgg)
+    repeated = _options(tmp_path, photos, tiny, "rep", kind="multi", steps=2, style_repeat="udnie:3",
+                        checkpoint_every=1)
+    result = train(repeated, vgg=vgg)
     assert read_model(result.output).card["style_repeat"] == {"udnie": 3}
+    # The schedule is part of what a checkpoint resumes: another one is refused, not silently mixed in.
+    with pytest.raises(BrushworkError, match="style_repeat"):
+        train(repeated, resume=True, steps=3, style_repeat="udnie:2", vgg=vgg)
 
 
 def test_train_styles_with_norm_only_trains_those_rows_and_leaves_the_rest_exactly(tmp_path, photos, tiny, vgg):
