@@ -30,8 +30,13 @@ from brushwork.models.registry import ModelFile, read_model, save_model
 # would misdescribe the model.
 OBJECTIVE = ("content_weight", "style_weight", "tv_weight", "content_layers", "style_layers", "style_size",
              "image_size", "styles", "style")
+# Which styles a multi-style run drew, how often, and which weights it trained: runs may differ in them
+# (a run drawing the lagging styles more often beside a plain one), so each run's are listed, and the card
+# keeps one at the top only where every run agrees.
+SCHEDULE = ("trained_styles", "style_repeat", "norm_only")
 # What each run contributes to the `averaged` list.
-RUN_FIELDS = ("seed", "steps", "wall_time_s", "final_losses", "date", "ema_decay", "hardware", "precision")
+RUN_FIELDS = ("seed", "steps", "wall_time_s", "final_losses", "date", "ema_decay", "hardware", "precision",
+              *SCHEDULE)
 
 
 def _same(a, b) -> bool:
@@ -89,6 +94,9 @@ def average_models(out: str, paths: list[str]) -> str:
                 weights=f"the mean of the weights of {len(models)} runs continued from the same model "
                         "(recipes/average_models.py); final_losses is the mean of theirs",
                 averaged=runs)
+    for field in SCHEDULE:
+        if not all(_same(m.card.get(field), first.card.get(field)) for m in models):
+            card.pop(field, None)
     save_model(out, first.kind, state, first.config, card)
     return f"{out}: the mean of {len(models)} models ({', '.join(r['file'] for r in runs)})"
 

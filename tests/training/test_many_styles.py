@@ -73,8 +73,10 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, photos, tiny, vgg, kind, 
 
 def test_runs_forked_from_one_model_average_into_a_working_model(tmp_path, photos, tiny, vgg, average_models):
     parent = train(_options(tmp_path, photos, tiny, "parent", kind="multi", steps=1), vgg=vgg).output
+    # The second fork draws udnie twice per round: runs on different schedules may be averaged.
     forks = [train(_options(tmp_path, photos, tiny, f"fork{seed}", kind="multi", steps=seed, seed=seed,
-                            init=str(parent)), vgg=vgg).output for seed in (1, 2)]
+                            init=str(parent), style_repeat=repeat), vgg=vgg).output
+             for seed, repeat in ((1, None), (2, "udnie:2"))]
     out = tmp_path / "soup.safetensors"
     assert average_models.main([str(out), *map(str, forks)]) == 0
     soup, a, b = read_model(out), read_model(forks[0]), read_model(forks[1])
@@ -83,6 +85,9 @@ def test_runs_forked_from_one_model_average_into_a_working_model(tmp_path, photo
     for k, v in soup.tensors.items():
         torch.testing.assert_close(v, (a.tensors[k] + b.tensors[k]) / 2, msg=k)
     assert [r["seed"] for r in soup.card["averaged"]] == [1, 2]
+    # Each run's schedule is in its entry; the soup's card claims none of them as its own.
+    assert [r["style_repeat"] for r in soup.card["averaged"]] == [None, {"udnie": 2}]
+    assert "style_repeat" not in soup.card
     assert soup.card["steps"] == 2 and soup.card["init"] == a.card["init"]
     assert soup.trained_steps == 3  # the parent's step, then the longer branch's two
 
