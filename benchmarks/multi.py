@@ -51,6 +51,21 @@ def _adain_stylize():
     return functools.partial(brushwork.stylize, method="adain")
 
 
+def _default_paths() -> str:
+    """The precision and backend each method's default (`auto`) path takes on this machine. Why: AdaIN's
+    default is bf16 in PyTorch on a CPU with native bf16 and fp32 in onnxruntime elsewhere, and its style
+    losses differ by up to 2.6% between the two (charing-cross-bridge on astronaut and chelsea: 3,045 in
+    bf16, 3,123 in fp32, 2026-12-06), so figures from two machines compare only where this line matches."""
+    from brushwork.methods.adain import AdaINStylizer
+    from brushwork.methods.feedforward import resolve_runtime_and_backend
+
+    paths = []
+    for label, native_bf16 in (("feed-forward and predict", False), ("AdaIN", AdaINStylizer.native_bf16_on_cpu)):
+        runtime, backend = resolve_runtime_and_backend("auto", "auto", "auto", native_bf16=native_bf16)
+        paths.append(f"{label} {runtime.precision} in {backend} on {runtime.device.type}")
+    return "default paths: " + ", ".join(paths)
+
+
 class Measure:
     def __init__(self, size: int):
         from brushwork.features import load_vgg19
@@ -253,7 +268,7 @@ def main() -> None:
 
     from brushwork.errors import BrushworkError
 
-    print(f"{torch.get_num_threads()} torch threads, torch {torch.__version__}")
+    print(f"{torch.get_num_threads()} torch threads, torch {torch.__version__}; {_default_paths()}")
     measure = Measure(args.size)
     for skip, section in ((args.skip_arbitrary, held_out_section), (args.skip_multi, multi_section)):
         if skip:
