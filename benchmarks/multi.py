@@ -15,6 +15,7 @@ multi-style model against the matching single-style models. Prints Markdown tabl
     python benchmarks/multi.py --skip-optimize                      # minutes on a CPU
     python benchmarks/multi.py --arbitrary A.safetensors --multi M.safetensors --size 256
     python benchmarks/multi.py --skip-arbitrary --skip-without-single --multi multi-paintings M.safetensors
+    python benchmarks/multi.py --skip-arbitrary --skip-without-single --photos DIR   # photos of your own
 """
 
 from __future__ import annotations
@@ -34,9 +35,15 @@ DEFAULT_MULTI = "multi-paintings"
 MULTI_GOAL = 1.5
 
 
-def _examples(names: list[str] | None) -> list[Path]:
-    files = sorted(p for p in EXAMPLES.iterdir() if p.suffix.lower() in (".jpg", ".png"))
-    return [p for p in files if not names or p.stem in names]
+def _examples(args) -> list[Path]:
+    """The photos measured on: `--photos` (default the bundled examples), narrowed by `--contents`."""
+    if not Path(args.photos).is_dir():
+        raise SystemExit(f"--photos {args.photos}: not a folder")
+    files = sorted(p for p in Path(args.photos).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    files = [p for p in files if not args.contents or p.stem in args.contents]
+    if not files:
+        raise SystemExit(f"no .jpg or .png photos in {args.photos}" + (f" named {args.contents}" if args.contents else ""))
+    return files
 
 
 def _adain_stylize():
@@ -119,7 +126,7 @@ def held_out_section(args, measure: Measure) -> None:
         methods.append(("optimize", run_optimize))
     if adain is not None:
         methods.append(("adain", lambda c, s: adain(c, str(s), size=args.size)))
-    predictor.stylize(_examples(args.contents)[0], options, style=str(resolve_style(held_out[0])))  # warm-up
+    predictor.stylize(_examples(args)[0], options, style=str(resolve_style(held_out[0])))  # warm-up
 
     results: dict[str, list[dict]] = {name: [] for name, _ in methods}
     sheet_rows = []
@@ -129,7 +136,7 @@ def held_out_section(args, measure: Measure) -> None:
     print("|---|---|" + "---:|" * (3 * len(methods)))
     for style_name in held_out:
         style = resolve_style(style_name)
-        for content in _examples(args.contents):
+        for content in _examples(args):
             cells, row_images = [], [Image.open(content), Image.open(style)]
             for name, run in methods:
                 image, ms = _timed(lambda: run(content, style))
@@ -155,7 +162,7 @@ def held_out_section(args, measure: Measure) -> None:
 
 def _mean_losses(args, measure: Measure, stylize, style: Path) -> tuple[float, float]:
     """Mean style and content loss of `stylize(photo)` over the example photos."""
-    losses = [measure(stylize(content), content, style) for content in _examples(args.contents)]
+    losses = [measure(stylize(content), content, style) for content in _examples(args)]
     return statistics.mean(x["style_loss"] for x in losses), statistics.mean(x["content_loss"] for x in losses)
 
 
@@ -252,7 +259,10 @@ def main() -> None:
                         help=f"multi-style model(s) (default: the shipped {DEFAULT_MULTI!r}); several (a shipped "
                              "one and a candidate) share the single-style models' measurements")
     parser.add_argument("--held-out", default=None, help="comma-separated held-out style presets (default: the card's)")
-    parser.add_argument("--contents", default=None, help="comma-separated example photo names (default: all)")
+    parser.add_argument("--photos", default=str(EXAMPLES),
+                        help="folder of content photos (default: the bundled examples); another folder checks a "
+                             "model chosen on the examples on photos it was not chosen on")
+    parser.add_argument("--contents", default=None, help="comma-separated photo names, without extension (default: all)")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--skip-optimize", action="store_true", help="leave out `brushwork optimize` (the slow part)")
     parser.add_argument("--skip-arbitrary", action="store_true")
@@ -263,6 +273,7 @@ def main() -> None:
     parser.add_argument("--sheet", default="out/benchmarks/multi-held-out.png", help="contact sheet PNG to write")
     args = parser.parse_args()
     args.contents = args.contents.split(",") if args.contents else None
+    _examples(args)  # a bad --photos or --contents fails here, before minutes of loading
 
     import torch
 
