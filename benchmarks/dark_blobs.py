@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-EXAMPLES = ROOT / "brushwork/assets/examples"
+from _photos import resolve_photos  # noqa: E402
 DARK, BRIGHT, GROW, BLUR, FAR = 0.12, 0.5, 4, 31, 32
 
 
@@ -119,7 +119,7 @@ def main() -> None:
     args = parser.parse_args()
 
     vgg = load_vgg19()
-    photos = [Path(p) if Path(p).exists() else EXAMPLES / p for p in args.photos]
+    photos = resolve_photos(args.photos)
     print("| run | photo | blob area | style loss: output / blobs filled | content loss: output / blobs filled "
           "| norm5 peaks in blobs | far change without them |")
     print("|---|---|---:|---:|---:|---:|---:|")

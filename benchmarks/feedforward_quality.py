@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-EXAMPLES = ROOT / "brushwork/assets/examples"
+from _photos import resolve_photos  # noqa: E402
 STYLE_GOAL, CONTENT_GOAL = 2.0, 1.5
 
 
@@ -64,7 +64,7 @@ def main() -> None:
     shipped_dir = weights_dir().resolve()
     if not models:
         raise SystemExit("no shipped feed-forward models to measure")
-    photos = [Path(p) if Path(p).exists() else EXAMPLES / p for p in args.photos]
+    photos = resolve_photos(args.photos)
 
     vgg = load_vgg19()
     rows, sheet_rows, sheet_labels = [], [], []

@@ -15,7 +15,7 @@ multi-style model against the matching single-style models. Prints Markdown tabl
     python benchmarks/multi.py --skip-optimize                      # minutes on a CPU
     python benchmarks/multi.py --arbitrary A.safetensors --multi M.safetensors --size 256
     python benchmarks/multi.py --skip-arbitrary --skip-without-single --multi multi-paintings M.safetensors
-    python benchmarks/multi.py --skip-arbitrary --skip-without-single --photos DIR   # photos of your own
+    python benchmarks/multi.py --skip-arbitrary --skip-without-single --photos A.jpg B.png   # photos of your own
 """
 
 from __future__ import annotations
@@ -30,20 +30,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-EXAMPLES = ROOT / "brushwork" / "assets" / "examples"
+from _photos import example_photos, resolve_photos  # noqa: E402
+
 DEFAULT_MULTI = "multi-paintings"
 MULTI_GOAL = 1.5
 
 
 def _examples(args) -> list[Path]:
-    """The photos measured on: `--photos` (default the bundled examples), narrowed by `--contents`."""
-    if not Path(args.photos).is_dir():
-        raise SystemExit(f"--photos {args.photos}: not a folder")
-    files = sorted(p for p in Path(args.photos).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    files = [p for p in files if not args.contents or p.stem in args.contents]
-    if not files:
-        raise SystemExit(f"no .jpg or .png photos in {args.photos}" + (f" named {args.contents}" if args.contents else ""))
-    return files
+    """The photos measured on: `--photos` (default every bundled example), narrowed by `--contents`."""
+    photos = resolve_photos(args.photos) if args.photos else example_photos()
+    chosen = [p for p in photos if not args.contents or p.stem in args.contents]
+    if not chosen:
+        raise SystemExit(f"--contents {','.join(args.contents)}: none of {', '.join(p.stem for p in photos)}")
+    return chosen
 
 
 def _adain_stylize():
@@ -259,9 +258,9 @@ def main() -> None:
                         help=f"multi-style model(s) (default: the shipped {DEFAULT_MULTI!r}); several (a shipped "
                              "one and a candidate) share the single-style models' measurements")
     parser.add_argument("--held-out", default=None, help="comma-separated held-out style presets (default: the card's)")
-    parser.add_argument("--photos", default=str(EXAMPLES),
-                        help="folder of content photos (default: the bundled examples); another folder checks a "
-                             "model chosen on the examples on photos it was not chosen on")
+    parser.add_argument("--photos", nargs="+", default=None,
+                        help="photo files, or names of bundled examples (default: every bundled example); photos "
+                             "of one's own check a model picked on the examples on photos it was not picked on")
     parser.add_argument("--contents", default=None, help="comma-separated photo names, without extension (default: all)")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--skip-optimize", action="store_true", help="leave out `brushwork optimize` (the slow part)")
