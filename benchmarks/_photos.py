@@ -21,5 +21,6 @@ def resolve_photos(names) -> list[Path]:
     photos = [Path(p) if Path(p).exists() else EXAMPLES / p for p in names]
     missing = [str(p) for p in photos if not p.is_file()]
     if missing:
-        raise SystemExit(f"no such photo: {', '.join(missing)} (give files, or names of bundled examples in {EXAMPLES})")
+        raise SystemExit(f"no such photo: {', '.join(missing)} "
+                         f"(give files, or names of bundled examples in {EXAMPLES})")
     return photos

@@ -261,7 +261,8 @@ def main() -> None:
     parser.add_argument("--photos", nargs="+", default=None,
                         help="photo files, or names of bundled examples (default: every bundled example); photos "
                              "of one's own check a model picked on the examples on photos it was not picked on")
-    parser.add_argument("--contents", default=None, help="comma-separated photo names, without extension (default: all)")
+    parser.add_argument("--contents", default=None,
+                        help="comma-separated photo names, without extension (default: all)")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--skip-optimize", action="store_true", help="leave out `brushwork optimize` (the slow part)")
     parser.add_argument("--skip-arbitrary", action="store_true")
