@@ -125,7 +125,7 @@ def held_out_section(args, measure: Measure) -> None:
         methods.append(("optimize", run_optimize))
     if adain is not None:
         methods.append(("adain", lambda c, s: adain(c, str(s), size=args.size)))
-    predictor.stylize(_examples(args)[0], options, style=str(resolve_style(held_out[0])))  # warm-up
+    predictor.stylize(args.photo_files[0], options, style=str(resolve_style(held_out[0])))  # warm-up
 
     results: dict[str, list[dict]] = {name: [] for name, _ in methods}
     sheet_rows = []
@@ -135,7 +135,7 @@ def held_out_section(args, measure: Measure) -> None:
     print("|---|---|" + "---:|" * (3 * len(methods)))
     for style_name in held_out:
         style = resolve_style(style_name)
-        for content in _examples(args):
+        for content in args.photo_files:
             cells, row_images = [], [Image.open(content), Image.open(style)]
             for name, run in methods:
                 image, ms = _timed(lambda: run(content, style))
@@ -160,8 +160,8 @@ def held_out_section(args, measure: Measure) -> None:
 
 
 def _mean_losses(args, measure: Measure, stylize, style: Path) -> tuple[float, float]:
-    """Mean style and content loss of `stylize(photo)` over the example photos."""
-    losses = [measure(stylize(content), content, style) for content in _examples(args)]
+    """Mean style and content loss of `stylize(photo)` over the measured photos (`args.photo_files`)."""
+    losses = [measure(stylize(content), content, style) for content in args.photo_files]
     return statistics.mean(x["style_loss"] for x in losses), statistics.mean(x["content_loss"] for x in losses)
 
 
@@ -273,7 +273,7 @@ def main() -> None:
     parser.add_argument("--sheet", default="out/benchmarks/multi-held-out.png", help="contact sheet PNG to write")
     args = parser.parse_args()
     args.contents = args.contents.split(",") if args.contents else None
-    _examples(args)  # a bad --photos or --contents fails here, before minutes of loading
+    args.photo_files = _examples(args)  # once, and a bad --photos or --contents fails here, before minutes of loading
 
     import torch
 
