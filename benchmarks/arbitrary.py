@@ -44,6 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _photos import example_photos  # noqa: E402
+
 HELD_OUT = ("starry-night-over-the-rhone", "water-lilies", "mondrian-composition", "in-bed")  # as recipes/lib.sh
 
 
@@ -109,7 +111,7 @@ def quality(args, vgg, adain, wct) -> tuple[list, list]:
     from brushwork.methods.feedforward import StylizeOptions
     from brushwork.presets import resolve_style
 
-    photos = sorted((ROOT / "brushwork" / "assets" / "examples").glob("*.jpg"))[: args.contents]
+    photos = example_photos()[: args.contents]
     results, sheet = [], []
     # Warm-up with a throw-away style tensor (never cached): onnxruntime sessions are exported on
     # first use, a one-time cost that is not per image. Each real style's statistics are still

@@ -36,7 +36,7 @@ DEFAULT_MULTI = "multi-paintings"
 MULTI_GOAL = 1.5
 
 
-def _examples(args) -> list[Path]:
+def _measured_photos(args) -> list[Path]:
     """The photos measured on: `--photos` (default every bundled example), narrowed by `--contents`."""
     photos = resolve_photos(args.photos) if args.photos else example_photos()
     chosen = [p for p in photos if not args.contents or p.stem in args.contents]
@@ -273,7 +273,8 @@ def main() -> None:
     parser.add_argument("--sheet", default="out/benchmarks/multi-held-out.png", help="contact sheet PNG to write")
     args = parser.parse_args()
     args.contents = args.contents.split(",") if args.contents else None
-    args.photo_files = _examples(args)  # once, and a bad --photos or --contents fails here, before minutes of loading
+    # Resolved once; a bad --photos or --contents fails here, before minutes of loading.
+    args.photo_files = _measured_photos(args)
 
     import torch
 

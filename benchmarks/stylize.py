@@ -28,6 +28,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _photos import example_photos  # noqa: E402
 
 # name -> description (the reference first, the default second)
 PATHS = {
@@ -50,8 +53,7 @@ def _content(height: int, width: int):
 
     from brushwork.imaging import load_image, resize
 
-    folder = ROOT / "brushwork" / "assets" / "examples"
-    photos = [load_image(p)[0] for p in sorted(folder.glob("*.jpg"))]
+    photos = [load_image(p)[0] for p in example_photos()]
     if height * width <= 1024 * 1024:
         return resize(photos[0], (height, width)).clamp(0, 1)  # one photo (astronaut)
     tiles = [resize(p, (512, 512)) for p in photos]
