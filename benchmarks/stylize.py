@@ -53,10 +53,10 @@ def _content(height: int, width: int):
 
     from brushwork.imaging import load_image, resize
 
-    photos = [load_image(p)[0] for p in example_photos()]
-    if height * width <= 1024 * 1024:
-        return resize(photos[0], (height, width)).clamp(0, 1)  # one photo (astronaut)
-    tiles = [resize(p, (512, 512)) for p in photos]
+    photos = example_photos()
+    if height * width <= 1024 * 1024:  # one photo (astronaut): the others are not decoded
+        return resize(load_image(photos[0])[0], (height, width)).clamp(0, 1)
+    tiles = [resize(load_image(p)[0], (512, 512)) for p in photos]
     row = torch.cat([tiles[i % len(tiles)] for i in range(4)], 3)
     grid = torch.cat([torch.roll(row, shifts=512 * i, dims=3) for i in range(4)], 2)
     return resize(grid, (height, width)).clamp(0, 1)
