@@ -117,3 +117,28 @@ def _umask() -> int:
     except (OSError, ValueError):
         pass
     return 0o022
+
+
+def cache_dir() -> Path:
+    """Where brushwork keeps what it can rebuild (exported graphs): $BRUSHWORK_CACHE_DIR, else
+    $XDG_CACHE_HOME/brushwork, else ~/.cache/brushwork."""
+    if os.environ.get("BRUSHWORK_CACHE_DIR"):
+        return Path(os.environ["BRUSHWORK_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "brushwork"
+
+
+def cached_bytes(kind: str, key: str, build) -> bytes:
+    """`build()`'s bytes, kept in `cache_dir()/KIND/KEY`: read back when there, else built and written
+    (atomically). A cache that cannot be read or written only costs the rebuild."""
+    path = cache_dir() / kind / key
+    try:
+        return path.read_bytes()
+    except OSError:
+        pass
+    data = build()
+    try:
+        write_file_atomically(path, data, "cache")
+    except BrushworkError:
+        pass
+    return data

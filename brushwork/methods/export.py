@@ -244,7 +244,10 @@ class InferenceNet(nn.Module):
                       for a, b in norm_params]
         else:
             params = style_norm_params(net, style_blend)
-        assert len(params) == len(convs)
+        self.contract_norm = net.config.contract_norm
+        self.output_norm = net.config.output_norm
+        self.sigmoid = net.config.output_activation == "sigmoid"
+        assert len(params) == len(convs) - (0 if self.contract_norm else 3) + int(self.output_norm)
         self.norm_scale = nn.ParameterList(nn.Parameter(s, requires_grad=False) for s, _ in params)
         self.norm_shift = nn.ParameterList(nn.Parameter(b, requires_grad=False) for _, b in params)
         self.num_residual = len(net.residuals)
@@ -252,7 +255,7 @@ class InferenceNet(nn.Module):
 
     @property
     def num_norms(self) -> int:
-        return len(self.convs)
+        return len(self.norm_scale)
 
     # One norm layer: instance norm with the affine folded in, or frozen statistics, or recording.
     def _norm(self, i: int, x: torch.Tensor, affine, record: list | None, pool: bool) -> torch.Tensor:
@@ -275,19 +278,31 @@ class InferenceNet(nn.Module):
 
     def _run(self, x: torch.Tensor, affine=None, record: list | None = None, pool: bool = False) -> torch.Tensor:
         h, w = x.shape[-2:]
-        x = align(x)
+        y = align(x)
         convs = self.convs
-        y = F.relu(self._norm(0, convs[0](x), affine, record, pool))
-        y = F.relu(self._norm(1, convs[1](y), affine, record, pool))
-        y = F.relu(self._norm(2, convs[2](y), affine, record, pool))
+        k = 0  # the next norm layer
+
+        def norm(t):
+            nonlocal k
+            k += 1
+            return self._norm(k - 1, t, affine, record, pool)
+
+        for conv in convs[:3]:
+            y = conv(y)
+            y = F.relu(norm(y) if self.contract_norm else y)
         i = 3
         for _ in range(self.num_residual):
-            z = F.relu(self._norm(i, convs[i](y), affine, record, pool))
-            y = y + self._norm(i + 1, convs[i + 1](z), affine, record, pool)
+            z = F.relu(norm(convs[i](y)))
+            y = y + norm(convs[i + 1](z))
             i += 2
-        y = F.relu(self._norm(i, convs[i](y), affine, record, pool))
-        y = F.relu(self._norm(i + 1, convs[i + 1](y), affine, record, pool))
-        return self.out(y)[:, :, :h, :w]
+        y = F.relu(norm(convs[i](y)))
+        y = F.relu(norm(convs[i + 1](y)))
+        y = self.out(y)
+        if self.output_norm:
+            y = norm(y)
+        if self.sigmoid:
+            y = torch.sigmoid(y)
+        return y[:, :, :h, :w]
 
     def forward(self, x: torch.Tensor,
                 affine: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
@@ -432,19 +447,30 @@ def build_onnx(net: StyleTransferNet | InferenceNet, *, style_blend: Sequence[fl
         return node("InstanceNormalization", [x, const(inf.norm_scale[i], "scale"), const(inf.norm_shift[i], "shift")],
                     epsilon=NORM_EPS)
 
-    y = node("Relu", [norm(0, conv(0, x))])
-    y = node("Relu", [norm(1, conv(1, y))])
-    y = node("Relu", [norm(2, conv(2, y))])
+    norms = iter(range(inf.num_norms))
+
+    def next_norm(x):
+        return norm(next(norms), x)
+
+    y = x
+    for i in range(3):
+        y = conv(i, y)
+        y = node("Relu", [next_norm(y) if inf.contract_norm else y])
     i = 3
     for _ in range(inf.num_residual):
-        z = node("Relu", [norm(i, conv(i, y))])
-        y = node("Add", [y, norm(i + 1, conv(i + 1, z))])
+        z = node("Relu", [next_norm(conv(i, y))])
+        y = node("Add", [y, next_norm(conv(i + 1, z))])
         i += 2
-    y = node("Relu", [norm(i, conv(i, y))])
-    y = norm(i + 1, conv(i + 1, y))
+    y = node("Relu", [next_norm(conv(i, y))])
+    y = next_norm(conv(i + 1, y))
+    # The "stats" graph stops after its last norm.
+    if mode != "stats" or inf.output_norm:
+        y = folded(inf.out, node("Relu", [y]))
+        if inf.output_norm:
+            y = next_norm(y)
     if mode != "stats":
-        y = node("Relu", [y])
-        y = folded(inf.out, y)
+        if inf.sigmoid:
+            y = node("Sigmoid", [y])
         nodes.append(helper.make_node("Slice", [y, const(i64(0, 0)), hw, const(i64(2, 3))], ["stylized"], name="crop"))
         outputs.append(helper.make_tensor_value_info("stylized", TensorProto.FLOAT, ["batch", 3, "height", "width"]))
 

@@ -21,6 +21,7 @@ every option below cheap and exact:
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import os
@@ -33,6 +34,7 @@ import torch.nn.functional as F
 
 from brushwork.errors import BrushworkError
 from brushwork.features.vgg import LAYER_NAMES
+from brushwork.files import cached_bytes
 from brushwork.imaging import load_image, resize, tensor_to_image
 from brushwork.imaging.color import MeanCov, sym_power
 from brushwork.imaging.resize import fit_long_side
@@ -381,8 +383,10 @@ class FeatureTransferStylizer:
             key = (part, layer, arena)
             if key not in self._onnx_sessions:
                 module = _EncoderTo(self.vgg, layer) if part == "encoder" else self.decoders[layer]
-                self._onnx_sessions[key] = cpu_session(_onnx_bytes(module, example), torch.get_num_threads(),
-                                                       memory_arena=arena)
+                # Exporting takes seconds (WCT's ten graphs: about 12 s), so graphs are kept on disk by their weights.
+                graph = cached_bytes("onnx", f"{part}-{layer}-{module_digest(module)}.onnx",
+                                     lambda: _onnx_bytes(module, example))
+                self._onnx_sessions[key] = cpu_session(graph, torch.get_num_threads(), memory_arena=arena)
             return self._onnx_sessions[key]
 
     def _run_onnx(self, part: str, layer: str, x: torch.Tensor, arena: bool = True) -> torch.Tensor:
@@ -582,6 +586,16 @@ class _EncoderTo(torch.nn.Module):
 
     def forward(self, x):
         return self.vgg(x, [self.layer])[self.layer]
+
+
+def module_digest(module: torch.nn.Module) -> str:
+    """A digest of a module's weights and class, and of the torch version that exports it."""
+    h = hashlib.sha256(f"{type(module).__qualname__} {torch.__version__}".encode())
+    for name, t in module.state_dict().items():
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:24]
 
 
 def _onnx_bytes(module: torch.nn.Module, example: torch.Tensor) -> bytes:

@@ -81,6 +81,7 @@ from brushwork.imaging.tiling import count_tiles, map_tiles, tile_settings
 from brushwork.methods.blend import multi_style_weights
 from brushwork.methods.style_cache import LRUCache, file_stamp
 from brushwork.methods.export import ALIGN, FEEDFORWARD_KINDS, InferenceNet, OnnxRunner, load_network
+from brushwork.models.magenta import MULTI_MODEL as MAGENTA_MULTI_MODEL, MULTI_STYLE_NAMES as MAGENTA_STYLE_NAMES
 from brushwork.models.registry import ModelFile, find_model
 from brushwork.nets.transformer import StyleTransferNet
 from brushwork.progress import Progress, ProgressCallback, now
@@ -359,9 +360,14 @@ class FeedForwardStylizer:
         rgb, alpha = load_image(image)
         out = self.stylize_tensor(rgb, opts, progress=progress)
         del rgb
-        if alpha is not None and tuple(alpha.shape[-2:]) != tuple(out.shape[-2:]):
-            alpha = resize(alpha, tuple(out.shape[-2:])).clamp_(0.0, 1.0)
-        return tensor_to_image(out, alpha)
+        return tensor_to_image(out, alpha_for(alpha, out))
+
+
+def alpha_for(alpha: torch.Tensor | None, out: torch.Tensor) -> torch.Tensor | None:
+    """The input's alpha channel at the output's size (None when the input had none)."""
+    if alpha is not None and tuple(alpha.shape[-2:]) != tuple(out.shape[-2:]):
+        alpha = resize(alpha, tuple(out.shape[-2:])).clamp_(0.0, 1.0)
+    return alpha
 
 
 def _merge(options: StylizeOptions | None, overrides: dict) -> StylizeOptions:
@@ -450,24 +456,34 @@ def model_styles(model: ModelFile) -> list[str]:
     return [str(name) for name in styles]
 
 
-def shipped_multi_model_for(style) -> Path | None:
-    """The shipped multi-style model's file when preset STYLE (one name) is among its styles, else None.
+def shipped_multi_model_for(style) -> str | None:
+    """The multi-style model that paints preset STYLE (one name) when it has no model of its own: the
+    shipped multi-style model's file when the preset is among its styles, else `magenta-26` when the
+    name is one of Magenta's 26 styles; None otherwise.
 
-    Why `auto` paints such a preset with it rather than with AdaIN: on the four presets it holds with no
-    single-style model it had the lower style loss on three and the lower content loss on all four
-    (`benchmarks/multi.py --skip-arbitrary`, README), and it is one pass of a small network.
+    Why `auto` paints such a preset with it rather than with an any-style method: on the four presets
+    it holds with no single-style model it had the lower style loss on three and the lower content loss
+    on all four against AdaIN (`benchmarks/multi.py --skip-arbitrary`), and it is one pass of a small
+    network; Magenta's 26 styles exist only as that network's rows.
     """
-    from brushwork.methods.blend import style_name
+    from brushwork.methods.blend import parse_weighted_styles, style_name
     from brushwork.models.registry import read_model, weights_dir
 
     if not isinstance(style, (str, os.PathLike)):
         return None
+    text = os.fspath(style)
+    try:  # one name, or a blend A:0.3,B:0.7 of the styles of one model
+        names = {style_name(name) for name, _ in parse_weighted_styles(text)} if ("," in text or ":" in text) \
+            else {style_name(text)}
+    except BrushworkError:
+        return None
     path = weights_dir() / f"{DEFAULT_MULTI_MODEL}.safetensors"
     stamp = file_stamp(path)
-    if stamp is None:
-        return None
-    styles = _multi_styles.get_or_build((str(path), stamp), lambda: tuple(read_model(path).styles))
-    return path if style_name(os.fspath(style)) in styles else None
+    if stamp is not None:
+        styles = _multi_styles.get_or_build((str(path), stamp), lambda: tuple(read_model(path).styles))
+        if names <= set(styles):
+            return str(path)
+    return MAGENTA_MULTI_MODEL if names <= set(MAGENTA_STYLE_NAMES) else None
 
 
 _multi_styles = LRUCache(1)  # the shipped multi-style model's style names, by file stamp

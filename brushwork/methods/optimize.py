@@ -10,6 +10,7 @@ once per scale, never per step.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +28,7 @@ from brushwork.losses import (
     total_variation_loss,
 )
 from brushwork.options import option, with_overrides
+from brushwork.presets import resolve_style
 from brushwork.progress import Progress, ProgressCallback, now
 from brushwork.runtime import resolve_runtime
 
@@ -188,7 +190,8 @@ def run_optimization(
     progress: ProgressCallback | None = None,
     vgg=None,
 ) -> OptimizeResult:
-    """Optimize an image; `content` and each style may be a path, PIL image, array or tensor.
+    """Optimize an image; `content` and each style may be a path, PIL image, array or tensor (a style also a
+    preset name).
 
     Returns the result with the lowest total loss seen. A KeyboardInterrupt (Ctrl-C, or raised by
     the progress callback to cancel) stops early and returns that best image with `interrupted` set.
@@ -203,7 +206,8 @@ def run_optimization(
     torch.manual_seed(opts.seed)
 
     content_full, content_alpha = load_image(content)
-    style_images = [load_image(s)[0] for s in styles]
+    # A style given by name is a preset, as on the command line (a file of that name wins).
+    style_images = [load_image(resolve_style(s) if isinstance(s, (str, os.PathLike)) else s)[0] for s in styles]
     blend = opts.style_blend or [1.0] * len(styles)
     blend = [w / sum(blend) for w in blend]
     mask_full = None

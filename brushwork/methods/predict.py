@@ -1,8 +1,11 @@
 """Arbitrary-style stylization with a style-prediction network (Ghiasi et al. 2017): `--method predict`.
 
-An arbitrary-style model (`brushwork train --kind arbitrary`) holds a transformation network and a
-style-prediction network. Any style image goes through the frozen VGG-19 and the predictor to an
-embedding of about 100 numbers, and the embedding to every norm parameter of the transformer; then
+An arbitrary-style model holds a transformation network and a style-prediction network. The default
+is Magenta's trained pair (`magenta-arbitrary`, `brushwork.models.magenta`): its MobileNet-v2
+predictor takes the painting's centre square at 256 x 256. A model trained here (`brushwork train
+--kind arbitrary`) predicts from the channel statistics of the frozen VGG-19 instead. Either way
+the style becomes an embedding of about 100 numbers, and the embedding every norm parameter of the
+transformer; then
 stylizing is one forward pass of the feed-forward stylizer with those parameters baked in (so the
 onnxruntime CPU path, tiling and colour preservation all come from `brushwork.methods.feedforward`).
 
@@ -31,22 +34,27 @@ import torch
 
 from brushwork.errors import BrushworkError
 from brushwork.files import write_file_atomically
-from brushwork.imaging import load_image, resize
+from brushwork.imaging import load_image, resize, tensor_to_image
+from brushwork.imaging.resize import fit_long_side
 from brushwork.methods.blend import normalized, parse_weighted_styles
-from brushwork.methods.feedforward import FeedForwardStylizer, StylizeOptions, _merge
+from brushwork.methods.feature_transfer import region_masks
+from brushwork.methods.feedforward import FeedForwardStylizer, StylizeOptions, _merge, alpha_for
 from brushwork.methods.style_cache import STYLE_CACHE_SIZE, LRUCache, file_stamp, tensor_digest
+from brushwork.models.magenta import ARBITRARY_MODEL
 from brushwork.models.registry import ModelFile, find_model, load_state_strict
+from brushwork.nets.mobilenet import MobileNetPredictorConfig, MobileNetStylePredictor
 from brushwork.nets.style_predictor import PredictorConfig, StylePredictor, style_statistics
 from brushwork.nets.transformer import StyleTransferNet, TransformerConfig, split_norm_params
 from brushwork.progress import ProgressCallback
 from brushwork.runtime import resolve_runtime
 
-DEFAULT_ARBITRARY_MODEL = "arbitrary"  # the shipped arbitrary-style model
+DEFAULT_ARBITRARY_MODEL = ARBITRARY_MODEL  # Magenta's trained networks (the CPU-trained one: `--model arbitrary`)
 EMBEDDING_SUFFIXES = (".npy", ".json")
 ARBITRARY_KINDS = ("arbitrary",)
 
 
-def load_arbitrary_model(model: str | os.PathLike | ModelFile) -> tuple[StyleTransferNet, StylePredictor, dict]:
+def load_arbitrary_model(model: str | os.PathLike | ModelFile
+                         ) -> tuple[StyleTransferNet, StylePredictor | MobileNetStylePredictor, dict]:
     """(transformer, predictor, config) of an arbitrary-style model, in eval mode on the CPU."""
     if not isinstance(model, ModelFile):
         if os.fspath(model) == DEFAULT_ARBITRARY_MODEL and not Path(model).exists():
@@ -64,11 +72,14 @@ def load_arbitrary_model(model: str | os.PathLike | ModelFile) -> tuple[StyleTra
     where = str(model.path) if model.path else model.name
     try:
         net_config = TransformerConfig.from_dict(model.config)
-        predictor_config = PredictorConfig.from_dict(model.config["predictor"])
+        if model.config["predictor"].get("type") == "mobilenet_v2":
+            predictor = MobileNetStylePredictor(MobileNetPredictorConfig.from_dict(model.config["predictor"]))
+        else:
+            predictor = StylePredictor(PredictorConfig.from_dict(model.config["predictor"]))
         style_size = int(model.config["style_size"])
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise BrushworkError(f"model {where!r} has an invalid arbitrary-style config ({exc})") from None
-    net, predictor = StyleTransferNet(net_config), StylePredictor(predictor_config)
+    net = StyleTransferNet(net_config)
     for name, module in (("net", net), ("predictor", predictor)):
         prefix = f"{name}."
         part = {k[len(prefix):]: v for k, v in model.tensors.items() if k.startswith(prefix)}
@@ -130,7 +141,12 @@ class PredictStylizer:
         self.name, self.card, self.style_size = info["name"], info["card"], info["style_size"]
         self.device, self.precision, self.backend_choice = device, precision, backend
         self.runtime = resolve_runtime(device, precision)
-        self.vgg = self.runtime.adopt_module(vgg) if vgg is not None else shared_vgg19(self.runtime)
+        # A MobileNet-v2 predictor reads the painting itself; the others read VGG-19's statistics of it.
+        self.reads_pixels = isinstance(self.predictor, MobileNetStylePredictor)
+        if self.reads_pixels:
+            self.vgg = None
+        else:
+            self.vgg = self.runtime.adopt_module(vgg) if vgg is not None else shared_vgg19(self.runtime)
         self.predictor = self.runtime.prepare_module(self.predictor)
         self.backend = backend  # the feed-forward stylizer resolves `auto` when it is built
         self._embeddings = LRUCache(STYLE_CACHE_SIZE)  # digest of the style image as embedded -> embedding
@@ -158,19 +174,28 @@ class PredictStylizer:
 
             image = resolve_style(image)
         rgb, _ = load_image(image)
-        # Training showed the predictor crops of up to the painting's whole short side, resized to
-        # style_size: the whole image with its short side at style_size has the same stroke scale.
         h, w = rgb.shape[-2:]
-        scale = self.style_size / min(h, w)
-        rgb = resize(rgb, (max(1, round(h * scale)), max(1, round(w * scale)))).clamp(0, 1)
+        if self.reads_pixels:
+            # Magenta's predictor was trained on square crops: the centre square, at its input size.
+            side = min(h, w)
+            top, left = (h - side) // 2, (w - side) // 2
+            rgb = resize(rgb[..., top:top + side, left:left + side], (self.style_size, self.style_size)).clamp(0, 1)
+        else:
+            # Training showed the predictor crops of up to the painting's whole short side, resized to
+            # style_size: the whole image with its short side at style_size has the same stroke scale.
+            scale = self.style_size / min(h, w)
+            rgb = resize(rgb, (max(1, round(h * scale)), max(1, round(w * scale)))).clamp(0, 1)
         # Keyed by the pixels the predictor sees: the same painting from a path, an upload or an array hits.
         key = tensor_digest(rgb)
         embedding = self._embeddings.get(key)
         if embedding is None:
             rt = self.runtime
             with torch.no_grad(), rt.autocast():
-                statistics = style_statistics(self.vgg, rt.prepare_input(rgb))
-                embedding = self.predictor.embed(statistics)[0].float().cpu()
+                if self.reads_pixels:
+                    embedding = self.predictor.embed(rt.prepare_input(rgb))[0].float().cpu()
+                else:
+                    statistics = style_statistics(self.vgg, rt.prepare_input(rgb))
+                    embedding = self.predictor.embed(statistics)[0].float().cpu()
             self._embeddings.put(key, embedding)
         return embedding.clone()  # callers may change theirs in place; the cached one stays as computed
 
@@ -207,35 +232,72 @@ class PredictStylizer:
 
     def stylize(self, image, options: StylizeOptions | None = None, *, progress: ProgressCallback | None = None,
                 style=None, **overrides):
-        """Stylize one image with `options.style` (or `style`: an image, embedding file or blend spec,
-        or a ready embedding tensor); returns a PIL image."""
+        """Stylize one image with `options.style` (or `style`: an image, embedding file or blend spec, a list
+        of them, or a ready embedding tensor); returns a PIL image (RGBA when the input has alpha)."""
         opts = _merge(options, overrides)
-        embedding = self._embedding_for(opts, style, image)
-        stylizer = self.stylizer_for(embedding)
-        self.backend = stylizer.backend
-        # The strength went into the embedding: the feed-forward pass runs at full strength.
-        return stylizer.stylize(image, replace(opts, strength=1.0), progress=progress)
+        rgb, alpha = load_image(image)
+        out = self.stylize_tensor(rgb, opts, progress=progress, style=style)
+        del rgb
+        return tensor_to_image(out, alpha_for(alpha, out))
 
     def stylize_tensor(self, image: torch.Tensor, options: StylizeOptions | None = None, *,
                        progress: ProgressCallback | None = None, style=None, **overrides) -> torch.Tensor:
         """Stylize N x 3 x H x W RGB in [0, 1] (video frames, batches); returns a tensor in [0, 1].
 
-        With `strength` below 1 each image's own embedding enters its blend, so images go one by one."""
+        With `strength` below 1 each image's own embedding enters its blend, and with a mask each image
+        has its own regions, so images then go one by one."""
         opts = _merge(options, overrides)
         if not torch.is_tensor(image) or image.dim() != 4 or image.shape[1] != 3:
             raise BrushworkError(f"expected an N x 3 x H x W image tensor, got {getattr(image, 'shape', type(image))}")
         full = replace(opts, strength=1.0)
         outputs = []
-        for piece in (image.split(1) if opts.strength < 1.0 else (image,)):
+        for piece in (image.split(1) if opts.strength < 1.0 or opts.mask is not None else (image,)):
+            if opts.mask is not None:
+                outputs.append(self._stylize_regions(piece, opts, style, progress))
+                continue
             stylizer = self.stylizer_for(self._embedding_for(opts, style, piece))
             self.backend = stylizer.backend
             outputs.append(stylizer.stylize_tensor(piece, full, progress=progress))
         return torch.cat(outputs)
 
-    def _embedding_for(self, opts: StylizeOptions, style, content) -> torch.Tensor:
-        """The style's embedding, moved towards `content`'s own by 1 - strength (`--strength`)."""
+    def _stylize_regions(self, image: torch.Tensor, opts: StylizeOptions, style, progress) -> torch.Tensor:
+        """One image with a mask: the network runs once per style over the whole image (so every region's
+        strokes are whole at its edges) and the outputs are mixed by the mask's regions (`region_masks`:
+        one style, white styled and black the photo; N styles, N grey levels from black to white)."""
+        styles = self._styles(opts, style)
+        if len(styles) > 1 and opts.style_blend is not None:
+            raise BrushworkError("with a mask each region takes its own style: give no --style-blend")
+        content = image.detach().float().cpu().clamp(0.0, 1.0)
+        if opts.size is not None:
+            content = resize(content, fit_long_side(content.shape[2], content.shape[3], opts.size)).clamp_(0.0, 1.0)
+        mask, _ = load_image(opts.mask)
+        regions = region_masks(resize(mask.mean(1, keepdim=True), tuple(content.shape[-2:])).clamp_(0.0, 1.0),
+                               len(styles))
+        full = replace(opts, strength=1.0, size=None, mask=None, style_blend=None)
+        outputs = [content] if len(styles) == 1 else []
+        for one in styles:
+            stylizer = self.stylizer_for(self._embedding_for(replace(opts, style_blend=None), one, content))
+            self.backend = stylizer.backend
+            outputs.append(stylizer.stylize_tensor(content, full, progress=progress))
+        return sum(regions[:, r:r + 1] * out for r, out in enumerate(outputs)).clamp_(0.0, 1.0)
+
+    @staticmethod
+    def _styles(opts: StylizeOptions, style) -> list:
         style = opts.style if style is None else style
-        embedding = style if torch.is_tensor(style) and style.dim() == 1 else self.embed_style(style)
+        return list(style) if isinstance(style, (list, tuple)) else [style]
+
+    def _embedding_for(self, opts: StylizeOptions, style, content) -> torch.Tensor:
+        """The style's embedding (several styles: their blend by `style_blend`, equal by default), moved
+        towards `content`'s own by 1 - strength (`--strength`)."""
+        embeddings = [s if torch.is_tensor(s) and s.dim() == 1 else self.embed_style(s)
+                      for s in self._styles(opts, style)]
+        if len(embeddings) == 1:
+            embedding = embeddings[0]
+        else:
+            weights = opts.style_blend if opts.style_blend is not None else [1.0] * len(embeddings)
+            if len(weights) != len(embeddings):
+                raise BrushworkError(f"{len(weights)} --style-blend weights for {len(embeddings)} styles")
+            embedding = sum(w * e for (_, w), e in zip(normalized([("", float(w)) for w in weights]), embeddings))
         if opts.strength < 1.0:
             rgb, _ = load_image(content)
             embedding = opts.strength * embedding + (1.0 - opts.strength) * self.embed_image(rgb)

@@ -4,6 +4,9 @@ A model is one safetensors file: the tensors, plus in its metadata header the ne
 `config` (JSON) and a model `card` (JSON: name, style credit, training data, recipe, steps, size,
 final losses, hardware, wall time). Shipped models live in `brushwork/models/weights/NAME.safetensors`
 and are found by name. Nothing is ever unpickled.
+
+Built-in models are found by name too: networks whose weights come from an installed package rather
+than from a file of ours (`brushwork.models.magenta` registers Magenta's with `register_builtin_model`).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -57,6 +61,26 @@ class ModelFile:
 
 def weights_dir() -> Path:
     return Path(str(resources.files("brushwork.models") / "weights"))
+
+
+_BUILTIN: dict[str, Callable[[], ModelFile]] = {}
+
+
+def register_builtin_model(name: str, build: Callable[[], ModelFile]) -> None:
+    """Make `find_model(name)` return `build()` (called when first asked for; it caches what it builds)."""
+    _BUILTIN[name] = build
+
+
+def builtin_model_names() -> list[str]:
+    return list(_BUILTIN)
+
+
+def builtin_model(name) -> ModelFile | None:
+    """The built-in model of this name (any case, `_` for `-`), or None."""
+    if not isinstance(name, str):
+        return None
+    build = _BUILTIN.get(name.lower().replace("_", "-"))
+    return build() if build is not None else None
 
 
 def save_model(path: str | os.PathLike, kind: str, state: dict[str, torch.Tensor], config: dict, card: dict,
@@ -121,11 +145,15 @@ def load_state_strict(module: torch.nn.Module, model: ModelFile) -> None:
 
 
 def shipped_models() -> list[ModelFile]:
-    """Every model shipped in the package, sorted by name."""
+    """Every model shipped in the package, and the built-in ones, sorted by name."""
     d = weights_dir()
-    if not d.is_dir():
-        return []
-    return sorted((read_model(p) for p in d.glob("*.safetensors")), key=lambda m: m.name)
+    models = [read_model(p) for p in d.glob("*.safetensors")] if d.is_dir() else []
+    for name in _BUILTIN:
+        try:
+            models.append(_BUILTIN[name]())
+        except BrushworkError:  # its package is missing: `find_model(name)` says so when asked for it
+            pass
+    return sorted(models, key=lambda m: m.name)
 
 
 def model_path(name_or_path: str | os.PathLike) -> Path | None:
@@ -139,10 +167,16 @@ def model_path(name_or_path: str | os.PathLike) -> Path | None:
 
 
 def find_model(name_or_path: str | os.PathLike, kinds: tuple[str, ...] | None = None) -> ModelFile:
-    """A model file path, or the name of a shipped model (optionally of the given kinds)."""
+    """A model file path, or the name of a shipped or built-in model (optionally of the given kinds)."""
     path = model_path(name_or_path)
+    model = builtin_model(os.fspath(name_or_path)) if path is None else None
+    if model is not None:
+        if kinds is not None and model.kind not in kinds:
+            raise BrushworkError(f"model {model.name!r} is a {model.kind} model; expected {' or '.join(kinds)}")
+        return model
     if path is None:
         names = [m.stem for m in weights_dir().glob("*.safetensors")] if weights_dir().is_dir() else []
+        names += list(_BUILTIN)
         close = difflib.get_close_matches(str(name_or_path), names, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else " (see `brushwork models`)"
         raise BrushworkError(f"no model named {str(name_or_path)!r}{hint}")

@@ -4,10 +4,14 @@ Reflection padding (no border artefacts), instance norm (Ulyanov et al.: contras
 image is what makes feed-forward stylization work), residual blocks, and nearest-neighbour upsample
 followed by a convolution instead of transposed convolutions (no checkerboard artefacts).
 
-Normalization layers are pluggable: `InstanceNorm` learns one scale and shift per channel (one
-style); `ConditionalInstanceNorm` (Dumoulin et al. 2017) holds one scale/shift pair per style and
-takes the pair, or a blend of pairs, from the `style` argument. Every norm layer reads its
-parameters from a `NormParams` object, so the style-prediction network can supply them directly.
+Normalization layers hold one (scale, shift) row per style (conditional instance norm, Dumoulin et
+al. 2017, when there are several) and take a row, a blend of rows, or a pair supplied per call (so a
+style-prediction network can supply them directly).
+
+The same module also describes Magenta's trained networks (`brushwork.models.magenta`), which differ
+only in a few switches of `TransformerConfig`: their own channel counts per layer, contracting layers
+without a norm (Ghiasi et al.'s network folds a batch norm into those convolutions' biases), a norm
+after the last convolution and a sigmoid output.
 """
 
 from __future__ import annotations
@@ -19,18 +23,56 @@ import torch.nn.functional as F
 from torch import nn
 
 
+OUTPUT_ACTIVATIONS = ("none", "sigmoid")
+
+
 @dataclass(frozen=True)
 class TransformerConfig:
     width: int = 32  # channels of the first layer; 16 is the light (fast) network
     num_residual: int = 5
     num_styles: int = 1  # > 1: conditional instance norm with one (scale, shift) per style
+    # Channels of (conv1, conv2, conv3 and the residual blocks, up1, up2); None: (w, 2w, 4w, 2w, w).
+    channels: tuple[int, int, int, int, int] | None = None
+    contract_norm: bool = True  # False: conv1-conv3 are followed by their bias and a ReLU only
+    output_norm: bool = False  # True: a norm after the last convolution
+    output_activation: str = "none"  # or "sigmoid"
+
+    @property
+    def layer_channels(self) -> tuple[int, int, int, int, int]:
+        w = self.width
+        return tuple(self.channels) if self.channels is not None else (w, 2 * w, 4 * w, 2 * w, w)
 
     def to_dict(self) -> dict:
-        return {"width": self.width, "num_residual": self.num_residual, "num_styles": self.num_styles}
+        d = {"width": self.width, "num_residual": self.num_residual, "num_styles": self.num_styles}
+        # The switches are written only when set, so the networks trained here keep their configs as they were.
+        if self.channels is not None:
+            d["channels"] = list(self.channels)
+        if not self.contract_norm:
+            d["contract_norm"] = False
+        if self.output_norm:
+            d["output_norm"] = True
+        if self.output_activation != "none":
+            d["output_activation"] = self.output_activation
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TransformerConfig":
-        return cls(**{k: int(d[k]) for k in ("width", "num_residual", "num_styles") if k in d})
+        kw = {k: int(d[k]) for k in ("width", "num_residual", "num_styles") if k in d}
+        if d.get("channels") is not None:
+            channels = tuple(int(c) for c in d["channels"])
+            if len(channels) != 5 or min(channels) < 1:
+                raise ValueError(f"channels must be 5 positive numbers, got {d['channels']}")
+            kw["channels"] = channels
+        for key in ("contract_norm", "output_norm"):
+            if key in d:
+                if not isinstance(d[key], bool):
+                    raise ValueError(f"{key} must be true or false, got {d[key]!r}")
+                kw[key] = d[key]
+        if "output_activation" in d:
+            if d["output_activation"] not in OUTPUT_ACTIVATIONS:
+                raise ValueError(f"unknown output activation {d['output_activation']!r}")
+            kw["output_activation"] = d["output_activation"]
+        return cls(**kw)
 
 
 class ConvLayer(nn.Module):
@@ -90,14 +132,20 @@ class StyleTransferNet(nn.Module):
     def __init__(self, config: TransformerConfig = TransformerConfig()):
         super().__init__()
         self.config = config
-        w, s = config.width, config.num_styles
-        self.conv1, self.norm1 = ConvLayer(3, w, 9), InstanceNorm(w, s)
-        self.conv2, self.norm2 = ConvLayer(w, 2 * w, 3, stride=2), InstanceNorm(2 * w, s)
-        self.conv3, self.norm3 = ConvLayer(2 * w, 4 * w, 3, stride=2), InstanceNorm(4 * w, s)
-        self.residuals = nn.ModuleList(ResidualBlock(4 * w, s) for _ in range(config.num_residual))
-        self.up1, self.norm4 = ConvLayer(4 * w, 2 * w, 3, upsample=2), InstanceNorm(2 * w, s)
-        self.up2, self.norm5 = ConvLayer(2 * w, w, 3, upsample=2), InstanceNorm(w, s)
-        self.out = ConvLayer(w, 3, 9)
+        s = config.num_styles
+        c1, c2, c3, u1, u2 = config.layer_channels
+
+        def contract_norm(c):
+            return InstanceNorm(c, s) if config.contract_norm else None
+
+        self.conv1, self.norm1 = ConvLayer(3, c1, 9), contract_norm(c1)
+        self.conv2, self.norm2 = ConvLayer(c1, c2, 3, stride=2), contract_norm(c2)
+        self.conv3, self.norm3 = ConvLayer(c2, c3, 3, stride=2), contract_norm(c3)
+        self.residuals = nn.ModuleList(ResidualBlock(c3, s) for _ in range(config.num_residual))
+        self.up1, self.norm4 = ConvLayer(c3, u1, 3, upsample=2), InstanceNorm(u1, s)
+        self.up2, self.norm5 = ConvLayer(u1, u2, 3, upsample=2), InstanceNorm(u2, s)
+        self.out = ConvLayer(u2, 3, 9)
+        self.norm_out = InstanceNorm(3, s) if config.output_norm else None
 
     def norm_layers(self) -> list[InstanceNorm]:
         """All norm layers in the order `forward` uses them (the order of a flat `NormParams` list)."""
@@ -114,17 +162,22 @@ class StyleTransferNet(nn.Module):
         else:
             styles = iter(style)
         h, w = x.shape[2:]
-        y = F.relu(self.norm1(self.conv1(x), next(styles)))
-        y = F.relu(self.norm2(self.conv2(y), next(styles)))
-        y = F.relu(self.norm3(self.conv3(y), next(styles)))
+        y = x
+        for conv, norm in ((self.conv1, self.norm1), (self.conv2, self.norm2), (self.conv3, self.norm3)):
+            y = conv(y)
+            y = F.relu(norm(y, next(styles)) if norm is not None else y)
         for block in self.residuals:
             y = block(y, styles)
         y = F.relu(self.norm4(self.up1(y), next(styles)))
         y = F.relu(self.norm5(self.up2(y), next(styles)))
         y = self.out(y)
+        if self.norm_out is not None:
+            y = self.norm_out(y, next(styles))
+        if self.config.output_activation == "sigmoid":
+            y = torch.sigmoid(y)
         if y.shape[2:] != (h, w):  # sizes not divisible by 4 come back a few pixels off
             y = F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
-        # A sigmoid-free output range: the network learns [0, 1] directly; clamp only at the boundary.
+        # The networks trained here have no output activation: they learn [0, 1] directly; clamp only at the boundary.
         return y
 
 

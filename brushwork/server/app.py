@@ -242,7 +242,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     """The web app and API. `config` holds the limits, worker counts and the model directory."""
     cfg = config or ServerConfig()
     cfg.validate()
-    catalog = Catalog(cfg.model_dir, device=cfg.device, precision=cfg.precision)
+    catalog = Catalog(cfg.model_dir, device=cfg.device, precision=cfg.precision, builtin=cfg.builtin_models)
     jobs = JobManager(workers=cfg.workers, queue_size=cfg.queue_size, ttl=cfg.result_ttl, max_jobs=cfg.max_jobs)
     gate = Gate(cfg.stylize_workers, cfg.stylize_queue)
     decode_gate = threading.BoundedSemaphore(max(2, cfg.stylize_workers))  # bounds memory for huge decodes
@@ -396,6 +396,14 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
                 "fast_model_kind": model.kind if model is not None else None,  # "multi": a many-style model's row
                 "methods": (["feedforward"] if model is not None else []) + any_style + ["optimize"],
             })
+        if fast_ok:  # the styles of a built-in many-style network: no painting, so its own thumbnail, one method
+            for name, entry in catalog.network_styles(models):
+                out.append({
+                    "name": name, "title": name.replace("-", " ").capitalize(), "artist": f"{entry.name} network",
+                    "year": None, "credit": f"{name}, a style of the {entry.name} network",
+                    "thumbnail_url": f"/v1/styles/{name}/thumbnail", "image_url": None,
+                    "fast_model": entry.name, "fast_model_kind": "multi", "methods": ["feedforward"],
+                })
         return {"styles": out}
 
     @app.get("/v1/styles/{name}/thumbnail", tags=["catalog"], summary="A preset's thumbnail (JPEG)",

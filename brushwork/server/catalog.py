@@ -5,6 +5,8 @@ sends is ever used as a path. The model directory is rescanned when it changes, 
 appear while the server runs are picked up without a restart. Besides per-style (feed-forward)
 models it may hold the models of the methods that take any style image (AdaIN and WCT decoders,
 an arbitrary-style model): which method loads which kind comes from `brushwork.methods.dispatch`.
+The built-in models (Magenta's networks, `brushwork.models.magenta`) are served beside them unless
+the server is told not to; a model file of the same name in the directory takes precedence.
 """
 
 from __future__ import annotations
@@ -34,9 +36,14 @@ class ModelEntry:
     kind: str
     preset: str | None  # the style preset it was trained on, when known
     card: dict
-    path: Path
+    path: Path | None  # None: a built-in model (found by name)
     stamp: tuple
     styles: tuple = ()  # a multi-style model's style names
+
+    @property
+    def source(self) -> str:
+        """What `find_model` takes for it: the file, or a built-in model's name."""
+        return str(self.path) if self.path is not None else self.name
 
     def public(self) -> dict:
         return {"name": self.name, "kind": self.kind, "style": self.preset,
@@ -44,11 +51,13 @@ class ModelEntry:
 
 
 class Catalog:
-    def __init__(self, model_dir: str | os.PathLike | None = None, device: str = "auto", precision: str = "auto"):
+    def __init__(self, model_dir: str | os.PathLike | None = None, device: str = "auto", precision: str = "auto",
+                 builtin: bool = True):
         from brushwork.models.registry import weights_dir
 
         self.model_dir = Path(model_dir) if model_dir is not None else weights_dir()
         self.device, self.precision = device, precision
+        self.builtin = builtin
         self._lock = threading.Lock()
         self._scan_stamp = None
         self._models: dict[str, ModelEntry] = {}
@@ -72,25 +81,39 @@ class Catalog:
         return None
 
     def thumbnail(self, name: str) -> bytes | None:
+        """A preset's painting, or a built-in network's style painted on a bundled photo, as a small JPEG."""
         preset = self.preset(name)
-        if preset is None:
+        network = None if preset is not None else dict(self.network_styles()).get(normalize_name(name))
+        if preset is None and network is None:
             return None
+        key = preset.name if preset is not None else normalize_name(name)
         with self._lock:
-            cached = self._thumbnails.get(preset.name)
+            cached = self._thumbnails.get(key)
         if cached is not None:
             return cached
         from PIL import Image
 
         from brushwork.imaging import open_image
 
-        im = open_image(preset.path)
-        im.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.LANCZOS)
+        if preset is not None:
+            im = open_image(preset.path)
+            im.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.LANCZOS)
+        else:
+            from brushwork.presets import style_thumbnail
+
+            im = style_thumbnail(self.stylizer(network, key), THUMBNAIL_SIZE)
         buf = io.BytesIO()
         im.convert("RGB").save(buf, "JPEG", quality=85, optimize=True)
         data = buf.getvalue()
         with self._lock:
-            self._thumbnails[preset.name] = data
+            self._thumbnails[key] = data
         return data
+
+    def network_styles(self, models: list[ModelEntry] | None = None) -> list[tuple[str, ModelEntry]]:
+        """(style name, model) for every style of the built-in many-style networks that is no preset painting."""
+        models = self.models() if models is None else models
+        names = {p.name for p in self.presets()}
+        return [(s, m) for m in models if m.kind == "multi" and m.path is None for s in m.styles if s not in names]
 
     # ---------------------------------------------------------------------------------------
     # Models
@@ -117,12 +140,17 @@ class Catalog:
 
     def any_style_models(self, models: list[ModelEntry] | None = None) -> dict[str, ModelEntry | None]:
         """For each method that takes any style image, in the dispatch table's order: the model it would
-        load from the model directory (the first by name of its kinds), or None."""
+        load (the method's default model when it is here, else the first by name of its kinds), or None."""
         from brushwork.methods.dispatch import registered_methods
 
         models = self.models() if models is None else models
-        return {m.name: next((e for e in models if e.kind in m.model_kinds), None)
-                for m in registered_methods() if m.any_style}
+
+        def pick(method):
+            candidates = [e for e in models if e.kind in method.model_kinds]
+            default = next((e for e in candidates if e.name == method.default_model), None)
+            return default or (candidates[0] if candidates else None)
+
+        return {m.name: pick(m) for m in registered_methods() if m.any_style}
 
     def _rescan(self) -> None:
         d = self.model_dir
@@ -159,6 +187,8 @@ class Catalog:
             found[name] = ModelEntry(name=name, kind=model.kind, preset=preset, card=model.card, path=f,
                                      stamp=file_stamp, styles=tuple(model.styles))
             del model  # the tensors are loaded again, once, when a stylizer is built
+        if self.builtin:
+            found.update({m.name: m for m in _builtin_entries() if m.name not in found})
         with self._lock:
             self._models = found
             self._scan_stamp = stamp
@@ -186,11 +216,11 @@ class Catalog:
                     return cached[1]
             from brushwork.methods.blend import multi_style_weights
             from brushwork.methods.feedforward import FeedForwardStylizer
-            from brushwork.models.registry import read_model
+            from brushwork.models.registry import find_model, read_model
 
             blend = multi_style_weights(list(entry.styles), key[1]) if entry.kind == "multi" else None
-            stylizer = FeedForwardStylizer(read_model(entry.path), style_blend=blend, device=self.device,
-                                           precision=self.precision)
+            model = read_model(entry.path) if entry.path is not None else find_model(entry.name)
+            stylizer = FeedForwardStylizer(model, style_blend=blend, device=self.device, precision=self.precision)
             with self._lock:
                 self._stylizers[key] = (entry.stamp, stylizer)
             return stylizer
@@ -203,8 +233,24 @@ class Catalog:
         if method is None:
             raise BrushworkError(f"model {entry.name!r} is a {entry.kind} model, which no one-pass method loads")
         options = StylizeOptions(method=method.name, device=self.device, precision=self.precision,
-                                 **{method.model_option: str(entry.path)})
+                                 **{method.model_option: entry.source})
         return dispatch.get_stylizer(options)
+
+
+def _builtin_entries() -> list[ModelEntry]:
+    """The built-in models whose packages are installed, as catalog entries (read once per process)."""
+    from brushwork.models.registry import builtin_model, builtin_model_names
+
+    entries = []
+    for name in builtin_model_names():
+        try:
+            model = builtin_model(name)
+        except BrushworkError as exc:
+            log.warning("built-in model %s is not available: %s", name, exc)
+            continue
+        entries.append(ModelEntry(name=model.name, kind=model.kind, preset=None, card=model.card, path=None,
+                                  stamp=("builtin", name), styles=tuple(model.styles)))
+    return entries
 
 
 def fast_method_available() -> bool:

@@ -28,6 +28,8 @@ class ServerConfig:
     preview_size: int = _opt(384, "long side of live preview images in pixels")
     model_dir: str | None = _opt(None, "directory of models (*.safetensors: per-style models, AdaIN or WCT decoders, "
                                  "an arbitrary-style model) instead of the shipped ones")
+    builtin_models: bool = _opt(True, "serve the built-in models too (Magenta's magenta-arbitrary for any painting and "
+                                "magenta-26's 26 styles), beside the model directory's")
     device: str = _opt("auto", "device for the methods: auto (CUDA when present), cpu, cuda or cuda:N")
     precision: str = _opt("auto", "auto, fp32 or bf16")
 

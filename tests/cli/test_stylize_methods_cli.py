@@ -98,7 +98,7 @@ def test_auto_without_a_decoder_or_model_is_a_clear_error(tmp_path, capsys, cont
     monkeypatch.setattr(dispatch, "predict_model_available", lambda options: False)
     code, err = run_cli(capsys, "stylize", content_path, "--style", style_path, "-o", tmp_path / "x.png")
     assert code != 0 and one_line_error(err), err
-    assert "no trained feed-forward model, and neither an AdaIN decoder nor an arbitrary-style model" in err
+    assert "no trained feed-forward model, and neither an arbitrary-style model" in err and "AdaIN decoder" in err
     code, err = run_cli(capsys, "stylize", content_path, "--style", style_path, "--method", "nope", "-o",
                         tmp_path / "x.png")
     assert code != 0 and "invalid choice" in err

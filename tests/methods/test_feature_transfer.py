@@ -324,7 +324,7 @@ def test_method_dispatch(tmp_path, style_path):
     assert dispatch.resolve_method(StylizeOptions(style=str(style_path), decoder=str(path))) == "adain"
     with pytest.raises(BrushworkError, match="alpha must be between 0 and 1"):
         dispatch.stylize(str(style_path), style=str(style_path), method="adain", alpha=-0.1)
-    with pytest.raises(BrushworkError, match="for --method adain or wct"):
+    with pytest.raises(BrushworkError, match="for --method adain, wct or predict"):
         dispatch.stylize(str(style_path), style="starry-night", mask=str(style_path))
     with pytest.raises(BrushworkError, match="unknown method"):
         StylizeOptions(method="nope").validate()

@@ -149,7 +149,8 @@ def test_predict_refuses_other_kinds_of_model(tmp_path, save_tiny_multi):
         PredictStylizer(save_tiny_multi(tmp_path / "multi.safetensors"), device="cpu")
 
 
-def test_auto_method_picks_by_what_style_and_model_name(tmp_path, monkeypatch, save_tiny_multi, save_tiny_arbitrary):
+def test_auto_method_picks_by_what_style_and_model_name(tmp_path, monkeypatch, save_tiny_multi, save_tiny_arbitrary,
+                                                       without_magenta):
     import brushwork.models.registry as registry
     from brushwork.methods.dispatch import resolve_method as choose_method
 
@@ -164,13 +165,14 @@ def test_auto_method_picks_by_what_style_and_model_name(tmp_path, monkeypatch, s
     # A style image with no arbitrary-style model (nor AdaIN decoder) shipped: an error that says what to do.
     with pytest.raises(BrushworkError, match="arbitrary-style model"):
         choose_method(StylizeOptions(style="water-lilies"))
-    save_tiny_arbitrary(shipped / "arbitrary.safetensors")
+    save_tiny_arbitrary(shipped / "magenta-arbitrary.safetensors")  # a file of the default model's name
     assert choose_method(StylizeOptions(style="water-lilies")) == "predict"
     assert choose_method(StylizeOptions(style="paintings")) == "feedforward"
 
 
 def test_auto_paints_a_preset_only_the_shipped_multi_style_model_holds_with_it(tmp_path, monkeypatch, photo,
-                                                                              save_tiny_multi, save_tiny_adain):
+                                                                              save_tiny_multi, save_tiny_adain,
+                                                                              without_magenta):
     """A preset with no model of its own that the shipped multi-style model trained on: `auto` (and
     `method="feedforward"`) paints it with that model's row, as `--model multi-paintings --style NAME`."""
     import brushwork.models.registry as registry

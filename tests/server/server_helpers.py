@@ -82,8 +82,9 @@ def decode(data: bytes) -> Image.Image:
 def make_app(model_dir, vgg=None, **overrides):
     from brushwork.server import ServerConfig, create_app
 
+    # Only the directory's models unless a test asks for the built-in ones (Magenta's networks) too.
     settings = {"model_dir": str(model_dir), "preview_interval": 0.0, "max_size": 256, "device": "cpu",
-                "precision": "fp32"}
+                "precision": "fp32", "builtin_models": False}
     settings.update(overrides)
     app = create_app(ServerConfig(**settings))
     if vgg is not None:  # share the session's loss network instead of loading one per app

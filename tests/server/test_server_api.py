@@ -79,7 +79,7 @@ def test_openapi_describes_every_endpoint(client):
 def test_info(client):
     body = client.get("/v1/info").json()
     assert body["limits"]["max_size"] == 256
-    assert [m["name"] for m in body["methods"]] == ["feedforward", "adain", "wct", "predict", "optimize"]
+    assert [m["name"] for m in body["methods"]] == ["feedforward", "predict", "adain", "wct", "optimize"]
     # Only a per-style model in this model directory: the any-style methods are listed, not available.
     assert [m["name"] for m in body["methods"] if m["available"]] == ["feedforward", "optimize"]
 

@@ -71,9 +71,15 @@ def test_models_lists_presets_as_table_and_json(capsys):
     painted_by = {s["name"]: s["painted_by"] for s in data["styles"]}
     assert painted_by["starry-night"] == "starry-night"
     assert painted_by["bedroom-in-arles"] == "multi-paintings (its row)"
-    assert painted_by["water-lilies"] == "adain (any style)"
+    assert painted_by["water-lilies"] == "predict (any style)"  # Magenta's network, built in
     for m in data["models"]:
-        assert {"name", "kind", "style", "steps", "image_size", "recipe"} <= set(m)
+        assert {"name", "kind", "what", "style", "steps", "image_size", "recipe"} <= set(m)
+    # The built-in networks are listed with what they are, and the 26-style network's styles by name.
+    by_name = {m["name"]: m for m in data["models"]}
+    assert by_name["magenta-arbitrary"]["kind"] == "arbitrary" and by_name["magenta-arbitrary"]["file"] is None
+    assert by_name["arbitrary"]["what"].startswith("CPU-trained")
+    network = {s["name"]: s["model"] for s in data["network_styles"]}
+    assert len(network) == 26 and network["swirling-blue"] == "magenta-26"
 
 
 def test_sigterm_to_every_process_of_a_run_with_loader_processes_saves_a_checkpoint(tmp_path, photos, tiny):
