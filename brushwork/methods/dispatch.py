@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from brushwork.errors import BrushworkError
 from brushwork.methods.style_cache import LRUCache, file_stamp
-from brushwork.models.magenta import ARBITRARY_MODEL
+from brushwork.nets.magenta import ARBITRARY_MODEL
 from brushwork.progress import ProgressCallback
 
 

@@ -563,25 +563,30 @@ class _AlignedModule(nn.Module):
         return self.core(x)[:, :, :h, :w]
 
 
+NormParams = Sequence[tuple[torch.Tensor, torch.Tensor]]
+
+
 def export_onnx(model, output: str | os.PathLike, *, style_blend: Sequence[float] | None = None,
-                opset: int = ONNX_OPSET) -> Path:
-    """Write `model` (name, path, `ModelFile` or network) as an ONNX file; returns the path."""
+                opset: int = ONNX_OPSET, norm_params: NormParams | None = None) -> Path:
+    """Write `model` (name, path, `ModelFile` or network) as an ONNX file; returns the path. `norm_params`:
+    per norm layer the (scale, shift) to bake in instead of the model's rows (a predicted style)."""
     import onnx
 
     if opset < ONNX_OPSET:
         raise BrushworkError(f"ONNX opset {opset} is too old: {ONNX_OPSET} or newer is needed")
-    proto = build_onnx(load_network(model), style_blend=style_blend, opset=opset)
+    proto = build_onnx(InferenceNet(load_network(model), style_blend, norm_params), opset=opset)
     with atomic_write(output) as tmp:
         onnx.save(proto, str(tmp))
     return Path(output)
 
 
-def export_torchscript(model, output: str | os.PathLike, *, style_blend: Sequence[float] | None = None) -> Path:
+def export_torchscript(model, output: str | os.PathLike, *, style_blend: Sequence[float] | None = None,
+                       norm_params: NormParams | None = None) -> Path:
     """Write `model` as a TorchScript file (any input size >= 8 px); returns the path.
 
     Load it with `torch.jit.load(path)`; call it on N x 3 x H x W RGB in [0, 1].
     """
-    net = InferenceNet(load_network(model), style_blend).eval()
+    net = InferenceNet(load_network(model), style_blend, norm_params).eval()
     example = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad(), warnings.catch_warnings():
         # The trace is shape-generic for sizes that are multiples of 4 (checked in the tests);
@@ -596,21 +601,23 @@ def export_torchscript(model, output: str | os.PathLike, *, style_blend: Sequenc
     return write_file_atomically(output, buffer.getvalue())
 
 
-def export_model(model, output: str | os.PathLike, format: str, *, style_blend: Sequence[float] | None = None) -> Path:
+def export_model(model, output: str | os.PathLike, format: str, *, style_blend: Sequence[float] | None = None,
+                 norm_params: NormParams | None = None) -> Path:
     if format not in EXPORT_FORMATS:
         raise BrushworkError(f"unknown export format {format!r}: expected {' or '.join(EXPORT_FORMATS)}")
     if format == "onnx":
-        return export_onnx(model, output, style_blend=style_blend)
-    return export_torchscript(model, output, style_blend=style_blend)
+        return export_onnx(model, output, style_blend=style_blend, norm_params=norm_params)
+    return export_torchscript(model, output, style_blend=style_blend, norm_params=norm_params)
 
 
 def check_export(path: str | os.PathLike, format: str, net: StyleTransferNet, *,
-                 style_blend: Sequence[float] | None = None, size: tuple[int, int] = (64, 72)) -> float | None:
+                 style_blend: Sequence[float] | None = None, size: tuple[int, int] = (64, 72),
+                 norm_params: NormParams | None = None) -> float | None:
     """Run an exported file once on a fixed random image; max abs difference from the plain PyTorch
     network (None when the ONNX runtime is not installed)."""
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(1, 3, *size, generator=gen)
-    params = style_norm_params(net, style_blend)
+    params = norm_params if norm_params is not None else style_norm_params(net, style_blend)
     with torch.no_grad():
         ref = net(x, style=[(a[None], b[None]) for a, b in params])
     if format == "onnx":

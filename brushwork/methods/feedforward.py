@@ -81,7 +81,7 @@ from brushwork.imaging.tiling import count_tiles, map_tiles, tile_settings
 from brushwork.methods.blend import multi_style_weights
 from brushwork.methods.style_cache import LRUCache, file_stamp
 from brushwork.methods.export import ALIGN, FEEDFORWARD_KINDS, InferenceNet, OnnxRunner, load_network
-from brushwork.models.magenta import MULTI_MODEL as MAGENTA_MULTI_MODEL, MULTI_STYLE_NAMES as MAGENTA_STYLE_NAMES
+from brushwork.nets.magenta import MULTI_MODEL as MAGENTA_MULTI_MODEL, MULTI_STYLE_NAMES as MAGENTA_STYLE_NAMES
 from brushwork.models.registry import ModelFile, find_model
 from brushwork.nets.transformer import StyleTransferNet
 from brushwork.progress import Progress, ProgressCallback, now
@@ -507,7 +507,7 @@ def export_target(model: str | os.PathLike, style: str | None = None,
         if multi is None:
             raise
         found, style = find_model(multi), os.fspath(model)
-    if style is None:
+    if style is None or found.kind == "arbitrary":  # an arbitrary-style model's --style is its caller's to embed
         return found, list(style_blend) if style_blend is not None else None, found.name
     if found.kind != "multi":
         raise BrushworkError(f"--style picks a style of a multi-style model; {found.name!r} is a {found.kind} model")

@@ -1,7 +1,7 @@
 """Arbitrary-style stylization with a style-prediction network (Ghiasi et al. 2017): `--method predict`.
 
 An arbitrary-style model holds a transformation network and a style-prediction network. The default
-is Magenta's trained pair (`magenta-arbitrary`, `brushwork.models.magenta`): its MobileNet-v2
+is Magenta's trained pair (`magenta-arbitrary`, `brushwork.nets.magenta`): its MobileNet-v2
 predictor takes the painting's centre square at 256 x 256. A model trained here (`brushwork train
 --kind arbitrary`) predicts from the channel statistics of the frozen VGG-19 instead. Either way
 the style becomes an embedding of about 100 numbers, and the embedding every norm parameter of the
@@ -40,7 +40,7 @@ from brushwork.methods.blend import normalized, parse_weighted_styles
 from brushwork.methods.feature_transfer import region_masks
 from brushwork.methods.feedforward import FeedForwardStylizer, StylizeOptions, _merge, alpha_for
 from brushwork.methods.style_cache import STYLE_CACHE_SIZE, LRUCache, file_stamp, tensor_digest
-from brushwork.models.magenta import ARBITRARY_MODEL
+from brushwork.nets.magenta import ARBITRARY_MODEL
 from brushwork.models.registry import ModelFile, find_model, load_state_strict
 from brushwork.nets.mobilenet import MobileNetPredictorConfig, MobileNetStylePredictor
 from brushwork.nets.style_predictor import PredictorConfig, StylePredictor, style_statistics

@@ -12,10 +12,10 @@ from brushwork.models.registry import (
     shipped_models,
     weights_dir,
 )
-from brushwork.models import magenta
+from brushwork.nets.magenta import MAGENTA_MODELS, magenta_network
 
-for _name in magenta.MAGENTA_MODELS:
-    register_builtin_model(_name, lambda name=_name: magenta.magenta_model(name))
+for _name in MAGENTA_MODELS:
+    register_builtin_model(_name, lambda name=_name: ModelFile(*magenta_network(name)))
 
 __all__ = ["ModelFile", "builtin_model_names", "find_model", "load_state_strict", "read_model",
-           "register_builtin_model", "save_model", "shipped_models", "weights_dir", "magenta"]
+           "register_builtin_model", "save_model", "shipped_models", "weights_dir"]

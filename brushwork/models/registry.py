@@ -6,7 +6,7 @@ final losses, hardware, wall time). Shipped models live in `brushwork/models/wei
 and are found by name. Nothing is ever unpickled.
 
 Built-in models are found by name too: networks whose weights come from an installed package rather
-than from a file of ours (`brushwork.models.magenta` registers Magenta's with `register_builtin_model`).
+than from a file of ours (`brushwork.models` registers Magenta's, read by `brushwork.nets.magenta`).
 """
 
 from __future__ import annotations

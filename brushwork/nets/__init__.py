@@ -1,5 +1,7 @@
-"""Network definitions only: no training code, no I/O."""
+"""Network definitions (no training code), and the loader of Magenta's trained networks onto them."""
 
+from brushwork.nets.magenta import MAGENTA_MODELS, magenta_network
+from brushwork.nets.mobilenet import MobileNetPredictorConfig, MobileNetStylePredictor
 from brushwork.nets.style_predictor import PredictorConfig, StylePredictor, style_statistics
 from brushwork.nets.transformer import (
     InstanceNorm,
@@ -9,4 +11,5 @@ from brushwork.nets.transformer import (
 )
 
 __all__ = ["StyleTransferNet", "TransformerConfig", "InstanceNorm", "split_norm_params", "StylePredictor",
-           "PredictorConfig", "style_statistics"]
+           "PredictorConfig", "style_statistics", "MobileNetStylePredictor", "MobileNetPredictorConfig",
+           "MAGENTA_MODELS", "magenta_network"]

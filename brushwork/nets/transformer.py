@@ -8,7 +8,7 @@ Normalization layers hold one (scale, shift) row per style (conditional instance
 al. 2017, when there are several) and take a row, a blend of rows, or a pair supplied per call (so a
 style-prediction network can supply them directly).
 
-The same module also describes Magenta's trained networks (`brushwork.models.magenta`), which differ
+The same module also describes Magenta's trained networks (`brushwork.nets.magenta`), which differ
 only in a few switches of `TransformerConfig`: their own channel counts per layer, contracting layers
 without a norm (Ghiasi et al.'s network folds a batch norm into those convolutions' biases), a norm
 after the last convolution and a sigmoid output.

@@ -5,7 +5,7 @@ sends is ever used as a path. The model directory is rescanned when it changes, 
 appear while the server runs are picked up without a restart. Besides per-style (feed-forward)
 models it may hold the models of the methods that take any style image (AdaIN and WCT decoders,
 an arbitrary-style model): which method loads which kind comes from `brushwork.methods.dispatch`.
-The built-in models (Magenta's networks, `brushwork.models.magenta`) are served beside them unless
+The built-in models (Magenta's networks, `brushwork.nets.magenta`) are served beside them unless
 the server is told not to; a model file of the same name in the directory takes precedence.
 """
 

@@ -13,7 +13,8 @@ from brushwork.imaging import load_image, resize, resize_long_side
 from brushwork.methods import dispatch
 from brushwork.methods.export import InferenceNet, check_export, export_model, load_network
 from brushwork.methods.predict import PredictStylizer
-from brushwork.models import find_model, magenta
+from brushwork.models import find_model
+from brushwork.nets import magenta
 from brushwork.nets.transformer import split_norm_params
 from brushwork.presets import resolve_style
 
@@ -156,3 +157,16 @@ def test_a_damaged_graph_is_one_clear_line(tmp_path):
 def test_the_kind_is_checked_by_name():
     with pytest.raises(BrushworkError, match="is a multi model; expected arbitrary"):
         find_model("magenta-26", kinds=("arbitrary",))
+
+
+def test_the_port_exports_one_paintings_network(tmp_path, capsys):
+    out = tmp_path / "lilies.onnx"
+    assert main(["export", "magenta-arbitrary", "--style", "water-lilies", "-o", str(out)]) == 0
+    assert "checked: max difference from PyTorch" in capsys.readouterr().err
+    x = resize(load_image(EXAMPLE)[0], (64, 80)).clamp(0, 1)
+    (exported,) = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(
+        ["stylized"], {"image": x.numpy()})
+    painted = dispatch.stylize_tensor(x, "water-lilies", method="predict", **TORCH_CPU)
+    assert np.abs(np.clip(exported, 0, 1) - painted.numpy()).max() < 1e-3
+    assert main(["export", "magenta-arbitrary", "-o", str(tmp_path / "x.onnx")]) != 0
+    assert "--style PAINTING" in capsys.readouterr().err

@@ -221,6 +221,12 @@ function updateControls() {
   fastRadio.disabled = !fastOk;
   $("method-fast-card").classList.toggle("disabled", !fastOk);
   if (!fastOk && fastRadio.checked) $("method-optimize").checked = true;
+  // A network's own style (no painting behind it) has only the fast method.
+  const optimizeOk = !preset || preset.methods.includes("optimize");
+  const optimizeRadio = $("method-optimize");
+  optimizeRadio.disabled = !optimizeOk;
+  $("method-optimize-card").classList.toggle("disabled", !optimizeOk);
+  if (!optimizeOk && optimizeRadio.checked && fastOk) fastRadio.checked = true;
   const method = selectedMethod();
 
   let note = "";
@@ -230,6 +236,9 @@ function updateControls() {
   }
   else if (state.style === UPLOAD) note = "Optimize follows your style image step by step.";
   else if (preset && !fastOk) note = "No trained model for this painting yet: Optimize paints with any painting.";
+  else if (method === "fast" && preset.fast_model_kind === "multi" && !preset.image_url) {
+    note = `A style of the network “${preset.fast_model}”: it has no painting, so only the fast method paints it.`;
+  }
   else if (method === "fast" && preset.fast_model_kind === "multi") {
     note = `Uses the many-style model “${preset.fast_model}”, trained on this painting among others.`;
   }

