@@ -133,6 +133,13 @@ def test_any_style_method_through_the_same_dispatch(tmp_path, save_tiny_adain, s
     assert result.frames == 3 and result.stylizer.method == "adain"
 
 
+def test_a_painting_file_is_painted_by_magentas_network_by_default(tmp_path, style_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=3, audio=False)
+    result = stylize_video(clip, tmp_path / "out.mp4", str(style_path), device="cpu")
+    assert result.frames == 3 and result.stylizer.name == "magenta-arbitrary"
+    assert len(read_clip(tmp_path / "out.mp4")[0]) == 3
+
+
 def test_temporal_smoothing_steadies_a_still_scene(tmp_path, model):
     rng = np.random.default_rng(0)
     scene = _frame(0, 64, 48).astype(np.float64)
