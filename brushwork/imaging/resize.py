@@ -55,3 +55,12 @@ def resize_long_side(t: torch.Tensor, long_side: int) -> torch.Tensor:
     """Resize so the longer of H and W is `long_side`, keeping the aspect ratio."""
     h, w = t.shape[-2:]
     return resize(t, fit_long_side(int(h), int(w), long_side))
+
+
+def centre_square(t: torch.Tensor, size: int) -> torch.Tensor:
+    """The centre square of an N x C x H x W image, resized to `size` x `size` (what a network trained on
+    square crops takes: Magenta's style predictor)."""
+    h, w = t.shape[-2:]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return resize(t[..., top:top + side, left:left + side], (size, size)).clamp(0.0, 1.0)

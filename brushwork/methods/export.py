@@ -75,12 +75,36 @@ def load_network(model: str | os.PathLike | ModelFile | StyleTransferNet) -> Sty
         where = str(model.path) if model.path else model.name
         raise BrushworkError(f"model {where!r} has an invalid network config ({exc})") from None
     net = StyleTransferNet(config)
-    load_state_strict(net, model)
+    if model.config.get("base") is not None:
+        _load_onto_base(net, model)
+    else:
+        load_state_strict(net, model)
     for name, t in net.state_dict().items():
         if t.is_floating_point() and not torch.isfinite(t).all():
             where = str(model.path) if model.path else model.name
             raise BrushworkError(f"model {where!r} is corrupt: {name} holds NaN or infinite values")
     return net.eval()
+
+
+def _load_onto_base(net: StyleTransferNet, model: ModelFile) -> None:
+    """A model that holds only norm parameters (`brushwork train --kind adapt`): its base network's weights,
+    then the model's own norm parameters; a base it does not fit is one line."""
+    where = str(model.path) if model.path else model.name
+    base_name = str(model.config["base"])
+    base = find_model(base_name)
+    prefix = "net." if base.kind == "arbitrary" else ""
+    base_state = {k[len(prefix):]: v for k, v in base.tensors.items() if k.startswith(prefix) and
+                  not k.startswith("predictor.")}
+    own = net.state_dict()
+    if set(base_state) != set(own) or set(model.tensors) - set(own):
+        extra = sorted(set(model.tensors) - set(own)) or sorted(set(base_state) ^ set(own))
+        raise BrushworkError(f"model {where!r} does not fit its base network {base_name!r}: {extra[0]!r}")
+    for k, v in model.tensors.items():
+        if tuple(v.shape) != tuple(own[k].shape):
+            raise BrushworkError(f"model {where!r} does not fit its base network {base_name!r}: {k} has shape "
+                                 f"{tuple(v.shape)}, expected {tuple(own[k].shape)}")
+    net.load_state_dict({**{k: v.to(own[k].dtype) for k, v in base_state.items()},
+                         **{k: v.to(own[k].dtype) for k, v in model.tensors.items()}})
 
 
 def style_norm_params(net: StyleTransferNet,

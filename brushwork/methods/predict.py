@@ -34,7 +34,7 @@ import torch
 
 from brushwork.errors import BrushworkError
 from brushwork.files import write_file_atomically
-from brushwork.imaging import load_image, resize, tensor_to_image
+from brushwork.imaging import centre_square, load_image, resize, tensor_to_image
 from brushwork.imaging.resize import fit_long_side
 from brushwork.methods.blend import normalized, parse_weighted_styles
 from brushwork.methods.feature_transfer import region_masks
@@ -175,11 +175,8 @@ class PredictStylizer:
             image = resolve_style(image)
         rgb, _ = load_image(image)
         h, w = rgb.shape[-2:]
-        if self.reads_pixels:
-            # Magenta's predictor was trained on square crops: the centre square, at its input size.
-            side = min(h, w)
-            top, left = (h - side) // 2, (w - side) // 2
-            rgb = resize(rgb[..., top:top + side, left:left + side], (self.style_size, self.style_size)).clamp(0, 1)
+        if self.reads_pixels:  # Magenta's predictor was trained on square crops: the centre square
+            rgb = centre_square(rgb, self.style_size)
         else:
             # Training showed the predictor crops of up to the painting's whole short side, resized to
             # style_size: the whole image with its short side at style_size has the same stroke scale.

@@ -1,0 +1,121 @@
+"""`--kind adapt`: only the norm parameters of Magenta's trained network are trained, starting from its
+prediction for the painting; the model file holds only them and names its base network."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import brushwork
+from brushwork.errors import BrushworkError
+from brushwork.methods.export import load_network
+from brushwork.models.registry import find_model, read_model, save_model
+from brushwork.runtime import resolve_runtime
+from brushwork.training.adapt import AdaptObjective, base_network, norm_state
+from brushwork.training.options import TrainOptions
+from brushwork.training.runner import train
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+PAINTING = "water-lilies"
+
+
+def _options(tmp_path, photos, **kw):
+    settings = dict(kind="adapt", style=PAINTING, data=str(photos), output=str(tmp_path / "mine.safetensors"),
+                    image_size=32, batch_size=2, style_size=64, learning_rate=1e-2, preview_every=0, log_every=1,
+                    checkpoint_every=0, device="cpu", precision="fp32", threads=1, steps=2)
+    settings.update(kw)
+    return TrainOptions(**settings)
+
+
+def test_a_few_steps_lower_the_loss_and_change_only_the_norm_parameters(tmp_path, photos, vgg):
+    opts = _options(tmp_path, photos)
+    objective = AdaptObjective(opts, vgg, resolve_runtime("cpu", "fp32"))
+    base, _ = base_network(find_model("magenta-arbitrary"))
+    trained = {id(p) for p in objective.parameters()}
+    assert sum(p.numel() for p in objective.parameters()) == 694  # 13 norms: 2 x (10 x 32 + 16 + 8 + 3)
+    batch = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    before = float(objective.loss(batch, step=10)[0].detach())
+    optimizer = torch.optim.Adam(objective.parameters(), lr=1e-2)
+    for _ in range(5):
+        optimizer.zero_grad()
+        objective.loss(batch, step=10)[0].backward()
+        optimizer.step()
+    assert float(objective.loss(batch, step=10)[0].detach()) < before
+    for (name, p), (_, q) in zip(objective.net.named_parameters(), base.named_parameters()):
+        if id(p) not in trained:
+            assert torch.equal(p, q), name  # every convolution exactly as Magenta trained it
+
+
+def test_the_model_file_is_small_round_trips_and_paints_everywhere(tmp_path, photos, vgg):
+    result = train(_options(tmp_path, photos), vgg=vgg)
+    path = Path(result.output)
+    assert path.stat().st_size < 16_000
+    model = read_model(path)
+    assert model.kind == "feedforward" and model.config["base"] == "magenta-arbitrary"
+    assert set(model.tensors) == set(norm_state(load_network(model)))
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 52, 3), dtype=np.uint8))
+    out = brushwork.stylize(photo, str(path), device="cpu", precision="fp32", backend="torch")
+    assert out.size == (52, 40)
+    fast = brushwork.stylize(photo, str(path), device="cpu", precision="fp32", backend="onnxruntime")
+    assert np.abs(np.asarray(out, np.float64) - np.asarray(fast, np.float64)).max() <= 2
+    # A file whose tensors do not fit the base it names: one line.
+    bad = dict(model.tensors)
+    bad["residuals.0.norm1.scale"] = torch.ones(1, 7)
+    save_model(tmp_path / "bad.safetensors", "feedforward", bad, model.config, model.card)
+    with pytest.raises(BrushworkError, match="does not fit its base network 'magenta-arbitrary'"):
+        load_network(read_model(tmp_path / "bad.safetensors"))
+    save_model(tmp_path / "nobase.safetensors", "feedforward", dict(model.tensors), {**model.config, "base": "nope"},
+               model.card)
+    with pytest.raises(BrushworkError, match="no model named 'nope'"):
+        load_network(read_model(tmp_path / "nobase.safetensors"))
+
+
+_RESUME_SCRIPT = """
+import json, sys
+import torch
+torch.set_num_threads(1)
+from brushwork.training.options import TrainOptions
+from brushwork.training.runner import train
+result = train(TrainOptions(**json.loads(sys.argv[1])))
+print(result.loop.step)
+"""
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path, photos, vgg):
+    common = dict(steps=4, checkpoint_every=2)
+    straight = train(_options(tmp_path, photos, output=str(tmp_path / "straight.safetensors"), **common), vgg=vgg)
+
+    def cancel_at_3(p):
+        if p.step == 3:
+            raise KeyboardInterrupt
+
+    opts = _options(tmp_path, photos, output=str(tmp_path / "resumed.safetensors"), **common)
+    assert train(opts, progress=cancel_at_3, vgg=vgg).interrupted
+    args = {**opts.to_dict(), "resume": True}
+    import json
+
+    out = subprocess.run([sys.executable, "-c", _RESUME_SCRIPT, json.dumps(args)], cwd=str(ROOT),
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    a, b = read_model(straight.output), read_model(tmp_path / "resumed.safetensors")
+    assert set(a.tensors) == set(b.tensors)
+    for k in a.tensors:
+        assert torch.equal(a.tensors[k], b.tensors[k]), k
+
+
+def test_the_first_preview_already_looks_like_the_paintings_prediction(tmp_path, photos, vgg):
+    """Step 0 is the style-prediction network's guess: the same picture `--method predict` paints."""
+    opts = _options(tmp_path, photos)
+    objective = AdaptObjective(opts, vgg, resolve_runtime("cpu", "fp32"))
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        first = objective.preview(x)
+    predicted = brushwork.stylize_tensor(x, PAINTING, method="predict", device="cpu", precision="fp32",
+                                         backend="torch")
+    assert (first - predicted).abs().max() < 1e-4
