@@ -152,15 +152,16 @@ def folded_conv_weight(weight: torch.Tensor, bias: torch.Tensor, r: int) -> tupl
     taps = (k - 1 + r - 1) // r + 1
     folded = torch.zeros(cout * r * r, r * r * cin, taps, taps, dtype=torch.float64)
     w64 = weight.detach().double()
-    for a in range(r):
-        for b in range(r):
-            rows = torch.arange(cout) * r * r + a * r + b
-            for dy in range(k):
-                ty, py = divmod(a + dy, r)
-                for dx in range(k):
-                    tx, px = divmod(b + dx, r)
-                    cols = slice((py * r + px) * cin, (py * r + px + 1) * cin)
-                    folded[rows, cols, ty, tx] += w64[:, :, dy, dx]
+    # Every (a, b, dy, dx) at once, scattered with accumulation (one op instead of r*r*k*k small ones: a
+    # new style's network is built in milliseconds, which style prediction does for every new painting).
+    a, b, dy, dx = (t.reshape(-1) for t in torch.meshgrid(*(torch.arange(n) for n in (r, r, k, k)), indexing="ij"))
+    ty, py = (a + dy) // r, (a + dy) % r
+    tx, px = (b + dx) // r, (b + dx) % r
+    m = a.numel()
+    rows = (torch.arange(cout)[:, None] * r * r + (a * r + b)[None, :])[:, None, :].expand(cout, cin, m)
+    cols = ((py * r + px)[None, :] * cin + torch.arange(cin)[:, None])[None, :, :].expand(cout, cin, m)
+    folded.index_put_((rows, cols, ty.expand(cout, cin, m), tx.expand(cout, cin, m)), w64[:, :, dy, dx],
+                      accumulate=True)
     return folded.float(), bias.detach().float().repeat_interleave(r * r)
 
 
