@@ -231,3 +231,33 @@ def test_bad_photos_show_an_error(page, files):
     page.wait_for_selector("#error:not([hidden])", timeout=60000)
     page.wait_for_function("document.getElementById('error').textContent.includes('the photo')")
     assert page.locator("#go").is_enabled()
+
+
+def test_the_network_styles_are_in_the_gallery_and_paint_in_one_pass(browser, vgg, files, tmp_path_factory):
+    """With the built-in models: the 26 styles of Magenta's network show thumbnails the network painted,
+    and one of them paints in one pass (optimize, which needs a painting, is not offered for it)."""
+    models = tmp_path_factory.mktemp("builtin-models")
+    save_tiny_model(models)
+    app = make_app(models, vgg, builtin_models=True, max_size=256)
+    with LiveServer(app) as server:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server.url + "/")
+        page.wait_for_selector("body[data-ready=true]", timeout=30000)
+        card = page.locator('.style-card[data-style="swirling-blue"]')
+        card.scroll_into_view_if_needed()
+        wait_for(lambda: card.locator("img").evaluate("i => i.complete && i.naturalWidth > 0"), timeout=60,
+                 what="the network-painted thumbnail")
+        card.click()
+        assert page.locator("#method-optimize").is_disabled()
+        assert page.locator("#method-fast").is_checked()
+        assert "magenta-26" in page.locator("#method-note").inner_text()
+        page.set_input_files("#photo-input", str(files["photo"]))
+        set_range(page, "#size", 64)
+        assert _run_and_get_result_size(page) == [64, 43]
+        assert "magenta-26" in page.locator("#result-info").text_content()
+        page.screenshot(path=os.environ.get("BRUSHWORK_SCREENSHOT") or str(tmp_path_factory.mktemp("shot") / "p.png"))
+        assert not errors
+        context.close()
