@@ -133,3 +133,22 @@ def test_every_writer_turns_a_real_write_failure_into_one_line_and_keeps_the_old
         assert str(tmp_path / name) in message
         assert (tmp_path / name).read_bytes() == b"old", name
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(errors)  # no temporary file left behind
+
+
+def test_cached_bytes_builds_once_and_survives_an_unwritable_cache(tmp_path, monkeypatch):
+    from brushwork.files import cache_dir, cached_bytes
+
+    monkeypatch.setenv("BRUSHWORK_CACHE_DIR", str(tmp_path / "cache"))
+    assert cache_dir() == tmp_path / "cache"
+    calls = []
+
+    def build():
+        calls.append(1)
+        return b"graph"
+
+    assert cached_bytes("onnx", "a.onnx", build) == b"graph"
+    assert cached_bytes("onnx", "a.onnx", build) == b"graph" and len(calls) == 1
+    assert (tmp_path / "cache" / "onnx" / "a.onnx").read_bytes() == b"graph"
+    (tmp_path / "blocked").write_text("a file where the cache folder would be")
+    monkeypatch.setenv("BRUSHWORK_CACHE_DIR", str(tmp_path / "blocked"))
+    assert cached_bytes("onnx", "b.onnx", build) == b"graph" and len(calls) == 2  # built, not kept: no error

@@ -359,6 +359,26 @@ def test_onnxruntime_backend_matches_torch(adain_stylizer, vgg, content_path, st
     torch.testing.assert_close(ort.stylize_tensor(content, options), expected, atol=2e-3, rtol=0)
 
 
+def test_exported_graphs_are_reused_from_the_cache(adain_stylizer, vgg, content_path, style_path, monkeypatch,
+                                                   tmp_path):
+    """A new stylizer of the same weights (a new process, a CLI call) reads its onnxruntime graphs from the
+    disk cache instead of exporting them again (seconds each: WCT has ten)."""
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("BRUSHWORK_CACHE_DIR", str(tmp_path / "cache"))
+    decoder = adain_stylizer.decoders["relu4_1"]
+    content = load_image(content_path)[0].contiguous()
+    first = AdaINStylizer(decoder, device="cpu", precision="fp32", backend="onnxruntime", vgg=vgg)
+    expected = first.stylize_tensor(content, _options(str(style_path)))
+    assert len(list((tmp_path / "cache" / "onnx").glob("*.onnx"))) == 2  # the encoder and the decoder
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(torch.onnx, "export", no_export)
+    again = AdaINStylizer(decoder, device="cpu", precision="fp32", backend="onnxruntime", vgg=vgg)
+    assert torch.equal(again.stylize_tensor(content, _options(str(style_path))), expected)
+
+
 @pytest.mark.parametrize("native_bf16", [True, False])
 def test_cpu_policy_adain_keeps_native_bf16_wct_does_not(vgg, monkeypatch, native_bf16):
     # On a CPU with native bf16, `auto` runs AdaIN in PyTorch bf16 (faster, 45-53 dB from fp32) but WCT,
