@@ -40,8 +40,8 @@ from brushwork.methods.blend import normalized, parse_weighted_styles
 from brushwork.methods.feature_transfer import region_masks
 from brushwork.methods.feedforward import FeedForwardStylizer, StylizeOptions, _merge, alpha_for
 from brushwork.methods.style_cache import STYLE_CACHE_SIZE, LRUCache, file_stamp, tensor_digest
-from brushwork.nets.magenta import ARBITRARY_MODEL
 from brushwork.models.registry import ModelFile, find_model, load_state_strict
+from brushwork.nets.magenta import ARBITRARY_MODEL
 from brushwork.nets.mobilenet import MobileNetPredictorConfig, MobileNetStylePredictor
 from brushwork.nets.style_predictor import PredictorConfig, StylePredictor, style_statistics
 from brushwork.nets.transformer import StyleTransferNet, TransformerConfig, split_norm_params
