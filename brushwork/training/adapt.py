@@ -25,7 +25,7 @@ from brushwork.nets.magenta import ARBITRARY_MODEL
 from brushwork.nets.mobilenet import MobileNetPredictorConfig, MobileNetStylePredictor
 from brushwork.nets.transformer import StyleTransferNet, TransformerConfig, split_norm_params
 from brushwork.training.feedforward import PerceptualObjective, load_style_image, style_credit
-from brushwork.training.options import TrainOptions
+from brushwork.training.options import TrainOptions, with_kind_defaults
 
 BASE_MODEL = ARBITRARY_MODEL
 
@@ -56,7 +56,7 @@ class AdaptObjective(PerceptualObjective):
 
         if not options.style:
             raise BrushworkError("--style is needed for --kind adapt: a painting (image file or preset name)")
-        self.setup_losses(options, vgg, runtime)
+        self.setup_losses(with_kind_defaults(options), vgg, runtime)
         net, predictor = base_network(find_model(BASE_MODEL))
         self.config = net.config
         # The start: the style-prediction network's parameters for the painting.

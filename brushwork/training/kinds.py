@@ -44,15 +44,16 @@ def load_builder(name: str):
 
 
 register_kind(
-    "adapt",
-    "brushwork.training.adapt:build_objective",
-    "a new style in minutes: only the norm parameters of Magenta's trained network, from its prediction for the "
-    "painting (Dumoulin et al. 2017, Ghiasi et al. 2017): --style IMAGE --data DIR",
-)
-register_kind(
     "feedforward",
     "brushwork.training.feedforward:build_objective",
     "one style per network (Johnson et al. 2016): --style IMAGE --data DIR",
+)
+register_kind(
+    "adapt",
+    "brushwork.training.adapt:build_objective",
+    "a new style in minutes: only the norm parameters of Magenta's trained network, from its prediction for the "
+    "painting (Dumoulin et al. 2017, Ghiasi et al. 2017), with loss defaults of its own (optimize's layers and "
+    "weights, learning rate 0.01): --style IMAGE --data DIR",
 )
 register_kind(
     "multi",

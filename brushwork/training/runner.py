@@ -18,7 +18,7 @@ from brushwork.runtime import Runtime, resolve_runtime
 from brushwork.training.data import PhotoDataset, describe_data, list_images
 from brushwork.training.kinds import load_builder
 from brushwork.training.loop import LoopOptions, LoopResult, PreviewCallback, Trainer, list_checkpoints
-from brushwork.training.options import TrainOptions, network_settings, with_network_of
+from brushwork.training.options import TrainOptions, network_settings, with_kind_defaults, with_network_of
 
 DEFAULT_PREVIEW_PHOTO = "astronaut.jpg"
 
@@ -108,7 +108,7 @@ def train(
     KeyboardInterrupt from `progress`) a checkpoint is saved in the run folder, no model is written,
     and the result has `interrupted` set; `resume=True` continues from there.
     """
-    options = with_overrides(options or TrainOptions(), overrides, "train")
+    options = with_kind_defaults(with_overrides(options or TrainOptions(), overrides, "train"))
     options.validate()
     threads_before = torch.get_num_threads()
     if options.threads is not None:

@@ -119,3 +119,16 @@ def test_the_first_preview_already_looks_like_the_paintings_prediction(tmp_path,
     predicted = brushwork.stylize_tensor(x, PAINTING, method="predict", device="cpu", precision="fp32",
                                          backend="torch")
     assert (first - predicted).abs().max() < 1e-4
+
+
+def test_adapt_has_loss_defaults_of_its_own_and_a_given_value_wins(tmp_path, photos, vgg):
+    from brushwork.training.options import with_kind_defaults
+
+    adapt = with_kind_defaults(TrainOptions(kind="adapt"))
+    assert adapt.style_layers == {f"relu{i}_1": 1.0 for i in range(1, 6)} and adapt.content_layers == {"relu4_2": 1.0}
+    assert (adapt.style_weight, adapt.learning_rate, adapt.warmup_steps) == (50.0, 1e-2, 20)
+    assert with_kind_defaults(TrainOptions(kind="adapt", style_weight=5.0)).style_weight == 5.0
+    assert with_kind_defaults(TrainOptions(kind="feedforward")) == TrainOptions(kind="feedforward")
+    # What a run used is what its card says.
+    result = train(_options(tmp_path, photos, learning_rate=TrainOptions().learning_rate), vgg=vgg)
+    assert result.card["learning_rate"] == 1e-2 and result.card["style_weight"] == 50.0
