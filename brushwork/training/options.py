@@ -59,7 +59,9 @@ class TrainOptions:
     )
     data: str | None = _opt(None, "folder of training photos (searched recursively; unreadable files are skipped)")
     output: str | None = _opt(None, "model file to write (.safetensors)")
-    kind: str = _opt("feedforward", "network kind to train")
+    kind: str = _opt("adapt", "network kind to train: adapt (a new style in minutes on a CPU, the default), "
+                              "feedforward (a whole network from scratch: a GPU and hours), multi, arbitrary, adain "
+                              "or wct-decoders")
     image_size: int = _opt(256, "training crop size in pixels: photos are resized to this short side, then cropped "
                                 "square")
     batch_size: int = _opt(4, "photos per step")

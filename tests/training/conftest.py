@@ -41,6 +41,7 @@ def vgg():
 def tiny():
     """Tiny settings every training test shares: 32 px crops, a width-8 network with one residual block."""
     return dict(
+        kind="feedforward",  # a network of its own from noise (the default kind adapts Magenta's)
         image_size=32,
         batch_size=2,
         width=8,

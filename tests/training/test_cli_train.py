@@ -34,8 +34,8 @@ def test_train_end_to_end_writes_a_model_with_a_card(tmp_path, photos, tiny, cap
 
 
 def test_train_bad_options_exit_1_with_one_line(tmp_path, photos, tiny, capsys):
-    code = main(["train", "--data", str(photos), "-o", str(tmp_path / "m.safetensors"), "--kind", "watercolour",
-                 *_flags({**tiny, "style": "starry-night"})])
+    code = main(["train", "--data", str(photos), "-o", str(tmp_path / "m.safetensors"),
+                 *_flags({**tiny, "style": "starry-night", "kind": "watercolour"})])
     assert code == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("brushwork: error: unknown kind 'watercolour'") and "feedforward" in err
