@@ -36,7 +36,7 @@
 # model, three runs without one all measured worse than it, the one with one better (2026-12-02).
 # Starry-night's first run with one (seed 2,920) was shipped, its run without one (seed 2,919) was not;
 # the shipped run had twice the steps (1,138 against 528, a faster machine), so the average's share in that
-# is not separated from the steps' (22nd session, 2026-12-02).
+# is not separated from the steps' (training round 22, 2026-12-02).
 # CLIP_GRADIENT (default 5): --clip-gradient, a step's gradient is scaled down to at most 5x the running
 # average of its norm (~100 steps). Why: woman-with-a-hat's run from its shipped model (seed 2,483) jumped
 # from a style loss of ~23k to 55-81k at steps 431-460, twice, bit for bit (2026-12-01 and 2026-12-02);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A lent GPU session in one command: every shipped model trained at once on one CUDA GPU for a fixed
-# time, then the GPU speed figures, all packed into $OUT for the device tool to bring back.
+# time, then the GPU speed figures, all packed into $OUT, the folder that comes back from the GPU machine.
 #
 # Why one command: a session that is lent a GPU gets 15 minutes of device time in all (the machine's
 # start included) and at most 10 minutes per command, far less than the full recipes' step counts need
@@ -13,7 +13,7 @@
 # Here, first:    bash recipes/pack-gpu-session.sh        (gpu-pack/: photos and VGG-19 weights)
 # On the GPU:     run(command="bash recipes/gpu-session.sh", carry=["gpu-pack"], timeout_s=570)
 # Back here:      bash recipes/gpu-session.sh --unpack FILES_AT
-#                 (FILES_AT: the folder the device tool names; writes the GPU-trained models into
+#                 (FILES_AT: the folder the results came back to; writes the GPU-trained models into
 #                 brushwork/models/weights/ and the logs, cards and speed figures into runs/gpu-session/)
 # A smoke run on the CPU (one step of two trainers, a few minutes):
 #   DEVICE=cpu PRECISION=fp32 OMP_NUM_THREADS=1 WORKERS=1 TRAIN_SECONDS=5 SPEED=0 TRAINERS="starry-night wct" \
@@ -41,10 +41,10 @@ TRAIN_SECONDS=${TRAIN_SECONDS:-330}
 # recipe. In 330 s shared by ten trainers each gets some hundreds
 # of steps: from noise that leaves a texture without a subject (the CPU recipes learned this), worse
 # than the CPU models it would replace. CONTINUE=0 starts from noise at the recipes' full widths (for
-# a session lent hours).
+# a GPU rented for hours).
 CONTINUE=${CONTINUE:-1}
 SPEED=${SPEED:-1}
-OUT=${OUT:?set OUT to the folder for the results (the device tool sets it)}
+OUT=${OUT:?set OUT to the folder for the results (the GPU machine's runner sets it)}
 PYTHON=${PYTHON:-python3}
 PACK=${PACK:-gpu-pack}
 SESSION=runs/gpu-session

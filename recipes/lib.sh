@@ -86,7 +86,7 @@ train_resumable() {
 # (AMX / AVX-512 BF16), fp32 elsewhere (brushwork.runtime). Why: on the AMX Xeon of 2026-12-05 a step of
 # the 256 px recipe took 5.1-5.8 s in bf16 against 13.7-15.2 s in fp32 (the same six batches, interleaved;
 # `benchmarks/train_speed.py`: 2.82x), and its bf16 runs trained as well as the fp32 ones
-# (docs/training-history.md, the 31st session); on a CPU without native bf16, emulated bf16 is ~3x slower
+# (docs/training-history.md, training round 31); on a CPU without native bf16, emulated bf16 is ~3x slower
 # than fp32 (DEVELOPERS.md), so auto stays fp32 there. Resuming, auto keeps the run's own precision (a run
 # resumes only in the one it started in), so a run begun in fp32 continues on any machine.
 

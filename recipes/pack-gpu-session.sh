@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepares gpu-pack/ (git-ignored) for recipes/gpu-session.sh: what a lent GPU needs beside the
-# repository, within the device tool's 64 MiB for everything that travels. Run here, on the CPU:
+# repository, within the 64 MiB that travel to the GPU machine. Run here, on the CPU:
 #
 #   bash recipes/pack-gpu-session.sh
 #
