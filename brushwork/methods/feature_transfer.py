@@ -283,6 +283,7 @@ class FeatureTransferStylizer:
                                                                  native_bf16=self.native_bf16_on_cpu)
         self._onnx_sessions: dict = {}
         self._onnx_lock = threading.Lock()
+        self._vgg_digest: str | None = None  # the whole VGG-19's, hashed once for all its encoder graphs
         decoders, self.name, self.card = self._load_decoders(decoder)
         # Coarse to fine (deepest layer first): WCT's order; AdaIN has one level.
         self.levels = sorted(decoders, key=LAYER_NAMES.index, reverse=True)
@@ -384,8 +385,12 @@ class FeatureTransferStylizer:
             if key not in self._onnx_sessions:
                 module = _EncoderTo(self.vgg, layer) if part == "encoder" else self.decoders[layer]
                 # Exporting takes seconds (WCT's ten graphs: about 12 s), so graphs are kept on disk by their weights.
-                graph = cached_bytes("onnx", f"{part}-{layer}-{module_digest(module)}.onnx",
-                                     lambda: _onnx_bytes(module, example))
+                if part == "encoder":
+                    self._vgg_digest = self._vgg_digest or module_digest(self.vgg)
+                    digest = self._vgg_digest
+                else:
+                    digest = module_digest(module)
+                graph = cached_bytes("onnx", f"{part}-{layer}-{digest}.onnx", lambda: _onnx_bytes(module, example))
                 self._onnx_sessions[key] = cpu_session(graph, torch.get_num_threads(), memory_arena=arena)
             return self._onnx_sessions[key]
 
