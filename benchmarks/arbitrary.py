@@ -84,7 +84,7 @@ def adain_floor(vgg, content, style) -> float:
     import torch
 
     from brushwork.losses import METRIC_STYLE_LAYERS, gram_matrix, gram_style_loss
-    from brushwork.methods.feature_transfer import adain
+    from brushwork.features.transfer import adain
 
     layer = "relu4_1"
     with torch.no_grad():
@@ -108,7 +108,7 @@ def quality(args, vgg, adain, wct) -> tuple[list, list]:
 
     from brushwork.imaging import load_image, resize, resize_long_side, tensor_to_image
     from brushwork.losses import measure_losses
-    from brushwork.methods.feedforward import StylizeOptions
+    from brushwork.methods.one_pass import StylizeOptions
     from brushwork.presets import resolve_style
 
     photos = example_photos()[: args.contents]
@@ -205,8 +205,8 @@ def speed(args, adain) -> None:
     from brushwork.imaging import load_image, resize, resize_long_side
     from brushwork.methods.adain import AdaINStylizer
     from brushwork.methods.feature_transfer import _pad_to
-    from brushwork.methods.feature_transfer import adain as adain_features
-    from brushwork.methods.feedforward import StylizeOptions
+    from brushwork.features.transfer import adain as adain_features
+    from brushwork.methods.one_pass import StylizeOptions
     from brushwork.nets.decoder import pooling_factor
     from brushwork.presets import resolve_style
     from brushwork.runtime import resolve_runtime
@@ -262,7 +262,7 @@ def speed(args, adain) -> None:
 def gpu_speed(args, style_path) -> None:
     import torch
 
-    from brushwork.methods.feedforward import StylizeOptions
+    from brushwork.methods.one_pass import StylizeOptions
 
     print(f"\n## {torch.cuda.get_device_name()}: images per second\n")
     print("| method | precision | 512 px | 1024 px |\n|---|---|---|---|")

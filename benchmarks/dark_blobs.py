@@ -103,7 +103,7 @@ def main() -> None:
     from brushwork.features import load_vgg19
     from brushwork.imaging import load_image, resize, tensor_to_image
     from brushwork.losses import measure_losses
-    from brushwork.methods.export import load_network
+    from brushwork.models.networks import load_network
     from brushwork.methods.feedforward import model_styles
     from brushwork.models.registry import find_model
     from brushwork.presets import resolve_style

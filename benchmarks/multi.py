@@ -63,7 +63,7 @@ def _default_paths() -> str:
     losses differ by up to 2.6% between the two (charing-cross-bridge on astronaut and chelsea: 3,045 in
     bf16, 3,123 in fp32, 2026-12-06), so figures from two machines compare only where this line matches."""
     from brushwork.methods.adain import AdaINStylizer
-    from brushwork.methods.feedforward import resolve_runtime_and_backend
+    from brushwork.methods.one_pass import resolve_runtime_and_backend
 
     paths = []
     for label, native_bf16 in (("feed-forward and predict", False), ("AdaIN", AdaINStylizer.native_bf16_on_cpu)):
@@ -100,7 +100,7 @@ def held_out_section(args, measure: Measure) -> None:
     from PIL import Image
 
     from brushwork.methods.predict import DEFAULT_ARBITRARY_MODEL, get_predictor
-    from brushwork.methods.feedforward import StylizeOptions
+    from brushwork.methods.one_pass import StylizeOptions
     from brushwork.models.registry import find_model
     from brushwork.presets import resolve_style
     from _sheet import contact_sheet
@@ -168,7 +168,8 @@ def _mean_losses(args, measure: Measure, stylize, style: Path) -> tuple[float, f
 def _feedforward(style_name: str, size: int, model=None):
     """photo -> image through a feed-forward network: a multi-style MODEL's row for the style, or else the
     style's shipped single-style model (the style picks the row when the stylizer is built)."""
-    from brushwork.methods.feedforward import StylizeOptions, get_stylizer
+    from brushwork.methods.one_pass import StylizeOptions
+    from brushwork.methods.feedforward import get_stylizer
 
     options = StylizeOptions(style=style_name, model=None if model is None else str(model.path), size=size)
     return lambda content: get_stylizer(options).stylize(content, options)
@@ -215,7 +216,7 @@ def presets_without_single(args, measure: Measure, multis: dict, style_names: li
     take any style image: which should `--style NAME` (method auto) use for such a preset? The any-style
     methods run once, however many multi-style models are compared."""
     from brushwork.errors import BrushworkError
-    from brushwork.methods.feedforward import StylizeOptions
+    from brushwork.methods.one_pass import StylizeOptions
     from brushwork.methods.predict import DEFAULT_ARBITRARY_MODEL, get_predictor
     from brushwork.models.registry import find_model
     from brushwork.presets import resolve_style

@@ -65,7 +65,7 @@ def _content(height: int, width: int):
 def _network(model: str | None):
     import torch
 
-    from brushwork.methods.export import load_network
+    from brushwork.models.networks import load_network
     from brushwork.nets.transformer import StyleTransferNet, TransformerConfig
 
     if model:
@@ -132,7 +132,7 @@ def _build(path: str, net, threads: int):
     elif path == "ort-int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        from brushwork.methods.export import build_onnx
+        from brushwork.nets.onnx_graph import build_onnx
 
         with tempfile.TemporaryDirectory() as d:
             src, dst = Path(d) / "f.onnx", Path(d) / "q.onnx"

@@ -29,6 +29,8 @@ from brushwork.files import atomic_write
 from brushwork.imaging.resize import fit_long_side, resize
 from brushwork.imaging.temporal import TemporalSmoother
 from brushwork.progress import Progress, ProgressCallback, now
+from brushwork.methods.dispatch import get_stylizer
+from brushwork.methods.one_pass import merged_options, DEFAULT_STYLE, StylizeOptions
 
 # Output suffix -> (FFmpeg container, video encoder, audio encoder used when the sound cannot be copied).
 VIDEO_FORMATS = {
@@ -119,9 +121,6 @@ def stylize_video(input, output, style=None, *, method: str = "auto", options=No
     painting over the last frames where the input stood still there, against flicker. Returns a `VideoResult`."""
     av = _av()
 
-    from brushwork.methods.dispatch import get_stylizer
-    from brushwork.methods.feedforward import DEFAULT_STYLE, StylizeOptions, _merge
-
     src, dst = Path(input).expanduser(), Path(output).expanduser()
     fmt = VIDEO_FORMATS.get(dst.suffix.lower())
     if fmt is None:
@@ -138,7 +137,7 @@ def stylize_video(input, output, style=None, *, method: str = "auto", options=No
     smoother = TemporalSmoother(temporal_smoothing)  # checks the value before any output exists
     if options is None:
         options = StylizeOptions(style=DEFAULT_STYLE if style is None else style, method=method)
-    opts = _merge(options, overrides)
+    opts = merged_options(options, overrides)
     stylizer = get_stylizer(opts)  # a bad style, model or option fails here, before any output exists
 
     container_name, video_codec, audio_codec = fmt

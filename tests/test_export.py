@@ -3,15 +3,9 @@ import torch
 
 from brushwork.cli.main import main
 from brushwork.errors import BrushworkError
-from brushwork.methods.export import (
-    InferenceNet,
-    OnnxRunner,
-    build_onnx,
-    export_onnx,
-    export_torchscript,
-    folded_conv_weight,
-    space_to_depth,
-)
+from brushwork.nets.inference import InferenceNet, folded_conv_weight, space_to_depth
+from brushwork.nets.onnx_graph import OnnxRunner, build_onnx
+from brushwork.methods.export import export_onnx, export_torchscript
 from brushwork.models.registry import save_model
 from brushwork.nets.transformer import StyleTransferNet, TransformerConfig
 

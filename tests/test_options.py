@@ -4,7 +4,7 @@ import pytest
 
 import brushwork
 from brushwork.errors import BrushworkError
-from brushwork.methods.feedforward import StylizeOptions
+from brushwork.methods.one_pass import StylizeOptions
 from brushwork.options import with_overrides
 from brushwork.training.runner import train
 

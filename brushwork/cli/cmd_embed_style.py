@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
+from brushwork.cli.common import add_common_flags
+from brushwork.errors import BrushworkError
+from brushwork.methods.predict import embed_style, save_embedding, DEFAULT_ARBITRARY_MODEL, EMBEDDING_SUFFIXES
 
 
 def register(sub) -> None:
-    from brushwork.cli.common import add_common_flags
-
     p = sub.add_parser(
         "embed-style",
         help="save the style embedding of an image (for --method predict)",
@@ -26,9 +27,6 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from pathlib import Path
-
-    from brushwork.errors import BrushworkError
-    from brushwork.methods.predict import DEFAULT_ARBITRARY_MODEL, EMBEDDING_SUFFIXES, embed_style, save_embedding
 
     if Path(args.output).suffix.lower() not in EMBEDDING_SUFFIXES:
         raise BrushworkError(f"embedding files end in .npy or .json, got {args.output!r}")

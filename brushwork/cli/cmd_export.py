@@ -7,14 +7,20 @@ import sys
 from pathlib import Path
 
 from brushwork.cli.common import add_common_flags
+from brushwork.options import parse_float_list
+from brushwork.errors import BrushworkError
+from brushwork.methods.blend import style_name
+from brushwork.methods.export import check_export, export_model
+from brushwork.methods.feedforward import export_target
+from brushwork.methods.one_pass import StylizeOptions
+from brushwork.methods.predict import get_predictor, ARBITRARY_KINDS
+from brushwork.models.networks import load_network
 
 _SUFFIX_FORMATS = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".ts": "torchscript",
                    ".torchscript": "torchscript"}
 
 
 def register(sub) -> None:
-    from brushwork.cli.options import parse_float_list
-
     p = sub.add_parser(
         "export",
         help="export a trained feed-forward model to ONNX or TorchScript",
@@ -40,12 +46,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from brushwork.errors import BrushworkError
-    from brushwork.methods.blend import style_name
-    from brushwork.methods.export import check_export, export_model, load_network
-    from brushwork.methods.feedforward import StylizeOptions, export_target
-    from brushwork.methods.predict import ARBITRARY_KINDS, get_predictor
-
     fmt = args.format
     if fmt is None:
         fmt = _SUFFIX_FORMATS.get(Path(args.output).suffix.lower(), "onnx") if args.output else "onnx"

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
+from brushwork.cli.common import add_common_flags
+from brushwork.errors import BrushworkError
+from brushwork.files import atomic_write
+from brushwork.methods.dispatch import painted_by
+from brushwork.methods.feedforward import FeedForwardStylizer
+from brushwork.models.registry import builtin_model, builtin_model_names, find_model, read_model, weights_dir
+from brushwork.presets import list_style_presets, style_thumbnail
 
 
 def register(sub) -> None:
-    from brushwork.cli.common import add_common_flags
-
     p = sub.add_parser(
         "models",
         help="list the shipped models and style presets",
@@ -58,8 +63,6 @@ def _what(model) -> str:
 
 def model_rows() -> list[dict]:
     """One row per shipped or built-in model; a damaged file is listed with its error instead of hiding the rest."""
-    from brushwork.errors import BrushworkError
-    from brushwork.models.registry import builtin_model, builtin_model_names, read_model, weights_dir
 
     folder = weights_dir()
     rows, models = [], []
@@ -98,9 +101,6 @@ def model_rows() -> list[dict]:
 
 
 def preset_rows() -> list[dict]:
-    from brushwork.methods.dispatch import painted_by
-    from brushwork.presets import list_style_presets
-
     return [{"name": p.name, "artist": p.artist, "title": p.title, "year": p.year, "file": str(p.path),
              "painted_by": painted_by(p.name)} for p in list_style_presets()]
 
@@ -114,11 +114,6 @@ def network_style_rows(models: list[dict]) -> list[dict]:
 def write_sheet(path, rows: list[dict], cell: int = 192) -> None:
     """A contact sheet of the network styles: each painted by its network on the bundled photo, labelled."""
     from PIL import Image, ImageDraw
-
-    from brushwork.files import atomic_write
-    from brushwork.methods.feedforward import FeedForwardStylizer
-    from brushwork.models.registry import find_model
-    from brushwork.presets import style_thumbnail
 
     columns, label = 7, 14
     tiles = []

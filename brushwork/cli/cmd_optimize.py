@@ -6,11 +6,14 @@ import sys
 
 from brushwork.cli.common import add_common_flags, check_output_path
 from brushwork.cli.options import add_dataclass_flags, dataclass_from_args
+from brushwork.errors import BrushworkError
+from brushwork.imaging import save_image
+from brushwork.methods.optimize import run_optimization, OptimizeOptions
+from brushwork.presets import resolve_style
+from brushwork.progress import ProgressBar
 
 
 def register(sub) -> None:
-    from brushwork.methods.optimize import OptimizeOptions
-
     p = sub.add_parser(
         "optimize",
         help="stylize by optimizing the image itself (Gatys et al.; slow, best quality)",
@@ -32,12 +35,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from brushwork.errors import BrushworkError
-    from brushwork.imaging import save_image
-    from brushwork.methods.optimize import OptimizeOptions, run_optimization
-    from brushwork.presets import resolve_style
-    from brushwork.progress import ProgressBar
-
     output = check_output_path(args.output)
     if not args.styles and not args.style_flags:
         raise BrushworkError("give a style image or preset name after the content image (or with --style)")

@@ -6,13 +6,13 @@ import ipaddress
 import sys
 
 from brushwork.errors import BrushworkError
+from brushwork.cli.common import add_common_flags
+from brushwork.cli.options import add_dataclass_flags, dataclass_from_args
+from brushwork.server import create_app
+from brushwork.server.config import ServerConfig
 
 
 def register(sub) -> None:
-    from brushwork.cli.common import add_common_flags
-    from brushwork.cli.options import add_dataclass_flags
-    from brushwork.server.config import ServerConfig
-
     p = sub.add_parser(
         "serve",
         help="run the web app and HTTP API (open the printed URL in a browser)",
@@ -39,13 +39,9 @@ def _is_loopback(host: str) -> bool:
 
 
 def run(args) -> int:
-    from brushwork.cli.options import dataclass_from_args
-    from brushwork.server.config import ServerConfig
-
     try:
         import uvicorn
 
-        from brushwork.server import create_app
     except ImportError as exc:
         raise BrushworkError(f"serving needs the serve extra ({exc.name} is missing): "
                              "pip install 'brushwork[serve]'") from None

@@ -7,6 +7,12 @@ from pathlib import Path
 
 from brushwork.cli.common import add_common_flags
 from brushwork.cli.options import add_dataclass_flags, dataclass_from_args
+from brushwork.errors import BrushworkError
+from brushwork.imaging import save_image
+from brushwork.imaging.io import SAVE_FORMATS
+from brushwork.methods.dispatch import get_stylizer, method_names, registered_methods
+from brushwork.methods.one_pass import DEFAULT_STYLE, StylizeOptions
+from brushwork.progress import Progress, ProgressBar
 
 # What a folder input picks up (non-recursive). Explicitly named files are tried whatever their name.
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -31,21 +37,18 @@ def register(sub) -> None:
 
 def add_stylize_flags(p) -> None:
     """--style, --method and every `StylizeOptions` field: the flags of each one-pass front end."""
-    from brushwork.methods.dispatch import _METHODS
-    from brushwork.methods.feedforward import DEFAULT_STYLE, StylizeOptions
 
     p.add_argument("--style", action="append", default=None, metavar="STYLE",
                    help=f"a shipped model name or MODEL.safetensors file, or for adain, wct and predict a style image "
                    f"or preset name; repeat for several styles, weighted by --style-blend (default: {DEFAULT_STYLE})")
-    methods = "; ".join(f"{m.name}: {m.description}" for m in _METHODS.values())
-    p.add_argument("--method", default="auto", choices=["auto", *_METHODS],
+    methods = "; ".join(f"{m.name}: {m.description}" for m in registered_methods())
+    p.add_argument("--method", default="auto", choices=["auto", *method_names()],
                    help=f"auto (default): a trained model when --style names one, else adain. {methods}")
     add_dataclass_flags(p, StylizeOptions, skip=("style", "method"))
 
 
 def stylize_options(args):
     """The `StylizeOptions` of parsed `add_stylize_flags` flags, checked."""
-    from brushwork.methods.feedforward import DEFAULT_STYLE, StylizeOptions
 
     options = dataclass_from_args(StylizeOptions, args)
     styles = args.style or [DEFAULT_STYLE]
@@ -56,7 +59,6 @@ def stylize_options(args):
 
 def _collect_inputs(inputs: list[str]) -> tuple[list[Path], bool]:
     """(image files, whether the output must be a folder). Missing paths fail before any work."""
-    from brushwork.errors import BrushworkError
 
     files: list[Path] = []
     folder_given = False
@@ -77,9 +79,6 @@ def _collect_inputs(inputs: list[str]) -> tuple[list[Path], bool]:
 
 
 def _plan_outputs(files: list[Path], output: str, to_folder: bool) -> list[Path]:
-    from brushwork.errors import BrushworkError
-    from brushwork.imaging.io import SAVE_FORMATS
-
     out = Path(output).expanduser()
     if not to_folder and not out.is_dir():
         if out.suffix.lower() not in SAVE_FORMATS:
@@ -108,11 +107,6 @@ def _plan_outputs(files: list[Path], output: str, to_folder: bool) -> list[Path]
 
 
 def run(args) -> int:
-    from brushwork.errors import BrushworkError
-    from brushwork.imaging import save_image
-    from brushwork.methods.dispatch import get_stylizer
-    from brushwork.progress import Progress, ProgressBar
-
     options = stylize_options(args)
     files, to_folder = _collect_inputs(args.inputs)
     targets = _plan_outputs(files, args.output, to_folder)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import sys
+from brushwork.cli.common import add_common_flags
+from brushwork.cli.options import add_dataclass_flags, dataclass_from_args
+from brushwork.progress import ProgressBar
+from brushwork.training import train
+from brushwork.training.kinds import get_kind, kind_names
+from brushwork.training.options import TrainOptions
 
 
 def register(sub) -> None:
-    from brushwork.cli.common import add_common_flags
-    from brushwork.cli.options import add_dataclass_flags
-    from brushwork.training.kinds import get_kind, kind_names
-    from brushwork.training.options import TrainOptions
-
     kinds = "; ".join(f"{k}: {get_kind(k).description}" for k in kind_names())
     p = sub.add_parser(
         "train",
@@ -27,10 +28,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from brushwork.cli.options import dataclass_from_args
-    from brushwork.progress import ProgressBar
-    from brushwork.training import TrainOptions, train
-
     options = dataclass_from_args(TrainOptions, args)
     bar = ProgressBar(f"train {options.kind}", quiet=args.quiet)
     try:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
+from brushwork.cli.cmd_stylize import add_stylize_flags, stylize_options
+from brushwork.cli.common import add_common_flags
+from brushwork.progress import ProgressBar
+from brushwork.video import stylize_video, DEFAULT_QUALITY, DEFAULT_TEMPORAL_SMOOTHING, VIDEO_FORMATS
 
 
 def register(sub) -> None:
-    from brushwork.cli.cmd_stylize import add_stylize_flags
-    from brushwork.cli.common import add_common_flags
-    from brushwork.video import DEFAULT_QUALITY, DEFAULT_TEMPORAL_SMOOTHING, VIDEO_FORMATS
-
     p = sub.add_parser(
         "video",
         help="stylize every frame of a video (keeps its timing and sound)",
@@ -36,10 +36,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from brushwork.cli.cmd_stylize import stylize_options
-    from brushwork.progress import ProgressBar
-    from brushwork.video import stylize_video
-
     options = stylize_options(args)
     bar = ProgressBar("video", quiet=args.quiet, unit="frame")
     try:

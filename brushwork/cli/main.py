@@ -6,8 +6,9 @@ import argparse
 import os
 import sys
 
-import brushwork
 from brushwork.errors import BrushworkError
+from brushwork.cli import commands
+from brushwork.version import __version__
 
 
 class _Parser(argparse.ArgumentParser):
@@ -16,10 +17,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from brushwork.cli import commands
-
     parser = _Parser(prog="brushwork", description="Neural style transfer: repaint a photo in the style of a painting.")
-    parser.add_argument("--version", action="version", version=f"brushwork {brushwork.__version__}")
+    parser.add_argument("--version", action="version", version=f"brushwork {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for register in commands.REGISTRY:

@@ -11,27 +11,7 @@ import dataclasses
 import typing
 
 from brushwork.errors import BrushworkError
-
-
-def parse_layer_weights(text: str) -> dict[str, float]:
-    """`relu4_2:1,relu3_1:0.5` or `relu4_2,relu3_1` (weight 1) -> {name: weight}."""
-    out: dict[str, float] = {}
-    for item in filter(None, (p.strip() for p in text.split(","))):
-        name, _, weight = item.partition(":")
-        try:
-            out[name.strip()] = float(weight) if weight else 1.0
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"bad layer weight in {item!r}: expected NAME or NAME:WEIGHT") from None
-    if not out:
-        raise argparse.ArgumentTypeError("expected at least one layer, e.g. relu4_2 or relu4_2:1")
-    return out
-
-
-def parse_float_list(text: str) -> list[float]:
-    try:
-        return [float(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+from brushwork.options import parse_float_list, parse_layer_weights
 
 
 def _base_type(annotation):

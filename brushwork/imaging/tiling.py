@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
+from brushwork.errors import BrushworkError
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,6 @@ def tile_settings(tile: int, overlap: int | None, margin: int, align: int, cross
     The default overlap is both margins plus `crossfade`; the tile size is rounded down to a
     multiple of `align`. Returns (tile, overlap); raises BrushworkError with one clear line.
     """
-    from brushwork.errors import BrushworkError
 
     overlap = overlap if overlap is not None else 2 * margin + crossfade
     if overlap <= 2 * margin:

@@ -12,13 +12,9 @@ tiles: see `brushwork.methods.feature_transfer`.
 
 from __future__ import annotations
 
-from brushwork.methods.feature_transfer import (
-    AffineMap,
-    FeatureTransferStylizer,
-    adain,
-    adain_map,
-    mean_std_of,
-)
+from brushwork.features.transfer import AffineMap, adain, adain_map, mean_std_of
+from brushwork.methods.feature_transfer import FeatureTransferStylizer
+from brushwork.models.registry import load_state_strict
 from brushwork.nets.decoder import Decoder, DecoderConfig
 
 ADAIN_LAYER = "relu4_1"
@@ -28,7 +24,6 @@ DEFAULT_MODEL = "adain"
 
 def decoder_from_model(model) -> Decoder:
     """The decoder of an `adain` model file (config: layer and width)."""
-    from brushwork.models.registry import load_state_strict
 
     decoder = Decoder(DecoderConfig.from_dict(model.config))
     load_state_strict(decoder, model)

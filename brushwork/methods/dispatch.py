@@ -1,8 +1,8 @@
 """Which method stylizes: the table behind `stylize(..., method=...)` and `brushwork stylize --method`.
 
-A method is registered by name with the dotted path of a factory `get(options) -> stylizer` (the
-stylizer has `stylize(image, options, progress=)`, `stylize_tensor(...)`, `name`, `backend` and
-`runtime`), a one-line description, and optionally an `auto` predicate `(options) -> bool` saying
+A method is registered by name with a factory `get(options) -> stylizer` (the stylizer has
+`stylize(image, options, progress=)`, `stylize_tensor(...)`, `name`, `backend` and `runtime`), a
+one-line description, and optionally an `auto` predicate `(options) -> bool` saying
 whether `method="auto"` may pick it. `auto` tries the methods with a predicate in registration
 order. A new method is one more `register_method` call.
 
@@ -13,12 +13,20 @@ web server) pick the method's model from these and pass it in that field.
 
 from __future__ import annotations
 
-import importlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from brushwork.errors import BrushworkError
+from brushwork.methods.adain import AdaINStylizer
+from brushwork.methods.feedforward import DEFAULT_MULTI_MODEL, shipped_multi_model_for
+from brushwork.methods.feedforward import get_stylizer as feedforward_get_stylizer
+from brushwork.methods.one_pass import DEFAULT_STYLE, StylizeOptions, merged_options
+from brushwork.methods.predict import ARBITRARY_KINDS, DEFAULT_ARBITRARY_MODEL, get_predictor
 from brushwork.methods.style_cache import LRUCache, file_stamp
+from brushwork.methods.wct import WCTStylizer
+from brushwork.models.networks import FEEDFORWARD_KINDS
+from brushwork.models.registry import ModelFile, find_model, model_path, weights_dir
 from brushwork.nets.magenta import ARBITRARY_MODEL
 from brushwork.progress import ProgressCallback
 
@@ -26,9 +34,9 @@ from brushwork.progress import ProgressCallback
 @dataclass(frozen=True)
 class Method:
     name: str
-    factory: str  # "module:function", options -> stylizer
+    factory: Callable  # options -> stylizer
     description: str
-    auto: str | None = None  # "module:function", options -> bool
+    auto: Callable | None = None  # options -> bool
     model_kinds: tuple[str, ...] = ()  # the kinds of model file it loads
     model_option: str | None = None  # the StylizeOptions field that names that file
     any_style: bool = False  # takes any style image, not only a style it was trained on
@@ -38,7 +46,7 @@ class Method:
 _METHODS: dict[str, Method] = {}
 
 
-def register_method(name: str, factory: str, description: str, auto: str | None = None, *,
+def register_method(name: str, factory: Callable, description: str, auto: Callable | None = None, *,
                     model_kinds: tuple[str, ...] = (), model_option: str | None = None,
                     any_style: bool = False, default_model: str | None = None) -> None:
     _METHODS[name] = Method(name, factory, description, auto, tuple(model_kinds), model_option, any_style,
@@ -54,11 +62,6 @@ def registered_methods() -> list[Method]:
     return list(_METHODS.values())
 
 
-def _load(path: str):
-    module, _, func = path.partition(":")
-    return getattr(importlib.import_module(module), func)
-
-
 def resolve_method(options) -> str:
     """The method that will stylize with these options (`auto` resolved), checked against them."""
     if options.method != "auto":
@@ -66,7 +69,7 @@ def resolve_method(options) -> str:
             raise BrushworkError(f"unknown method {options.method!r}: expected auto, {', '.join(_METHODS)}")
         return options.method
     for method in _METHODS.values():
-        if method.auto is not None and _load(method.auto)(options):
+        if method.auto is not None and method.auto(options):
             return method.name
     style = options.style if isinstance(options.style, (str, os.PathLike)) else "these styles"
     raise BrushworkError(
@@ -79,7 +82,7 @@ def resolve_method(options) -> str:
 
 def get_stylizer(options):
     """A stylizer for these options, reused across calls with the same model and settings."""
-    return _load(_METHODS[resolve_method(options)].factory)(options)
+    return _METHODS[resolve_method(options)].factory(options)
 
 
 def stylize(image, style=None, *, method: str = "auto", progress: ProgressCallback | None = None, **options):
@@ -92,17 +95,13 @@ def stylize(image, style=None, *, method: str = "auto", progress: ProgressCallba
     (`method="predict"`, or `model=` another arbitrary-style model), else AdaIN. Other options are the
     fields of `StylizeOptions` (e.g. `alpha=0.8, preserve_color="luminance", mask="mask.png", tile=1024`).
     """
-    from brushwork.methods.feedforward import DEFAULT_STYLE, StylizeOptions, _merge
-
-    opts = _merge(StylizeOptions(style=DEFAULT_STYLE if style is None else style, method=method), options)
+    opts = merged_options(StylizeOptions(style=DEFAULT_STYLE if style is None else style, method=method), options)
     return get_stylizer(opts).stylize(image, opts, progress=progress)
 
 
 def stylize_tensor(image, style=None, *, method: str = "auto", progress: ProgressCallback | None = None, **options):
     """Like `stylize` for an N x 3 x H x W tensor in [0, 1]; returns a tensor in [0, 1]."""
-    from brushwork.methods.feedforward import DEFAULT_STYLE, StylizeOptions, _merge
-
-    opts = _merge(StylizeOptions(style=DEFAULT_STYLE if style is None else style, method=method), options)
+    opts = merged_options(StylizeOptions(style=DEFAULT_STYLE if style is None else style, method=method), options)
     return get_stylizer(opts).stylize_tensor(image, opts, progress=progress)
 
 
@@ -131,17 +130,12 @@ def check_options(method: str, options) -> None:
 
 
 def feedforward_stylizer(options):
-    from brushwork.methods.feedforward import get_stylizer as feedforward_get_stylizer
-
     if isinstance(options.style, (list, tuple)):
         if len(options.style) != 1:
             raise BrushworkError("a feed-forward model is one --style; several style images need --method adain or wct")
         options = replace(options, style=options.style[0])
     check_options("feedforward", options)
     if options.model is None and isinstance(options.style, (str, os.PathLike)):
-        from brushwork.methods.feedforward import shipped_multi_model_for
-        from brushwork.models.registry import model_path
-
         # A file check, not a read: the stylizer cache below must stay the only load of a model per call.
         multi = shipped_multi_model_for(options.style) if model_path(options.style) is None else None
         if multi is not None:  # a preset only the shipped multi-style model was trained on
@@ -151,9 +145,6 @@ def feedforward_stylizer(options):
 
 def _names_a_model(style) -> bool:
     """Whether `style` is a model of the feed-forward method: a shipped name, a file, or a network."""
-    from brushwork.methods.export import FEEDFORWARD_KINDS
-    from brushwork.models.registry import ModelFile, find_model
-
     if isinstance(style, ModelFile):
         return style.kind in FEEDFORWARD_KINDS
     if not isinstance(style, (str, os.PathLike)):
@@ -177,16 +168,12 @@ def feedforward_model_named(options) -> bool:
         style = style[0]
     if _names_a_model(style):
         return True
-    from brushwork.methods.feedforward import shipped_multi_model_for
-
     return shipped_multi_model_for(style) is not None
 
 
 def painted_by(preset: str) -> str:
     """What `--style PRESET` (method auto) paints with, in words for `brushwork models`: a model of its own,
     the shipped multi-style model's row, or the any-style method auto falls back to."""
-    from brushwork.methods.feedforward import DEFAULT_MULTI_MODEL, StylizeOptions
-
     try:
         method = resolve_method(StylizeOptions(style=preset))
     except BrushworkError:
@@ -199,28 +186,25 @@ def painted_by(preset: str) -> str:
 _feature_stylizers = LRUCache(4)  # loaded decoders, by file and settings
 
 
-def _feature_stylizer(factory: str, options):
+def _feature_stylizer(stylizer_class, options):
     decoder = options.decoder
     if decoder is not None and not isinstance(decoder, (str, os.PathLike)):
-        return _load(factory).from_options(options)
+        return stylizer_class.from_options(options)
     decoder = os.fspath(decoder) if decoder is not None else None
-    key = (factory, decoder, file_stamp(decoder), options.device, options.precision, options.backend)
-    return _feature_stylizers.get_or_build(key, lambda: _load(factory)(
+    key = (stylizer_class.method, decoder, file_stamp(decoder), options.device, options.precision, options.backend)
+    return _feature_stylizers.get_or_build(key, lambda: stylizer_class(
         decoder, device=options.device, precision=options.precision, backend=options.backend))
 
 
 def adain_stylizer(options):
-    return _feature_stylizer("brushwork.methods.adain:AdaINStylizer", options)
+    return _feature_stylizer(AdaINStylizer, options)
 
 
 def wct_stylizer(options):
-    return _feature_stylizer("brushwork.methods.wct:WCTStylizer", options)
+    return _feature_stylizer(WCTStylizer, options)
 
 
 def arbitrary_model_given(options) -> bool:
-    from brushwork.methods.predict import ARBITRARY_KINDS
-    from brushwork.models.registry import ModelFile, find_model
-
     model = options.model
     if model is None:
         return False
@@ -228,8 +212,6 @@ def arbitrary_model_given(options) -> bool:
 
 
 def predict_stylizer(options):
-    from brushwork.methods.predict import get_predictor
-
     check_options("predict", options)
     return get_predictor(options)
 
@@ -237,9 +219,6 @@ def predict_stylizer(options):
 def predict_model_available(options) -> bool:
     """`auto` predicts the style's norm parameters when --model is an arbitrary-style model, or (a
     plain style image, no AdaIN decoder) when an arbitrary-style model is shipped."""
-    from brushwork.methods.predict import ARBITRARY_KINDS, DEFAULT_ARBITRARY_MODEL
-    from brushwork.models.registry import find_model
-
     if options.model is not None:
         return arbitrary_model_given(options)
     if options.decoder is not None:  # a decoder names AdaIN's or WCT's model
@@ -257,27 +236,25 @@ def adain_decoder_available(options) -> bool:
         return False
     if options.decoder is not None:
         return True
-    from brushwork.models.registry import weights_dir
-
     return (weights_dir() / "adain.safetensors").is_file()
 
 
-register_method("feedforward", "brushwork.methods.dispatch:feedforward_stylizer",
+register_method("feedforward", feedforward_stylizer,
                 "a trained per-style model (Johnson et al. 2016): --style NAME|MODEL",
-                auto="brushwork.methods.dispatch:feedforward_model_named",
+                auto=feedforward_model_named,
                 model_kinds=("feedforward", "multi"), model_option="style")  # a multi-style model: `model`
 # Before adain: for a painting file `auto` prefers Magenta's trained style prediction, which beat AdaIN and
 # WCT on texture, palette and structure on paintings and photos outside every training set
 # (`benchmarks/any_style.py`, docs/performance.md).
-register_method("predict", "brushwork.methods.dispatch:predict_stylizer",
+register_method("predict", predict_stylizer,
                 "any style image or embedding, through a style-prediction network (Ghiasi et al. 2017; default: "
                 "Magenta's trained magenta-arbitrary): --style IMAGE|STYLE.npy [--model MODEL]",
-                auto="brushwork.methods.dispatch:predict_model_available",
+                auto=predict_model_available,
                 model_kinds=("arbitrary",), model_option="model", any_style=True, default_model=ARBITRARY_MODEL)
-register_method("adain", "brushwork.methods.dispatch:adain_stylizer",
+register_method("adain", adain_stylizer,
                 "any style image, by adaptive instance normalization (Huang and Belongie 2017)",
-                auto="brushwork.methods.dispatch:adain_decoder_available",
+                auto=adain_decoder_available,
                 model_kinds=("adain",), model_option="decoder", any_style=True, default_model="adain")
-register_method("wct", "brushwork.methods.dispatch:wct_stylizer",
+register_method("wct", wct_stylizer,
                 "any style image, by whitening and colouring at five layers (Li et al. 2017)",
                 model_kinds=("wct",), model_option="decoder", any_style=True, default_model="wct")

@@ -36,137 +36,20 @@ from brushwork.errors import BrushworkError
 from brushwork.features.vgg import LAYER_NAMES
 from brushwork.files import cached_bytes
 from brushwork.imaging import load_image, resize, tensor_to_image
-from brushwork.imaging.color import MeanCov, sym_power
+from brushwork.imaging.color import MeanCov
+from brushwork.features.transfer import AffineMap, apply_region_maps, feature_columns, region_masks
 from brushwork.imaging.resize import fit_long_side
 from brushwork.imaging.tiling import count_tiles, map_tiles, tile_grid, tile_settings
 from brushwork.methods.style_cache import STYLE_CACHE_SIZE, LRUCache, tensor_digest
 from brushwork.nets.decoder import Decoder, pooling_factor
+from brushwork.features import shared_vgg19
+from brushwork.methods.one_pass import STATS_PIXELS, TILE_CROSSFADE, finish, merged_options, resolve_runtime_and_backend
+from brushwork.models.registry import ModelFile, find_model
+from brushwork.nets.onnx_graph import cpu_session
+from brushwork.presets import resolve_style
 from brushwork.progress import Progress, ProgressCallback, now
 
-# Feature statistics are taken from the whole image up to this size, else from a downscaled copy.
-STATS_PIXELS = 2_100_000
-TILE_CROSSFADE = 16  # default overlap = 2 x (receptive radius + 1) + this crossfade, as in feed-forward tiling
-STD_EPS = 1e-5
-# Covariance regularization, relative to the mean variance of the channels: VGG features have many
-# (nearly) dead channels, whose tiny eigenvalues would otherwise be blown up by the whitening.
-COV_EPS = 1e-5
 REFINE_HISTORY = 20  # L-BFGS curvature pairs kept by `invert_features`
-MAX_REFINE_STEPS = 1000
-
-
-# ------------------------------------------------------------------------------------------------
-# Statistics and transforms (pure functions on features)
-
-
-def _columns(features: torch.Tensor, weight: torch.Tensor | None):
-    """1 x C x h x w features (and 1 x 1 x h x w weights) as the C x N columns (and N weights) of `MeanCov`."""
-    return features[0].flatten(1), (None if weight is None else weight[0].flatten())
-
-
-def mean_std_of(running: MeanCov, eps: float = STD_EPS) -> tuple[torch.Tensor, torch.Tensor]:
-    """Channel means and standard deviations (float32) from a `MeanCov(full=False)`."""
-    mean, var = running.result()
-    return mean.float(), (var.clamp_min(0.0) + eps).sqrt().float()
-
-
-def weighted_mean_std(features: torch.Tensor, weight: torch.Tensor | None = None, eps: float = STD_EPS):
-    """Channel means and standard deviations (each C, float32) of 1 x C x h x w features.
-
-    `weight` (1 x 1 x h x w, >= 0) restricts them to a region (a soft one: a weighted average).
-    """
-    return mean_std_of(MeanCov(full=False).add(*_columns(features, weight)), eps)
-
-
-def weighted_mean_cov(features: torch.Tensor, weight: torch.Tensor | None = None):
-    """Channel means (C) and covariance (C x C) in float64 of 1 x C x h x w features, optionally weighted
-    (a slice of pixels at a time: see `MeanCov`)."""
-    return MeanCov().add(*_columns(features, weight)).result()
-
-
-def _whitening_root(cov: torch.Tensor) -> torch.Tensor:
-    """cov ** -1/2, regularized by COV_EPS of the mean variance (dead channels have variance 0)."""
-    cov = cov.double()
-    eps = COV_EPS * max(float(torch.diagonal(cov).mean()), 1e-12)
-    return sym_power(cov + eps * torch.eye(cov.shape[0], dtype=cov.dtype, device=cov.device), -0.5)
-
-
-@dataclass
-class AffineMap:
-    """y = A x + shift on every feature vector x (C channels); A is diagonal (`scale`) or full (`matrix`)."""
-
-    shift: torch.Tensor  # C
-    scale: torch.Tensor | None = None  # C (AdaIN)
-    matrix: torch.Tensor | None = None  # C x C (WCT)
-
-    @classmethod
-    def identity(cls, channels: int) -> "AffineMap":
-        return cls(shift=torch.zeros(channels), scale=torch.ones(channels))
-
-    def apply(self, features: torch.Tensor) -> torch.Tensor:
-        f = features.float()
-        shift = self.shift.float().to(f.device)[None, :, None, None]
-        if self.matrix is None:
-            return f * self.scale.float().to(f.device)[None, :, None, None] + shift
-        # contiguous: einsum may return another memory layout, and convolutions then take another
-        # kernel path, with different rounding.
-        return (torch.einsum("dc,nchw->ndhw", self.matrix.float().to(f.device), f) + shift).contiguous()
-
-    def dense(self) -> "AffineMap":
-        return self if self.matrix is not None else AffineMap(self.shift, matrix=torch.diag(self.scale.double()))
-
-    @staticmethod
-    def blend(maps: list["AffineMap"], weights: list[float]) -> "AffineMap":
-        """The map whose output is the weighted sum of the maps' outputs (weights sum to 1)."""
-        if len(maps) == 1:
-            return maps[0]
-        shift = sum(w * m.shift.double() for m, w in zip(maps, weights))
-        if all(m.matrix is None for m in maps):
-            return AffineMap(shift, scale=sum(w * m.scale.double() for m, w in zip(maps, weights)))
-        return AffineMap(shift, matrix=sum(w * m.dense().matrix.double() for m, w in zip(maps, weights)))
-
-    def with_alpha(self, alpha: float) -> "AffineMap":
-        """alpha * (A x + shift) + (1 - alpha) * x."""
-        if alpha == 1.0:
-            return self
-        if self.matrix is None:
-            return AffineMap(alpha * self.shift, scale=alpha * self.scale + (1 - alpha))
-        eye = torch.eye(self.matrix.shape[0], dtype=self.matrix.dtype)
-        return AffineMap(alpha * self.shift, matrix=alpha * self.matrix + (1 - alpha) * eye)
-
-
-def adain_map(content_stats, style_stats) -> AffineMap:
-    """AdaIN as a map: (x - mu_c) / sigma_c * sigma_s + mu_s, per channel."""
-    (mc, sc), (ms, ss) = content_stats, style_stats
-    scale = ss.double() / sc.double()
-    return AffineMap(ms.double() - scale * mc.double(), scale=scale)
-
-
-def wct_map(content_stats, style_stats) -> AffineMap:
-    """Whitening then colouring: C_s^(1/2) C_c^(-1/2) (x - mu_c) + mu_s (symmetric roots, float64)."""
-    (mc, cc), (ms, cs) = content_stats, style_stats
-    matrix = sym_power(cs.double(), 0.5) @ _whitening_root(cc)
-    return AffineMap(ms.double() - matrix @ mc.double(), matrix=matrix)
-
-
-def adain(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-    """Adaptive instance normalization of 1 x C x h x w content features to the style's channel statistics."""
-    return adain_map(weighted_mean_std(content), weighted_mean_std(style)).apply(content)
-
-
-def wct(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-    """Whitening-colouring transform of 1 x C x h x w content features to the style's mean and covariance."""
-    return wct_map(weighted_mean_cov(content), weighted_mean_cov(style)).apply(content)
-
-
-def apply_region_maps(features: torch.Tensor, maps: list[AffineMap], weights: torch.Tensor | None) -> torch.Tensor:
-    """Each region's map, weighted by that region's weight (N x R x h x w, summing to 1) per position."""
-    if weights is None:
-        return maps[0].apply(features)
-    out = None
-    for r, m in enumerate(maps):
-        part = m.apply(features) * weights[:, r : r + 1].float()
-        out = part if out is None else out + part
-    return out
 
 
 def invert_features(encode, image: torch.Tensor, layer: str, target: torch.Tensor, steps: int,
@@ -217,18 +100,6 @@ def invert_features(encode, image: torch.Tensor, layer: str, target: torch.Tenso
         return x if float(loss_of(x)) <= best_loss else best_image
 
 
-def region_masks(mask: torch.Tensor, num_styles: int) -> torch.Tensor:
-    """Region weights (1 x R x H x W, summing to 1) from a grey 1 x 1 x H x W mask in [0, 1].
-
-    One style: two regions, the content (black) and the style (white), softly in between.
-    N styles: N regions by the nearest of N grey levels from black (the first style) to white (the last).
-    """
-    if num_styles == 1:
-        return torch.cat([1 - mask, mask], 1)
-    level = (mask * (num_styles - 1)).round().long().clamp_(0, num_styles - 1)
-    return F.one_hot(level[:, 0], num_styles).permute(0, 3, 1, 2).float()
-
-
 def encoder_receptive_radius(layer: str) -> int:
     """Image pixels an encoder feature at `layer` can see on each side (3 x 3 convs and 2 x 2 pools)."""
     radius, stride = 0, 1
@@ -273,8 +144,6 @@ class FeatureTransferStylizer:
     native_bf16_on_cpu = False
 
     def __init__(self, decoder=None, *, device: str = "auto", precision: str = "auto", backend: str = "auto", vgg=None):
-        from brushwork.features import shared_vgg19
-        from brushwork.methods.feedforward import resolve_runtime_and_backend
 
         # The CPU policy of the feed-forward method, for the same reason: onnxruntime ran VGG-19 to
         # relu4_1 2.2x and the half-width decoder 2.1x faster than PyTorch at 512 px here; a method
@@ -323,11 +192,10 @@ class FeatureTransferStylizer:
 
     def statistics(self, features: torch.Tensor, weight: torch.Tensor | None = None):
         """The method's statistics of 1 x C x h x w features (optionally weighted by a region)."""
-        return self.statistics_of(MeanCov(full=self.full_covariance).add(*_columns(features, weight)))
+        return self.statistics_of(MeanCov(full=self.full_covariance).add(*feature_columns(features, weight)))
 
     # -- loading ---------------------------------------------------------------------------------
     def _load_decoders(self, decoder) -> tuple[dict[str, Decoder], str, dict]:
-        from brushwork.models.registry import ModelFile, find_model
 
         if isinstance(decoder, Decoder):
             return {decoder.config.layer: decoder}, "decoder", {}
@@ -351,7 +219,6 @@ class FeatureTransferStylizer:
     def style_source(self, style, style_size: int) -> _StyleSource:
         """The style image at `style_size` (long side) and its statistics at every level, cached by the
         pixels: the same painting from a path, a preset name or an upload is encoded once."""
-        from brushwork.presets import resolve_style
 
         file_key = None
         if isinstance(style, (str, os.PathLike)):
@@ -378,7 +245,6 @@ class FeatureTransferStylizer:
     def _onnx(self, part: str, layer: str, example: torch.Tensor, arena: bool = True):
         """The onnxruntime session of the encoder up to `layer` or of its decoder, exported on first use.
         `arena=False`: one that gives its buffers back after each run (for tiles, see stylize_tensor)."""
-        from brushwork.methods.export import cpu_session
 
         with self._onnx_lock:
             key = (part, layer, arena)
@@ -479,7 +345,7 @@ class FeatureTransferStylizer:
             if tuple(feats.shape[-2:]) != tuple(share.shape[-2:]):
                 raise BrushworkError(f"the encoder gave {tuple(feats.shape)} for a tile of {tuple(t.slices())}")
             for r, w in zip(running, weights):
-                r.add(*_columns(feats, share if w is None else share * w[..., fy, fx]))
+                r.add(*feature_columns(feats, share if w is None else share * w[..., fy, fx]))
             del feats
         return [self.statistics_of(r) for r in running]
 
@@ -487,9 +353,8 @@ class FeatureTransferStylizer:
     def stylize_tensor(self, image: torch.Tensor, options=None, *, progress: ProgressCallback | None = None,
                        **overrides) -> torch.Tensor:
         """Stylize N x 3 x H x W RGB in [0, 1] with the style(s) of `options.style`; returns [0, 1]."""
-        from brushwork.methods.feedforward import _merge, _postprocess
 
-        opts = _merge(options, overrides)
+        opts = merged_options(options, overrides)
         if not torch.is_tensor(image) or image.dim() != 4 or image.shape[1] != 3:
             raise BrushworkError(f"expected an N x 3 x H x W image tensor, got {getattr(image, 'shape', type(image))}")
         styles_given = opts.style if isinstance(opts.style, (list, tuple)) else [opts.style]
@@ -555,7 +420,7 @@ class FeatureTransferStylizer:
                 else:
                     y = map_tiles(run, joined, tile, overlap, margin=receptive_radius(layer) + 1, align=factor)
                 current = y[:, :, :h, :w].clamp_(0.0, 1.0)
-            outputs.append(_postprocess(current, content[i : i + 1], opts))
+            outputs.append(finish(current, content[i : i + 1], opts))
         return outputs[0] if n == 1 else torch.cat(outputs, 0)
 
     def _tile_plan(self, h: int, w: int, layer: str, opts) -> tuple[int, int, int]:
@@ -572,9 +437,8 @@ class FeatureTransferStylizer:
 
     def stylize(self, image, options=None, *, progress: ProgressCallback | None = None, **overrides):
         """Stylize one image (path, PIL image, array or tensor); returns a PIL image (alpha kept)."""
-        from brushwork.methods.feedforward import _merge
 
-        opts = _merge(options, overrides)
+        opts = merged_options(options, overrides)
         rgb, alpha = load_image(image)
         out = self.stylize_tensor(rgb, opts, progress=progress)
         if alpha is not None and tuple(alpha.shape[-2:]) != tuple(out.shape[-2:]):

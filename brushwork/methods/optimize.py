@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from brushwork.errors import BrushworkError
 from brushwork.features import check_layer_names, load_vgg19
-from brushwork.imaging import load_image, match_color_statistics, resize, transfer_luminance
+from brushwork.imaging import load_image, match_color_statistics, resize, tensor_to_image, transfer_luminance
 from brushwork.imaging.resize import fit_long_side
 from brushwork.losses import (
     content_loss,
@@ -344,7 +344,6 @@ def optimize(content, style, *, progress: ProgressCallback | None = None, **opti
     Options are the fields of `OptimizeOptions` (e.g. `size=512, steps=40, preserve_color="luminance"`).
     If interrupted (Ctrl-C), returns the best image so far with `image.info["interrupted"] = True`.
     """
-    from brushwork.imaging import tensor_to_image
 
     result = run_optimization(content, style, with_overrides(OptimizeOptions(), options, "optimize"),
                               progress=progress)

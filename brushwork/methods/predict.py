@@ -37,14 +37,17 @@ from brushwork.files import write_file_atomically
 from brushwork.imaging import centre_square, load_image, resize, tensor_to_image
 from brushwork.imaging.resize import fit_long_side
 from brushwork.methods.blend import normalized, parse_weighted_styles
-from brushwork.methods.feature_transfer import region_masks
-from brushwork.methods.feedforward import FeedForwardStylizer, StylizeOptions, _merge, alpha_for
+from brushwork.features.transfer import region_masks
+from brushwork.methods.feedforward import FeedForwardStylizer
+from brushwork.methods.one_pass import StylizeOptions, merged_options, alpha_for
 from brushwork.methods.style_cache import STYLE_CACHE_SIZE, LRUCache, file_stamp, tensor_digest
 from brushwork.models.registry import ModelFile, find_model, load_state_strict
 from brushwork.nets.magenta import ARBITRARY_MODEL
 from brushwork.nets.mobilenet import MobileNetPredictorConfig, MobileNetStylePredictor
 from brushwork.nets.style_predictor import PredictorConfig, StylePredictor, style_statistics
 from brushwork.nets.transformer import StyleTransferNet, TransformerConfig, split_norm_params
+from brushwork.features import shared_vgg19
+from brushwork.presets import resolve_style
 from brushwork.progress import ProgressCallback
 from brushwork.runtime import resolve_runtime
 
@@ -135,7 +138,6 @@ class PredictStylizer:
 
     def __init__(self, model: str | os.PathLike | ModelFile = DEFAULT_ARBITRARY_MODEL, *, device: str = "auto",
                  precision: str = "auto", backend: str = "auto", vgg=None):
-        from brushwork.features import shared_vgg19
 
         self.net, self.predictor, info = load_arbitrary_model(model)
         self.name, self.card, self.style_size = info["name"], info["card"], info["style_size"]
@@ -170,7 +172,6 @@ class PredictStylizer:
     def embed_image(self, image) -> torch.Tensor:
         """The embedding (1-D) of one style image: path, preset name, PIL image, array or tensor."""
         if isinstance(image, (str, os.PathLike)) and not Path(image).exists():
-            from brushwork.presets import resolve_style
 
             image = resolve_style(image)
         rgb, _ = load_image(image)
@@ -231,7 +232,7 @@ class PredictStylizer:
                 style=None, **overrides):
         """Stylize one image with `options.style` (or `style`: an image, embedding file or blend spec, a list
         of them, or a ready embedding tensor); returns a PIL image (RGBA when the input has alpha)."""
-        opts = _merge(options, overrides)
+        opts = merged_options(options, overrides)
         rgb, alpha = load_image(image)
         out = self.stylize_tensor(rgb, opts, progress=progress, style=style)
         del rgb
@@ -243,7 +244,7 @@ class PredictStylizer:
 
         With `strength` below 1 each image's own embedding enters its blend, and with a mask each image
         has its own regions, so images then go one by one."""
-        opts = _merge(options, overrides)
+        opts = merged_options(options, overrides)
         if not torch.is_tensor(image) or image.dim() != 4 or image.shape[1] != 3:
             raise BrushworkError(f"expected an N x 3 x H x W image tensor, got {getattr(image, 'shape', type(image))}")
         full = replace(opts, strength=1.0)
@@ -322,15 +323,6 @@ def embed_style(style, model: str | os.PathLike | ModelFile = DEFAULT_ARBITRARY_
     return get_predictor(options).embed_style(style)
 
 
-def stylize(image, style, *, model: str | os.PathLike | ModelFile = DEFAULT_ARBITRARY_MODEL,
-            progress: ProgressCallback | None = None, **options):
-    """Stylize `image` in any style: an image file, preset name, PIL image, embedding file, a blend
-    `A:0.3,B:0.7`, or an embedding tensor. Options are `StylizeOptions` fields (strength,
-    preserve_color, size, tile, ...). Returns a PIL image."""
-    text_style = style if isinstance(style, (str, os.PathLike)) else "(image)"
-    opts = _merge(StylizeOptions(style=os.fspath(text_style), model=model, method="predict"), options)
-    return get_predictor(opts).stylize(image, opts, progress=progress, style=style)
 
-
-__all__ = ["PredictStylizer", "embed_style", "get_predictor", "read_embedding", "save_embedding", "stylize",
+__all__ = ["PredictStylizer", "embed_style", "get_predictor", "read_embedding", "save_embedding",
            "DEFAULT_ARBITRARY_MODEL"]

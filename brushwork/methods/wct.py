@@ -12,12 +12,9 @@ The decoders are trained only to invert the encoder, never on style images, so n
 from __future__ import annotations
 
 from brushwork.errors import BrushworkError
-from brushwork.methods.feature_transfer import (
-    AffineMap,
-    FeatureTransferStylizer,
-    wct,
-    wct_map,
-)
+from brushwork.features.transfer import AffineMap, wct, wct_map
+from brushwork.methods.feature_transfer import FeatureTransferStylizer
+from brushwork.models.registry import ModelFile, load_state_strict
 from brushwork.nets.decoder import DECODER_LAYERS, Decoder, DecoderConfig
 
 MODEL_KIND = "wct"
@@ -27,7 +24,6 @@ DEFAULT_MODEL = "wct"
 def decoders_from_model(model) -> dict[str, Decoder]:
     """The decoders of a `wct` model file: tensors `LAYER.KEY`, config {"layers": [...], "width": w,
     "input_scales": {layer: s}}."""
-    from brushwork.models.registry import ModelFile, load_state_strict
 
     layers = model.config.get("layers") or []
     if not layers or any(layer not in DECODER_LAYERS for layer in layers):

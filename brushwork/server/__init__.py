@@ -5,11 +5,10 @@ Needs the `serve` extra: pip install 'brushwork[serve]'.
 """
 
 from brushwork.server.config import ServerConfig
+from brushwork.server.app import create_app as _create_app
 
 __all__ = ["ServerConfig", "create_app"]
 
 
 def create_app(config: ServerConfig | None = None):
-    from brushwork.server.app import create_app as _create_app
-
     return _create_app(config)

@@ -34,6 +34,12 @@ from brushwork.methods.dispatch import check_options, registered_methods
 from brushwork.server.catalog import Catalog, fast_method_available, normalize_name
 from brushwork.server.config import ServerConfig
 from brushwork.server.jobs import CANCELLED, DONE, FAILED, FINISHED, RUNNING, Job, JobManager, QueueFull
+from brushwork.options import parse_float_list, parse_layer_weights
+from brushwork.features import shared_vgg19
+from brushwork.imaging import load_image, open_image, resize_long_side, tensor_to_image
+from brushwork.methods.one_pass import StylizeOptions
+from brushwork.methods.optimize import run_optimization, OptimizeOptions
+from brushwork.runtime import resolve_runtime
 
 log = logging.getLogger("brushwork.server")
 
@@ -128,9 +134,6 @@ class VggCache:
     def get(self, pooling: str):
         with self._lock:
             if pooling not in self._nets:
-                from brushwork.features import shared_vgg19
-                from brushwork.runtime import resolve_runtime
-
                 runtime = resolve_runtime(self._device, self._precision)
                 self._nets[pooling] = shared_vgg19(runtime, pooling=pooling)
             return self._nets[pooling]
@@ -306,7 +309,6 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     def decode(data: bytes, what: str, max_side: int | None = None, trusted: bool = False):
         """(PIL image, RGB or RGBA) from uploaded bytes, shrunk to `max_side` when given.
         `trusted`: a file the app ships (a preset), exempt from the upload pixel limit."""
-        from brushwork.imaging import load_image, open_image, tensor_to_image
 
         max_pixels = None if trusted else cfg.max_pixels
         try:
@@ -523,7 +525,6 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
             fail(422, f"alpha must be between 0 and 1, got {alpha}")
         if not 0 <= refine_steps <= HTTP_MAX_REFINE_STEPS:
             fail(422, f"refine_steps must be between 0 and {HTTP_MAX_REFINE_STEPS}, got {refine_steps}")
-        from brushwork.methods.feedforward import StylizeOptions
 
         try:  # the catalog keeps stylizers, so their factories' checks of the options ran only once
             check_options(chosen, StylizeOptions(method=chosen, alpha=float(alpha), refine_steps=int(refine_steps)))
@@ -572,8 +573,6 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
 
     # -- optimization jobs -------------------------------------------------------------------
 
-    from brushwork.methods.optimize import OptimizeOptions
-
     job_fields = [f for f in fields(OptimizeOptions) if f.name not in SERVER_ONLY_OPTIONS]
 
     def job_json(job: Job) -> dict:
@@ -602,8 +601,6 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         return d
 
     def parse_job_options(values: dict) -> OptimizeOptions:
-        from brushwork.cli.options import parse_float_list, parse_layer_weights
-
         given = {k: v for k, v in values.items() if v is not None and v != ""}
         opts = {}
         for f in job_fields:
@@ -635,9 +632,6 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
 
     def make_runner(content, style, options: OptimizeOptions):
         def run(job: Job) -> None:
-            from brushwork.imaging import resize_long_side, tensor_to_image
-            from brushwork.methods.optimize import run_optimization
-
             last_preview = [0.0]
 
             def progress(p) -> None:

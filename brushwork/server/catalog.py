@@ -227,7 +227,7 @@ class Catalog:
 
     def _any_style_stylizer(self, entry: ModelEntry):
         from brushwork.methods import dispatch
-        from brushwork.methods.feedforward import StylizeOptions
+        from brushwork.methods.one_pass import StylizeOptions
 
         method = next((m for m in dispatch.registered_methods() if m.any_style and entry.kind in m.model_kinds), None)
         if method is None:

@@ -27,11 +27,13 @@ import torch
 from brushwork.errors import BrushworkError
 from brushwork.imaging import load_image, resize
 from brushwork.losses import content_loss, mean_std, mean_std_style_loss
-from brushwork.methods.feature_transfer import adain
+from brushwork.features.transfer import adain
 from brushwork.nets.decoder import Decoder, DecoderConfig
-from brushwork.training.data import _rng
+from brushwork.training.data import describe_data, seeded_rng
 from brushwork.training.loop import Objective
 from brushwork.training.options import TrainOptions
+from brushwork.methods.wct import decoders_from_model
+from brushwork.training.styles import list_training_styles
 
 ADAIN_LAYER = "relu4_1"
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -41,9 +43,6 @@ class StyleCrops:
     """Style images held in memory at `short_side`; `batch(step, n, size)` gives n random crops."""
 
     def __init__(self, spec: str, short_side: int, seed: int):
-        from brushwork.training.data import describe_data
-        from brushwork.training.styles import list_training_styles
-
         # `--styles` means the same for every kind: a folder, or comma-separated files and preset names.
         self.files = [style.path for style in list_training_styles(spec)]
         if Path(spec).expanduser().is_dir():
@@ -60,7 +59,7 @@ class StyleCrops:
                                .clamp_(0.0, 1.0))
 
     def batch(self, step: int, count: int, size: int) -> torch.Tensor:
-        rng = _rng(self.seed, step, 3)
+        rng = seeded_rng(self.seed, step, 3)
         crops = []
         for _ in range(count):
             image = self.images[rng.randrange(len(self.images))]
@@ -119,8 +118,6 @@ class AdaINObjective(Objective):
         trained to invert the encoder, so AdaIN training starts from a reconstruction instead of noise
         (from noise, 450 CPU steps gave a decoder whose output kept no trace of the photo)."""
         if model.kind == "wct":
-            from brushwork.methods.wct import decoders_from_model
-
             decoder = decoders_from_model(model).get(ADAIN_LAYER)
             if decoder is None or decoder.config != self.config:
                 raise BrushworkError(f"model {model.name!r} has no {ADAIN_LAYER} decoder like this run's "

@@ -26,6 +26,7 @@ from brushwork.nets.mobilenet import MobileNetPredictorConfig, MobileNetStylePre
 from brushwork.nets.transformer import StyleTransferNet, TransformerConfig, split_norm_params
 from brushwork.training.feedforward import PerceptualObjective, load_style_image, style_credit
 from brushwork.training.options import TrainOptions, with_kind_defaults
+from brushwork.presets import resolve_style
 
 BASE_MODEL = ARBITRARY_MODEL
 
@@ -52,8 +53,6 @@ class AdaptObjective(PerceptualObjective):
     kind = "feedforward"  # the file it writes: a feed-forward model that names its base network
 
     def __init__(self, options: TrainOptions, vgg, runtime):
-        from brushwork.presets import resolve_style
-
         if not options.style:
             raise BrushworkError("--style is needed for --kind adapt: a painting (image file or preset name)")
         self.setup_losses(with_kind_defaults(options), vgg, runtime)

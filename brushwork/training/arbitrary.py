@@ -33,6 +33,7 @@ from brushwork.nets.transformer import StyleTransferNet, TransformerConfig, spli
 from brushwork.training.feedforward import PerceptualObjective, load_style_image
 from brushwork.training.options import TrainOptions
 from brushwork.training.styles import list_training_styles
+from brushwork.presets import list_style_presets
 
 PREVIEW_STYLES = 3
 MIN_CROP = 0.25  # smallest crop side, as a fraction of the painting's short side
@@ -223,7 +224,6 @@ class ArbitraryStyleObjective(PerceptualObjective):
 
     def held_out_presets(self) -> list[str]:
         """The shipped style presets this run never trained on: fair tests of unseen styles."""
-        from brushwork.presets import list_style_presets
 
         trained = {s.path for s in self.styles}
         return [p.name for p in list_style_presets() if p.path.resolve() not in trained]

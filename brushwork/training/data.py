@@ -86,7 +86,7 @@ def _reason(exc: BaseException) -> str:
     return text[:160]
 
 
-def _rng(*parts: int) -> random.Random:
+def seeded_rng(*parts: int) -> random.Random:
     """A generator seeded by integers, stable across processes and Python runs (string seeds are
     hashed with SHA-512 by `random`, unlike `hash()`, which is salted per process)."""
     return random.Random("brushwork:" + ":".join(str(int(p)) for p in parts))
@@ -138,7 +138,7 @@ class PhotoDataset(torch.utils.data.Dataset):
     def permutation(self, epoch: int) -> list[int]:
         if epoch != self._perm_epoch:
             order = list(range(len(self.files)))
-            _rng(self.seed, epoch, 1).shuffle(order)
+            seeded_rng(self.seed, epoch, 1).shuffle(order)
             self._perm_epoch, self._perm = epoch, order
         return self._perm
 
@@ -152,7 +152,7 @@ class PhotoDataset(torch.utils.data.Dataset):
         if file_index in self._bad:
             return None
         epoch = position // len(self.files)
-        rng = _rng(self.seed, epoch, 2, file_index)
+        rng = seeded_rng(self.seed, epoch, 2, file_index)
         try:
             return load_training_image(self.files[file_index], self.image_size, rng)
         except Exception as exc:  # noqa: BLE001 - a damaged file must not end a long run

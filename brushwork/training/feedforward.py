@@ -29,11 +29,11 @@ from brushwork.losses import content_loss, gram_matrix, gram_style_loss, total_v
 from brushwork.nets.transformer import StyleTransferNet, TransformerConfig
 from brushwork.training.loop import Objective
 from brushwork.training.options import TrainOptions
+from brushwork.presets import list_style_presets, resolve_style
 
 
 def style_credit(style: str) -> dict:
     """Artist and title of a preset style (by name or by its file), else the file's name."""
-    from brushwork.presets import list_style_presets, resolve_style
 
     path = resolve_style(style).resolve()
     for preset in list_style_presets():
@@ -122,7 +122,6 @@ class PerceptualObjective(Objective):
 
 def load_style_image(style: str, size: int) -> torch.Tensor:
     """A style image (file or preset name) as 1 x 3 x H x W in [0, 1], long side `size`."""
-    from brushwork.presets import resolve_style
 
     image, _ = load_image(resolve_style(style))
     return resize_long_side(image, size).clamp(0, 1)
@@ -132,8 +131,6 @@ class FeedForwardObjective(PerceptualObjective):
     kind = "feedforward"
 
     def __init__(self, options: TrainOptions, vgg, runtime):
-        from brushwork.presets import resolve_style
-
         if not options.style:
             raise BrushworkError("--style is needed for --kind feedforward: a style image or preset name")
         self.setup_losses(options, vgg, runtime)

@@ -49,6 +49,8 @@ from brushwork.files import write_file_atomically
 from brushwork.progress import Progress, ProgressCallback
 from brushwork.runtime import Runtime
 from brushwork.training.data import BatchStream, PhotoDataset
+from brushwork.imaging import save_image
+from brushwork.models.registry import load_state_strict
 
 CHECKPOINT_FORMAT = "brushwork-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -85,7 +87,6 @@ class Objective:
 
     def load_model_state(self, model) -> None:
         """Start from a saved model's weights (`--init`): a `ModelFile` of this kind and shape."""
-        from brushwork.models.registry import load_state_strict
 
         if model.kind != self.kind:
             raise BrushworkError(f"cannot initialize a {self.kind} network from {model.name!r}, a {model.kind} model")
@@ -543,7 +544,6 @@ class Trainer:
         image = self._preview()
         if image is None:
             return
-        from brushwork.imaging import save_image
 
         save_image(image, self.run_dir / "previews" / f"step-{self.step:08d}.png")
         if self.on_preview is not None:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import torch
 
-import brushwork
 from brushwork.errors import BrushworkError
 from brushwork.options import with_overrides
 from brushwork.progress import ProgressCallback
@@ -18,7 +17,11 @@ from brushwork.runtime import Runtime, resolve_runtime
 from brushwork.training.data import PhotoDataset, describe_data, list_images
 from brushwork.training.kinds import load_builder
 from brushwork.training.loop import LoopOptions, LoopResult, PreviewCallback, Trainer, list_checkpoints
+from brushwork.version import __version__
 from brushwork.training.options import TrainOptions, network_settings, with_kind_defaults, with_network_of
+from brushwork.features import load_vgg19
+from brushwork.imaging import load_image, resize_long_side
+from brushwork.models.registry import find_model, save_model
 
 DEFAULT_PREVIEW_PHOTO = "astronaut.jpg"
 
@@ -55,8 +58,6 @@ def hardware_description(rt: Runtime) -> str:
 def _preview_photo(options: TrainOptions) -> torch.Tensor:
     from importlib import resources
 
-    from brushwork.imaging import load_image, resize_long_side
-
     source = options.preview_image or str(resources.files("brushwork") / "assets" / "examples" / DEFAULT_PREVIEW_PHOTO)
     image, _ = load_image(source)
     # Twice the training size, at most 512: shows how the strokes look on a larger photo.
@@ -82,7 +83,7 @@ def build_card(options: TrainOptions, objective, loop: LoopResult, data_desc: di
         "hardware": hardware_description(rt),
         "wall_time_s": round(loop.wall_time, 1),
         "date": datetime.date.today().isoformat(),
-        "brushwork_version": brushwork.__version__,
+        "brushwork_version": __version__,
     }
     if options.ema_decay:
         card["ema_decay"] = options.ema_decay  # the weights are an average (brushwork.training.loop)
@@ -144,13 +145,8 @@ def _precision_to_run(options: TrainOptions) -> str:
 
 
 def _train(options: TrainOptions, progress, on_preview, vgg) -> TrainResult:
-    from brushwork.features import load_vgg19
-    from brushwork.models.registry import save_model
-
     init_model = None
     if options.init:
-        from brushwork.models.registry import find_model
-
         init_model = find_model(options.init)
     options = with_network_of(options, init_model)
     rt = resolve_runtime(options.device, _precision_to_run(options))

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from brushwork.errors import BrushworkError
 from brushwork.methods.blend import style_name
+from brushwork.presets import resolve_style
+from brushwork.training.data import list_images
+from brushwork.training.feedforward import style_credit
 
 
 @dataclass(frozen=True)
@@ -18,9 +21,6 @@ class TrainingStyle:
 
 def list_training_styles(spec: str) -> list[TrainingStyle]:
     """`spec`: a folder of images (sorted by file name) or comma-separated files and preset names."""
-    from brushwork.presets import resolve_style
-    from brushwork.training.data import list_images
-    from brushwork.training.feedforward import style_credit
 
     if not spec or not spec.strip():
         raise BrushworkError("--styles is needed: a folder of style images, or comma-separated files or preset names")

@@ -25,6 +25,7 @@ from brushwork.errors import BrushworkError
 from brushwork.nets.decoder import DECODER_LAYERS, Decoder, DecoderConfig
 from brushwork.training.loop import Objective
 from brushwork.training.options import TrainOptions
+from brushwork.methods.wct import decoders_from_model
 
 
 class WCTDecodersObjective(Objective):
@@ -63,8 +64,6 @@ class WCTDecodersObjective(Objective):
         return torch.cat([self.modules[layer](feats[layer]).clamp(0, 1) for layer in self.layers], 3)
 
     def load_model_state(self, model) -> None:
-        from brushwork.methods.wct import decoders_from_model
-
         if model.kind != self.kind:
             raise BrushworkError(f"cannot initialize WCT decoders from {model.name!r}, a {model.kind} model")
         loaded = decoders_from_model(model)

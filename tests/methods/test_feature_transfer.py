@@ -10,14 +10,8 @@ from brushwork.errors import BrushworkError
 from brushwork.imaging import load_image
 from brushwork.methods import dispatch
 from brushwork.methods.adain import AdaINStylizer
-from brushwork.methods.feature_transfer import (
-    adain,
-    region_masks,
-    weighted_mean_cov,
-    weighted_mean_std,
-    wct,
-)
-from brushwork.methods.feedforward import StylizeOptions
+from brushwork.features.transfer import adain, region_masks, weighted_mean_cov, weighted_mean_std, wct
+from brushwork.methods.one_pass import StylizeOptions
 from brushwork.methods.wct import WCTStylizer
 from brushwork.nets.decoder import DECODER_LAYERS, Decoder, DecoderConfig
 
@@ -337,7 +331,7 @@ def test_method_dispatch(tmp_path, style_path):
 
 def test_the_method_table_says_which_model_each_method_loads():
     from brushwork.methods import adain, predict, wct
-    from brushwork.methods.export import FEEDFORWARD_KINDS
+    from brushwork.models.networks import FEEDFORWARD_KINDS
 
     table = {m.name: m for m in dispatch.registered_methods()}
     assert list(table) == dispatch.method_names()

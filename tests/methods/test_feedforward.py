@@ -10,8 +10,10 @@ from brushwork.cli.main import main
 from brushwork.errors import BrushworkError
 from brushwork.imaging import image_to_tensor, rgb_to_yiq
 from brushwork.methods import feedforward as ff
-from brushwork.methods.export import InferenceNet
-from brushwork.methods.feedforward import FeedForwardStylizer, StylizeOptions, receptive_radius, stylize, stylize_tensor
+from brushwork.nets.inference import InferenceNet
+from brushwork.methods.dispatch import stylize, stylize_tensor
+from brushwork.methods.feedforward import FeedForwardStylizer, receptive_radius
+from brushwork.methods.one_pass import StylizeOptions
 from brushwork.models.registry import save_model
 from brushwork.nets.transformer import StyleTransferNet, TransformerConfig
 

@@ -9,7 +9,8 @@ from PIL import Image
 
 from brushwork.errors import BrushworkError
 from brushwork.methods.blend import multi_style_weights, parse_weighted_styles
-from brushwork.methods.feedforward import FeedForwardStylizer, StylizeOptions
+from brushwork.methods.feedforward import FeedForwardStylizer
+from brushwork.methods.one_pass import StylizeOptions
 from brushwork.methods.predict import PredictStylizer, read_embedding, save_embedding
 from brushwork.models.registry import read_model
 

@@ -11,7 +11,9 @@ from brushwork.cli.main import main
 from brushwork.errors import BrushworkError
 from brushwork.imaging import load_image, resize, resize_long_side
 from brushwork.methods import dispatch
-from brushwork.methods.export import InferenceNet, check_export, export_model, load_network
+from brushwork.nets.inference import InferenceNet
+from brushwork.methods.export import check_export, export_model
+from brushwork.models.networks import load_network
 from brushwork.methods.predict import PredictStylizer
 from brushwork.models import find_model
 from brushwork.nets import magenta
@@ -84,7 +86,7 @@ def test_a_painting_file_is_painted_by_the_port_at_any_size_and_tiles_join_exact
 
 
 def dispatch_options(**kw):
-    from brushwork.methods.feedforward import StylizeOptions
+    from brushwork.methods.one_pass import StylizeOptions
 
     return StylizeOptions(**kw)
 

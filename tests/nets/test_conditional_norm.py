@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from brushwork.methods.export import InferenceNet
+from brushwork.nets.inference import InferenceNet
 from brushwork.nets.style_predictor import PredictorConfig, StylePredictor, flat_norm_params
 from brushwork.nets.transformer import StyleTransferNet, TransformerConfig, split_norm_params
 

@@ -119,7 +119,8 @@ def test_models_list_the_model_directory(client, model_dir):
 def test_a_preset_a_multi_style_model_holds_is_painted_with_its_row(client, model_dir, save_tiny_multi):
     """As `auto` in the library: a preset with no model of its own goes to a multi-style model that holds it
     (that style's row, each row its own stylizer); a single-style model of the preset comes first."""
-    from brushwork.methods.feedforward import FeedForwardStylizer, StylizeOptions
+    from brushwork.methods.feedforward import FeedForwardStylizer
+    from brushwork.methods.one_pass import StylizeOptions
 
     multi = save_tiny_multi(model_dir / "paintings.safetensors")  # starry-night, great-wave, udnie
     by_name = {s["name"]: s for s in client.get("/v1/styles").json()["styles"]}

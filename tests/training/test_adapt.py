@@ -13,7 +13,7 @@ from PIL import Image
 
 import brushwork
 from brushwork.errors import BrushworkError
-from brushwork.methods.export import load_network
+from brushwork.models.networks import load_network
 from brushwork.models.registry import find_model, read_model, save_model
 from brushwork.runtime import resolve_runtime
 from brushwork.training.adapt import AdaptObjective, base_network, norm_state

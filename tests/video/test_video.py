@@ -12,7 +12,7 @@ av = pytest.importorskip("av")
 from brushwork.cli.main import main  # noqa: E402
 from brushwork.errors import BrushworkError  # noqa: E402
 from brushwork.methods.dispatch import get_stylizer  # noqa: E402
-from brushwork.methods.feedforward import StylizeOptions  # noqa: E402
+from brushwork.methods.one_pass import StylizeOptions  # noqa: E402
 from brushwork.models.registry import save_model  # noqa: E402
 from brushwork.nets.transformer import StyleTransferNet, TransformerConfig  # noqa: E402
 from brushwork.video import stylize_video  # noqa: E402
