@@ -82,6 +82,9 @@ def main() -> None:
 
 def measure(args, runs: dict) -> None:
     import torch
+    from _reference import optimize_reference
+    from _sheet import contact_sheet
+    from any_style import outside_photos
 
     from brushwork.features import load_vgg19
     from brushwork.imaging import load_image, resize, resize_long_side, tensor_to_image
@@ -90,10 +93,6 @@ def measure(args, runs: dict) -> None:
     from brushwork.methods import dispatch
     from brushwork.models.registry import model_path
     from brushwork.presets import resolve_style
-
-    from _reference import optimize_reference
-    from _sheet import contact_sheet
-    from any_style import outside_photos
 
     vgg = load_vgg19()
     photos = [Path(p) for p in outside_photos()]

@@ -73,6 +73,15 @@ def _peer():
     return StyleTransfer(device="cpu")
 
 
+def _multi_styles() -> list[str]:
+    from brushwork.models.registry import find_model
+
+    try:
+        return find_model("multi-paintings").styles
+    except Exception:  # not shipped (any more): the column stays empty
+        return []
+
+
 def _methods(args):
     """(label, function (photo path, painting path, content tensor) -> output tensor) per method."""
     from brushwork.imaging import load_image
@@ -90,23 +99,30 @@ def _methods(args):
     def with_method(method, **extra):
         return lambda photo, painting, content: dispatch.stylize_tensor(content, str(painting), method=method, **extra)
 
+    def multi_row(photo, painting, content):
+        # The shipped multi-style model's row for a preset it holds (what `--style PRESET` paints when the
+        # preset has no model of its own); other paintings get no output in this column.
+        if painting.stem not in _multi_styles():
+            return None
+        return dispatch.stylize_tensor(content, painting.stem, model="multi-paintings")
+
     rows = [(PORT, ours), (PEER, peer_fn), ("AdaIN (shipped decoder)", with_method("adain")),
             ("WCT (shipped decoders)", with_method("wct")),
-            ("predict, CPU-trained `arbitrary`", with_method("predict", model="arbitrary"))]
+            ("predict, CPU-trained `arbitrary`", with_method("predict", model="arbitrary")),
+            ("multi-paintings (its row)", multi_row)]
     return [r for r in rows if not args.only or any(word in r[0] for word in args.only.split(","))]
 
 
 def quality(args) -> list[dict]:
     import torch
+    from _reference import optimize_reference
+    from _sheet import contact_sheet
 
     from brushwork.features import load_vgg19
     from brushwork.imaging import load_image, resize, resize_long_side, tensor_to_image
     from brushwork.imaging.quality import palette_distance, structure_correlation
     from brushwork.losses import measure_losses
     from brushwork.presets import resolve_style
-
-    from _reference import optimize_reference
-    from _sheet import contact_sheet
 
     vgg = load_vgg19()
     photos = resolve_photos(args.photos) if args.photos else [Path(p) for p in outside_photos()]
@@ -131,6 +147,9 @@ def quality(args) -> list[dict]:
                     reference, _ = optimize_reference(photo, painting, size, vgg=vgg)
                     labelled.append((OPTIMIZE, load_image(reference)[0], None))
                 for label, out, seconds in labelled:
+                    if out is None:  # the method does not paint this painting: a grey cell, no scores
+                        row.append(tensor_to_image(torch.full_like(content, 0.5)))
+                        continue
                     out = resize(out.float(), tuple(content.shape[-2:])).clamp(0, 1)
                     with torch.no_grad():
                         losses = measure_losses(vgg, out, content, style_at_output)

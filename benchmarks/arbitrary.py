@@ -83,8 +83,8 @@ def adain_floor(vgg, content, style) -> float:
     """
     import torch
 
-    from brushwork.losses import METRIC_STYLE_LAYERS, gram_matrix, gram_style_loss
     from brushwork.features.transfer import adain
+    from brushwork.losses import METRIC_STYLE_LAYERS, gram_matrix, gram_style_loss
 
     layer = "relu4_1"
     with torch.no_grad():
@@ -199,13 +199,13 @@ def speed(args, adain) -> None:
     """AdaIN at N x N (`--speed-sizes`): plain fp32 forward (reference) vs the default path and the
     paths it was chosen over, interleaved rounds."""
     import torch
-
     from _reference import psnr
+
     from brushwork.features import shared_vgg19
+    from brushwork.features.transfer import adain as adain_features
     from brushwork.imaging import load_image, resize, resize_long_side
     from brushwork.methods.adain import AdaINStylizer
     from brushwork.methods.feature_transfer import _pad_to
-    from brushwork.features.transfer import adain as adain_features
     from brushwork.methods.one_pass import StylizeOptions
     from brushwork.nets.decoder import pooling_factor
     from brushwork.presets import resolve_style
@@ -368,6 +368,7 @@ def main() -> None:
         return
 
     from _sheet import contact_sheet
+
     from brushwork.features import load_vgg19
     from brushwork.methods.adain import AdaINStylizer
     from brushwork.methods.wct import WCTStylizer

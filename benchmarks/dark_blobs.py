@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _photos import resolve_photos  # noqa: E402
+
 DARK, BRIGHT, GROW, BLUR, FAR = 0.12, 0.5, 4, 31, 32
 
 
@@ -103,8 +104,8 @@ def main() -> None:
     from brushwork.features import load_vgg19
     from brushwork.imaging import load_image, resize, tensor_to_image
     from brushwork.losses import measure_losses
-    from brushwork.models.networks import load_network
     from brushwork.methods.feedforward import model_styles
+    from brushwork.models.networks import load_network
     from brushwork.models.registry import find_model
     from brushwork.presets import resolve_style
 

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _photos import resolve_photos  # noqa: E402
+
 STYLE_GOAL, CONTENT_GOAL = 2.0, 1.5
 
 

@@ -97,13 +97,13 @@ def _timed(fn):
 
 
 def held_out_section(args, measure: Measure) -> None:
+    from _sheet import contact_sheet
     from PIL import Image
 
-    from brushwork.methods.predict import DEFAULT_ARBITRARY_MODEL, get_predictor
     from brushwork.methods.one_pass import StylizeOptions
+    from brushwork.methods.predict import DEFAULT_ARBITRARY_MODEL, get_predictor
     from brushwork.models.registry import find_model
     from brushwork.presets import resolve_style
-    from _sheet import contact_sheet
 
     model = find_model(args.arbitrary or DEFAULT_ARBITRARY_MODEL, kinds=("arbitrary",))
     held_out = args.held_out.split(",") if args.held_out else model.card.get("held_out_presets", [])
@@ -168,8 +168,8 @@ def _mean_losses(args, measure: Measure, stylize, style: Path) -> tuple[float, f
 def _feedforward(style_name: str, size: int, model=None):
     """photo -> image through a feed-forward network: a multi-style MODEL's row for the style, or else the
     style's shipped single-style model (the style picks the row when the stylizer is built)."""
-    from brushwork.methods.one_pass import StylizeOptions
     from brushwork.methods.feedforward import get_stylizer
+    from brushwork.methods.one_pass import StylizeOptions
 
     options = StylizeOptions(style=style_name, model=None if model is None else str(model.path), size=size)
     return lambda content: get_stylizer(options).stylize(content, options)

@@ -232,7 +232,6 @@ def _spawn(path: str, size: int, args, tmp: Path, save: bool, repeat: int, tile:
 
 def _psnr(a_path: str, b_path: str) -> float:
     import numpy as np
-
     from _reference import psnr
 
     return psnr(np.load(a_path), np.load(b_path))

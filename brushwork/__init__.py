@@ -6,35 +6,14 @@ tensors) and options, report progress through a callback, and return a PIL image
 """
 
 from brushwork.errors import BrushworkError
-
-# The one place the version is written: pyproject.toml reads it from here.
-__version__ = "0.1.0"
+from brushwork.methods.dispatch import stylize, stylize_tensor
+from brushwork.methods.export import export_model
+from brushwork.methods.one_pass import StylizeOptions
 from brushwork.methods.optimize import OptimizeOptions, optimize
+from brushwork.methods.predict import embed_style
+from brushwork.training.runner import train
+from brushwork.version import __version__
+from brushwork.video import stylize_video
 
-__all__ = ["__version__", "BrushworkError", "OptimizeOptions", "optimize"]
-
-
-def __getattr__(name):
-    # Later methods are imported on first use so `import brushwork` stays quick.
-    if name in ("stylize", "stylize_tensor"):
-        # One entry point for every stylizing method (feedforward, adain, wct): see methods/dispatch.py.
-        from brushwork.methods import dispatch
-
-        return getattr(dispatch, name)
-    if name == "stylize_video":
-        from brushwork.video import stylize_video
-
-        return stylize_video
-    if name == "embed_style":
-        from brushwork.methods.predict import embed_style
-
-        return embed_style
-    if name == "train":  # brushwork train: every network kind, the fields of TrainOptions as keywords
-        from brushwork.training.runner import train
-
-        return train
-    if name == "export_model":  # brushwork export: ONNX or TorchScript
-        from brushwork.methods.export import export_model
-
-        return export_model
-    raise AttributeError(f"module 'brushwork' has no attribute {name!r}")
+__all__ = ["__version__", "BrushworkError", "OptimizeOptions", "StylizeOptions", "embed_style", "export_model",
+           "optimize", "stylize", "stylize_tensor", "stylize_video", "train"]

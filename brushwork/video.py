@@ -28,9 +28,9 @@ from brushwork.errors import BrushworkError
 from brushwork.files import atomic_write
 from brushwork.imaging.resize import fit_long_side, resize
 from brushwork.imaging.temporal import TemporalSmoother
-from brushwork.progress import Progress, ProgressCallback, now
 from brushwork.methods.dispatch import get_stylizer
-from brushwork.methods.one_pass import merged_options, DEFAULT_STYLE, StylizeOptions
+from brushwork.methods.one_pass import DEFAULT_STYLE, StylizeOptions, merged_options
+from brushwork.progress import Progress, ProgressCallback, now
 
 # Output suffix -> (FFmpeg container, video encoder, audio encoder used when the sound cannot be copied).
 VIDEO_FORMATS = {

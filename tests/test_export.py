@@ -3,10 +3,10 @@ import torch
 
 from brushwork.cli.main import main
 from brushwork.errors import BrushworkError
-from brushwork.nets.inference import InferenceNet, folded_conv_weight, space_to_depth
-from brushwork.nets.onnx_graph import OnnxRunner, build_onnx
 from brushwork.methods.export import export_onnx, export_torchscript
 from brushwork.models.registry import save_model
+from brushwork.nets.inference import InferenceNet, folded_conv_weight, space_to_depth
+from brushwork.nets.onnx_graph import OnnxRunner, build_onnx
 from brushwork.nets.transformer import StyleTransferNet, TransformerConfig
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
@@ -121,10 +121,9 @@ def test_export_cli_bakes_a_multi_style_models_style_by_name(tmp_path, monkeypat
     shipped multi-style model holds exports that row under the preset's name, as `stylize --style` paints it."""
     import numpy as np
 
-    import brushwork.models.registry as registry
     from brushwork.methods.feedforward import DEFAULT_MULTI_MODEL
 
-    monkeypatch.setattr(registry, "weights_dir", lambda: tmp_path)
+    monkeypatch.setenv("BRUSHWORK_MODELS_DIR", str(tmp_path))
     save_tiny_multi(tmp_path / f"{DEFAULT_MULTI_MODEL}.safetensors")  # starry-night, great-wave, udnie
     x = torch.rand(1, 3, 24, 20).numpy()
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
+
 from brushwork.cli.common import add_common_flags
 from brushwork.errors import BrushworkError
-from brushwork.methods.predict import embed_style, save_embedding, DEFAULT_ARBITRARY_MODEL, EMBEDDING_SUFFIXES
+from brushwork.methods.predict import DEFAULT_ARBITRARY_MODEL, EMBEDDING_SUFFIXES, embed_style, save_embedding
 
 
 def register(sub) -> None:

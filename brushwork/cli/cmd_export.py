@@ -7,14 +7,14 @@ import sys
 from pathlib import Path
 
 from brushwork.cli.common import add_common_flags
-from brushwork.options import parse_float_list
 from brushwork.errors import BrushworkError
 from brushwork.methods.blend import style_name
 from brushwork.methods.export import check_export, export_model
 from brushwork.methods.feedforward import export_target
 from brushwork.methods.one_pass import StylizeOptions
-from brushwork.methods.predict import get_predictor, ARBITRARY_KINDS
+from brushwork.methods.predict import ARBITRARY_KINDS, get_predictor
 from brushwork.models.networks import load_network
+from brushwork.options import parse_float_list
 
 _SUFFIX_FORMATS = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".ts": "torchscript",
                    ".torchscript": "torchscript"}

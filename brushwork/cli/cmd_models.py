@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+
 from brushwork.cli.common import add_common_flags
 from brushwork.errors import BrushworkError
 from brushwork.files import atomic_write

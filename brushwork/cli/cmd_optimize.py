@@ -8,7 +8,7 @@ from brushwork.cli.common import add_common_flags, check_output_path
 from brushwork.cli.options import add_dataclass_flags, dataclass_from_args
 from brushwork.errors import BrushworkError
 from brushwork.imaging import save_image
-from brushwork.methods.optimize import run_optimization, OptimizeOptions
+from brushwork.methods.optimize import OptimizeOptions, run_optimization
 from brushwork.presets import resolve_style
 from brushwork.progress import ProgressBar
 

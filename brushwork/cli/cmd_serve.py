@@ -5,10 +5,9 @@ from __future__ import annotations
 import ipaddress
 import sys
 
-from brushwork.errors import BrushworkError
 from brushwork.cli.common import add_common_flags
 from brushwork.cli.options import add_dataclass_flags, dataclass_from_args
-from brushwork.server import create_app
+from brushwork.errors import BrushworkError
 from brushwork.server.config import ServerConfig
 
 
@@ -39,9 +38,10 @@ def _is_loopback(host: str) -> bool:
 
 
 def run(args) -> int:
-    try:
+    try:  # the serve extra: fastapi (imported by brushwork.server) and uvicorn
         import uvicorn
 
+        from brushwork.server import create_app
     except ImportError as exc:
         raise BrushworkError(f"serving needs the serve extra ({exc.name} is missing): "
                              "pip install 'brushwork[serve]'") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+
 from brushwork.cli.common import add_common_flags
 from brushwork.cli.options import add_dataclass_flags, dataclass_from_args
 from brushwork.progress import ProgressBar

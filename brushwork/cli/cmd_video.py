@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+
 from brushwork.cli.cmd_stylize import add_stylize_flags, stylize_options
 from brushwork.cli.common import add_common_flags
 from brushwork.progress import ProgressBar
-from brushwork.video import stylize_video, DEFAULT_QUALITY, DEFAULT_TEMPORAL_SMOOTHING, VIDEO_FORMATS
+from brushwork.video import DEFAULT_QUALITY, DEFAULT_TEMPORAL_SMOOTHING, VIDEO_FORMATS, stylize_video
 
 
 def register(sub) -> None:

@@ -6,8 +6,8 @@ import argparse
 import os
 import sys
 
-from brushwork.errors import BrushworkError
 from brushwork.cli import commands
+from brushwork.errors import BrushworkError
 from brushwork.version import __version__
 
 

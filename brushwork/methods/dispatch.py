@@ -43,32 +43,32 @@ class Method:
     default_model: str | None = None  # the model it loads when none is named
 
 
-_METHODS: dict[str, Method] = {}
+METHODS: dict[str, Method] = {}
 
 
 def register_method(name: str, factory: Callable, description: str, auto: Callable | None = None, *,
                     model_kinds: tuple[str, ...] = (), model_option: str | None = None,
                     any_style: bool = False, default_model: str | None = None) -> None:
-    _METHODS[name] = Method(name, factory, description, auto, tuple(model_kinds), model_option, any_style,
+    METHODS[name] = Method(name, factory, description, auto, tuple(model_kinds), model_option, any_style,
                             default_model)
 
 
 def method_names() -> list[str]:
-    return list(_METHODS)
+    return list(METHODS)
 
 
 def registered_methods() -> list[Method]:
     """Every method, in registration order (the order `auto` tries them in)."""
-    return list(_METHODS.values())
+    return list(METHODS.values())
 
 
 def resolve_method(options) -> str:
     """The method that will stylize with these options (`auto` resolved), checked against them."""
     if options.method != "auto":
-        if options.method not in _METHODS:
-            raise BrushworkError(f"unknown method {options.method!r}: expected auto, {', '.join(_METHODS)}")
+        if options.method not in METHODS:
+            raise BrushworkError(f"unknown method {options.method!r}: expected auto, {', '.join(METHODS)}")
         return options.method
-    for method in _METHODS.values():
+    for method in METHODS.values():
         if method.auto is not None and method.auto(options):
             return method.name
     style = options.style if isinstance(options.style, (str, os.PathLike)) else "these styles"
@@ -82,7 +82,7 @@ def resolve_method(options) -> str:
 
 def get_stylizer(options):
     """A stylizer for these options, reused across calls with the same model and settings."""
-    return _METHODS[resolve_method(options)].factory(options)
+    return METHODS[resolve_method(options)].factory(options)
 
 
 def stylize(image, style=None, *, method: str = "auto", progress: ProgressCallback | None = None, **options):

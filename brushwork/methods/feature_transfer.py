@@ -33,18 +33,18 @@ import torch
 import torch.nn.functional as F
 
 from brushwork.errors import BrushworkError
+from brushwork.features import shared_vgg19
+from brushwork.features.transfer import AffineMap, apply_region_maps, feature_columns, region_masks
 from brushwork.features.vgg import LAYER_NAMES
 from brushwork.files import cached_bytes
 from brushwork.imaging import load_image, resize, tensor_to_image
 from brushwork.imaging.color import MeanCov
-from brushwork.features.transfer import AffineMap, apply_region_maps, feature_columns, region_masks
 from brushwork.imaging.resize import fit_long_side
 from brushwork.imaging.tiling import count_tiles, map_tiles, tile_grid, tile_settings
-from brushwork.methods.style_cache import STYLE_CACHE_SIZE, LRUCache, tensor_digest
-from brushwork.nets.decoder import Decoder, pooling_factor
-from brushwork.features import shared_vgg19
 from brushwork.methods.one_pass import STATS_PIXELS, TILE_CROSSFADE, finish, merged_options, resolve_runtime_and_backend
+from brushwork.methods.style_cache import STYLE_CACHE_SIZE, LRUCache, tensor_digest
 from brushwork.models.registry import ModelFile, find_model
+from brushwork.nets.decoder import Decoder, pooling_factor
 from brushwork.nets.onnx_graph import cpu_session
 from brushwork.presets import resolve_style
 from brushwork.progress import Progress, ProgressCallback, now

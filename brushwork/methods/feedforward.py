@@ -3,41 +3,13 @@
 `stylize(image, style="starry-night")` returns a PIL image. Front ends that stylize many images
 (a web server, a video tool) keep one `FeedForwardStylizer`, which loads the model once.
 
-Backends. The network runs as `brushwork.methods.export.InferenceNet` (an exact rewrite of
-`StyleTransferNet`, see there) in PyTorch, or as the same graph in onnxruntime. On the CPU `auto`
-picks onnxruntime. Measured with `benchmarks/stylize.py` on this project's 2-core Xeon (Ice Lake,
-AVX-512 without BF16, shared with other jobs), shipped starry-night model (width 16), ms per image,
-2 threads, fastest of 3 interleaved rounds, and PSNR against the plain fp32 forward:
-
-                                                     512 px              1024 px
-    plain fp32 PyTorch forward (the reference)      2413                9018
-    onnxruntime, InferenceNet graph (the default)    539 (4.5x) 77 dB   2756 (3.3x) 69 dB
-    onnxruntime, plain exported graph               1079 (2.2x) 77 dB   4199 (2.1x) 69 dB
-    InferenceNet in PyTorch                         1855 (1.3x) 92 dB   5697 (1.6x) 91 dB
-    fp32 channels_last                              1929 (1.3x) 95 dB   7055 (1.3x) 92 dB
-    torch.jit.freeze + optimize_for_inference       2027 (1.2x) exact   7535 (1.2x) exact
-    bf16 autocast + channels_last (emulated bf16)   3020 (0.8x) 50 dB   9691 (0.9x) 47 dB
-    onnxruntime int8 dynamic quantization           1176 (2.1x) 43 dB   4727 (1.9x) 40 dB
-
-The load of the shared CPU inflates the PyTorch paths (OpenMP threads wait for descheduled
-siblings); on one thread, by CPU time, the default path is 2.3-2.5x faster than the reference
-(width 32 and 16, 512 px).
-
-On a CPU with native bf16 (a Xeon with AMX, quiet, same command and model, 2026-12-02), bf16 is
-the fastest path but not exact enough:
-
-                                                     512 px              1024 px
-    plain fp32 PyTorch forward (the reference)       330                1509
-    onnxruntime, InferenceNet graph (the default)    132 (2.5x) 77 dB    590 (2.6x) 69 dB
-    InferenceNet in PyTorch, fp32                    167 (2.0x) 94 dB    784 (1.9x) 94 dB
-    InferenceNet in PyTorch, bf16 autocast            93 (3.5x) 51 dB    520 (2.9x) 43 dB
-
-and with the composition-vii model bf16 fell to 33 dB at 1024 px, under the 35 dB the issue asks
-of the default path. On an AMD EPYC with AVX-512 BF16 and no AMX (2026-12-04, quiet) the order was
-the same at 512 px (default 2.5x the reference, bf16 3.2x at 51 dB) and the two were level at
-1024 px (2.6x and 2.5x, bf16 at 43 dB): the README's third table. So: onnxruntime in fp32 when it is
-installed, on a CPU with native bf16 too (`resolve_runtime_and_backend`); `--precision bf16` takes the
-faster, inexact path; PyTorch otherwise (CUDA; onnxruntime missing).
+Backends. The network runs as `brushwork.nets.inference.InferenceNet` (an exact rewrite of
+`StyleTransferNet`, see there) in PyTorch, or as the same graph in onnxruntime
+(`brushwork.nets.onnx_graph`). On the CPU `auto` picks onnxruntime in fp32: it measured 2.5-4.5x the
+plain PyTorch forward at 77 dB PSNR from it, where PyTorch in bf16 (faster still on CPUs with native
+bf16) drifted to 33-51 dB, below the 35 dB a default path must keep (`benchmarks/stylize.py`; the
+tables are in docs/performance.md). `--precision bf16` takes the faster, inexact path; PyTorch runs
+everywhere else (CUDA, or onnxruntime not installed).
 
 Tiling. Instance norm normalizes each feature map by its own mean and variance over the whole
 image, so a tile normalized by its own statistics comes out with a different contrast and colour
@@ -77,14 +49,6 @@ from brushwork.imaging import load_image, resize, tensor_to_image
 from brushwork.imaging.resize import fit_long_side
 from brushwork.imaging.tiling import count_tiles, map_tiles, tile_settings
 from brushwork.methods.blend import multi_style_weights, parse_weighted_styles, style_name
-from brushwork.methods.style_cache import LRUCache, file_stamp
-from brushwork.nets.inference import ALIGN, InferenceNet
-from brushwork.models.networks import FEEDFORWARD_KINDS, load_network
-from brushwork.nets.onnx_graph import OnnxRunner
-from brushwork.nets.magenta import MULTI_MODEL as MAGENTA_MULTI_MODEL, MULTI_STYLE_NAMES as MAGENTA_STYLE_NAMES
-from brushwork.models.registry import ModelFile, find_model, read_model, weights_dir
-from brushwork.presets import resolve_style
-from brushwork.nets.transformer import StyleTransferNet
 from brushwork.methods.one_pass import (
     DEFAULT_STYLE,
     STATS_PIXELS,
@@ -95,6 +59,15 @@ from brushwork.methods.one_pass import (
     merged_options,
     resolve_runtime_and_backend,
 )
+from brushwork.methods.style_cache import LRUCache, file_stamp
+from brushwork.models.networks import FEEDFORWARD_KINDS, load_network
+from brushwork.models.registry import ModelFile, find_model, read_model, weights_dir
+from brushwork.nets.inference import ALIGN, InferenceNet
+from brushwork.nets.magenta import MULTI_MODEL as MAGENTA_MULTI_MODEL
+from brushwork.nets.magenta import MULTI_STYLE_NAMES as MAGENTA_STYLE_NAMES
+from brushwork.nets.onnx_graph import OnnxRunner
+from brushwork.nets.transformer import StyleTransferNet
+from brushwork.presets import resolve_style
 from brushwork.progress import Progress, ProgressCallback, now
 
 # The shipped multi-style model: a preset it was trained on with no model of its own is painted with it.

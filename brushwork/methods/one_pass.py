@@ -13,7 +13,8 @@ import torch
 
 from brushwork.errors import BrushworkError
 from brushwork.imaging import match_color_statistics, resize, transfer_luminance
-from brushwork.options import option as _opt, with_overrides
+from brushwork.options import option as _opt
+from brushwork.options import with_overrides
 from brushwork.runtime import resolve_runtime
 
 COLOR_MODES = ("none", "luminance", "histogram")
@@ -112,9 +113,9 @@ def resolve_runtime_and_backend(device: str, precision: str, backend: str, *, na
 
     `auto` precision with an `auto` or onnxruntime backend on the CPU is fp32 in onnxruntime when it
     is installed, even where the CPU has native bf16 (AVX-512 BF16 / AMX), on which `resolve_runtime`
-    alone picks bf16: there PyTorch in bf16 is faster (1.1-1.4x on a quiet machine, the module
-    docstring's second table) but its output drifts from the fp32 network's (33-51 dB PSNR; the issue
-    asks at least 35 dB of the default path), while onnxruntime in fp32 is 2.5x the plain forward and
+    alone picks bf16: there PyTorch in bf16 is faster (1.1-1.4x on a quiet machine:
+    docs/performance.md) but its output drifts from the fp32 network's (33-51 dB PSNR; a default path
+    keeps at least 35 dB), while onnxruntime in fp32 is 2.5x the plain forward and
     exact. An explicit onnxruntime backend with `auto` precision therefore runs, not fails.
 
     `native_bf16=True` keeps `auto`'s bf16 there when the backend is `auto` too: for a method whose bf16

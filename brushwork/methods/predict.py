@@ -33,20 +33,20 @@ import numpy as np
 import torch
 
 from brushwork.errors import BrushworkError
+from brushwork.features import shared_vgg19
+from brushwork.features.transfer import region_masks
 from brushwork.files import write_file_atomically
 from brushwork.imaging import centre_square, load_image, resize, tensor_to_image
 from brushwork.imaging.resize import fit_long_side
 from brushwork.methods.blend import normalized, parse_weighted_styles
-from brushwork.features.transfer import region_masks
 from brushwork.methods.feedforward import FeedForwardStylizer
-from brushwork.methods.one_pass import StylizeOptions, merged_options, alpha_for
+from brushwork.methods.one_pass import StylizeOptions, alpha_for, merged_options
 from brushwork.methods.style_cache import STYLE_CACHE_SIZE, LRUCache, file_stamp, tensor_digest
 from brushwork.models.registry import ModelFile, find_model, load_state_strict
 from brushwork.nets.magenta import ARBITRARY_MODEL
 from brushwork.nets.mobilenet import MobileNetPredictorConfig, MobileNetStylePredictor
 from brushwork.nets.style_predictor import PredictorConfig, StylePredictor, style_statistics
 from brushwork.nets.transformer import StyleTransferNet, TransformerConfig, split_norm_params
-from brushwork.features import shared_vgg19
 from brushwork.presets import resolve_style
 from brushwork.progress import ProgressCallback
 from brushwork.runtime import resolve_runtime

@@ -60,7 +60,10 @@ class ModelFile:
 
 
 def weights_dir() -> Path:
-    return Path(str(resources.files("brushwork.models") / "weights"))
+    """The folder of shipped models: the package's own, or $BRUSHWORK_MODELS_DIR (a packager's or a
+    server's own folder of models found by name)."""
+    override = os.environ.get("BRUSHWORK_MODELS_DIR")
+    return Path(override) if override else Path(str(resources.files("brushwork.models") / "weights"))
 
 
 _BUILTIN: dict[str, Callable[[], ModelFile]] = {}

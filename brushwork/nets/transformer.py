@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
 OUTPUT_ACTIVATIONS = ("none", "sigmoid")
 
 

@@ -5,10 +5,16 @@ Needs the `serve` extra: pip install 'brushwork[serve]'.
 """
 
 from brushwork.server.config import ServerConfig
-from brushwork.server.app import create_app as _create_app
 
 __all__ = ["ServerConfig", "create_app"]
 
 
-def create_app(config: ServerConfig | None = None):
-    return _create_app(config)
+def __getattr__(name: str):
+    # `create_app` is imported when first asked for, not above: the command line reads ServerConfig
+    # (for `brushwork serve`'s flags) from this package without fastapi, an optional dependency, and
+    # `from brushwork.server import create_app` is where it reports a missing one.
+    if name == "create_app":
+        from brushwork.server.app import create_app
+
+        return create_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

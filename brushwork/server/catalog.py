@@ -18,12 +18,25 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
+
 from brushwork.errors import BrushworkError
+from brushwork.imaging import open_image
+from brushwork.methods.blend import multi_style_weights
+from brushwork.methods.dispatch import get_stylizer, registered_methods
+from brushwork.methods.feedforward import FeedForwardStylizer
+from brushwork.methods.one_pass import StylizeOptions
+from brushwork.models.registry import builtin_model, builtin_model_names, find_model, read_model, weights_dir
+from brushwork.presets import list_style_presets, style_thumbnail
 
 log = logging.getLogger("brushwork.server")
 
 FAST_KINDS = ("feedforward", "multi")  # one pass of a trained network (a multi-style one for the presets it holds)
 THUMBNAIL_SIZE = 320
+# The one-pass methods that take any style image, in the dispatch table's order (adain, wct, predict),
+# and those of them that `auto` may pick, in the order it tries them.
+ANY_STYLE_METHODS = tuple(m.name for m in registered_methods() if m.any_style)
+AUTO_ANY_STYLE_METHODS = tuple(m.name for m in registered_methods() if m.any_style and m.auto is not None)
 
 
 def normalize_name(name: str) -> str:
@@ -53,8 +66,6 @@ class ModelEntry:
 class Catalog:
     def __init__(self, model_dir: str | os.PathLike | None = None, device: str = "auto", precision: str = "auto",
                  builtin: bool = True):
-        from brushwork.models.registry import weights_dir
-
         self.model_dir = Path(model_dir) if model_dir is not None else weights_dir()
         self.device, self.precision = device, precision
         self.builtin = builtin
@@ -69,8 +80,6 @@ class Catalog:
     # Presets
 
     def presets(self):
-        from brushwork.presets import list_style_presets
-
         return list_style_presets()
 
     def preset(self, name: str):
@@ -91,16 +100,10 @@ class Catalog:
             cached = self._thumbnails.get(key)
         if cached is not None:
             return cached
-        from PIL import Image
-
-        from brushwork.imaging import open_image
-
         if preset is not None:
             im = open_image(preset.path)
             im.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.LANCZOS)
         else:
-            from brushwork.presets import style_thumbnail
-
             im = style_thumbnail(self.stylizer(network, key), THUMBNAIL_SIZE)
         buf = io.BytesIO()
         im.convert("RGB").save(buf, "JPEG", quality=85, optimize=True)
@@ -138,11 +141,10 @@ class Catalog:
                 return m
         return next((m for m in models if m.kind == "multi" and key in m.styles), None)
 
-    def any_style_models(self, models: list[ModelEntry] | None = None) -> dict[str, ModelEntry | None]:
-        """For each method that takes any style image, in the dispatch table's order: the model it would
-        load (the method's default model when it is here, else the first by name of its kinds), or None."""
-        from brushwork.methods.dispatch import registered_methods
-
+    def any_style_models(self, models: list[ModelEntry] | None = None) -> dict[str, ModelEntry]:
+        """Method name -> the model it would load, for each method that takes any style image and has a
+        model here, in the dispatch table's order: the method's default model when it is here, else the
+        first by name of its kinds."""
         models = self.models() if models is None else models
 
         def pick(method):
@@ -150,7 +152,8 @@ class Catalog:
             default = next((e for e in candidates if e.name == method.default_model), None)
             return default or (candidates[0] if candidates else None)
 
-        return {m.name: pick(m) for m in registered_methods() if m.any_style}
+        picked = {m.name: pick(m) for m in registered_methods() if m.any_style}
+        return {name: entry for name, entry in picked.items() if entry is not None}
 
     def _rescan(self) -> None:
         d = self.model_dir
@@ -162,8 +165,6 @@ class Catalog:
         with self._lock:
             if stamp == self._scan_stamp:
                 return
-        from brushwork.models.registry import read_model
-
         known = {m.path: m for m in self._models.values()}
         found: dict[str, ModelEntry] = {}
         for f, file_stamp in zip(files, stamp):
@@ -214,10 +215,6 @@ class Catalog:
                 cached = self._stylizers.get(key)
                 if cached is not None and cached[0] == entry.stamp:
                     return cached[1]
-            from brushwork.methods.blend import multi_style_weights
-            from brushwork.methods.feedforward import FeedForwardStylizer
-            from brushwork.models.registry import find_model, read_model
-
             blend = multi_style_weights(list(entry.styles), key[1]) if entry.kind == "multi" else None
             model = read_model(entry.path) if entry.path is not None else find_model(entry.name)
             stylizer = FeedForwardStylizer(model, style_blend=blend, device=self.device, precision=self.precision)
@@ -226,21 +223,16 @@ class Catalog:
             return stylizer
 
     def _any_style_stylizer(self, entry: ModelEntry):
-        from brushwork.methods import dispatch
-        from brushwork.methods.one_pass import StylizeOptions
-
-        method = next((m for m in dispatch.registered_methods() if m.any_style and entry.kind in m.model_kinds), None)
+        method = next((m for m in registered_methods() if m.any_style and entry.kind in m.model_kinds), None)
         if method is None:
             raise BrushworkError(f"model {entry.name!r} is a {entry.kind} model, which no one-pass method loads")
         options = StylizeOptions(method=method.name, device=self.device, precision=self.precision,
                                  **{method.model_option: entry.source})
-        return dispatch.get_stylizer(options)
+        return get_stylizer(options)
 
 
 def _builtin_entries() -> list[ModelEntry]:
     """The built-in models whose packages are installed, as catalog entries (read once per process)."""
-    from brushwork.models.registry import builtin_model, builtin_model_names
-
     entries = []
     for name in builtin_model_names():
         try:
@@ -253,9 +245,6 @@ def _builtin_entries() -> list[ModelEntry]:
     return entries
 
 
-def fast_method_available() -> bool:
-    try:
-        import brushwork.methods.feedforward  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def auto_any_style_method(available: dict[str, ModelEntry]) -> str | None:
+    """What `auto` runs for a style image, given `any_style_models()`: the first auto method present."""
+    return next((name for name in AUTO_ANY_STYLE_METHODS if name in available), None)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from brushwork.options import option as _opt
 from brushwork.errors import BrushworkError
+from brushwork.options import option as _opt
 
 
 @dataclass

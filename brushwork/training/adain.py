@@ -25,14 +25,14 @@ from pathlib import Path
 import torch
 
 from brushwork.errors import BrushworkError
+from brushwork.features.transfer import adain
 from brushwork.imaging import load_image, resize
 from brushwork.losses import content_loss, mean_std, mean_std_style_loss
-from brushwork.features.transfer import adain
+from brushwork.methods.wct import decoders_from_model
 from brushwork.nets.decoder import Decoder, DecoderConfig
 from brushwork.training.data import describe_data, seeded_rng
 from brushwork.training.loop import Objective
 from brushwork.training.options import TrainOptions
-from brushwork.methods.wct import decoders_from_model
 from brushwork.training.styles import list_training_styles
 
 ADAIN_LAYER = "relu4_1"

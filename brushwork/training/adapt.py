@@ -24,9 +24,9 @@ from brushwork.models.registry import ModelFile, find_model
 from brushwork.nets.magenta import ARBITRARY_MODEL
 from brushwork.nets.mobilenet import MobileNetPredictorConfig, MobileNetStylePredictor
 from brushwork.nets.transformer import StyleTransferNet, TransformerConfig, split_norm_params
+from brushwork.presets import resolve_style
 from brushwork.training.feedforward import PerceptualObjective, load_style_image, style_credit
 from brushwork.training.options import TrainOptions, with_kind_defaults
-from brushwork.presets import resolve_style
 
 BASE_MODEL = ARBITRARY_MODEL
 

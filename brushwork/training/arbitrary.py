@@ -30,10 +30,10 @@ from brushwork.nets.style_predictor import (
     style_statistics,
 )
 from brushwork.nets.transformer import StyleTransferNet, TransformerConfig, split_norm_params
+from brushwork.presets import list_style_presets
 from brushwork.training.feedforward import PerceptualObjective, load_style_image
 from brushwork.training.options import TrainOptions
 from brushwork.training.styles import list_training_styles
-from brushwork.presets import list_style_presets
 
 PREVIEW_STYLES = 3
 MIN_CROP = 0.25  # smallest crop side, as a fraction of the painting's short side

@@ -27,9 +27,9 @@ from brushwork.features import check_layer_names
 from brushwork.imaging import load_image, resize_long_side
 from brushwork.losses import content_loss, gram_matrix, gram_style_loss, total_variation_loss
 from brushwork.nets.transformer import StyleTransferNet, TransformerConfig
+from brushwork.presets import list_style_presets, resolve_style
 from brushwork.training.loop import Objective
 from brushwork.training.options import TrainOptions
-from brushwork.presets import list_style_presets, resolve_style
 
 
 def style_credit(style: str) -> dict:

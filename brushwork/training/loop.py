@@ -46,11 +46,11 @@ from torch import nn
 
 from brushwork.errors import BrushworkError
 from brushwork.files import write_file_atomically
+from brushwork.imaging import save_image
+from brushwork.models.registry import load_state_strict
 from brushwork.progress import Progress, ProgressCallback
 from brushwork.runtime import Runtime
 from brushwork.training.data import BatchStream, PhotoDataset
-from brushwork.imaging import save_image
-from brushwork.models.registry import load_state_strict
 
 CHECKPOINT_FORMAT = "brushwork-checkpoint"
 CHECKPOINT_VERSION = 1

@@ -9,8 +9,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from brushwork.options import option as _opt
 from brushwork.errors import BrushworkError
+from brushwork.options import option as _opt
 
 # Used when neither --steps nor --epochs is given.
 DEFAULT_STEPS = 20000

@@ -11,17 +11,17 @@ from pathlib import Path
 import torch
 
 from brushwork.errors import BrushworkError
+from brushwork.features import load_vgg19
+from brushwork.imaging import load_image, resize_long_side
+from brushwork.models.registry import find_model, save_model
 from brushwork.options import with_overrides
 from brushwork.progress import ProgressCallback
 from brushwork.runtime import Runtime, resolve_runtime
 from brushwork.training.data import PhotoDataset, describe_data, list_images
 from brushwork.training.kinds import load_builder
 from brushwork.training.loop import LoopOptions, LoopResult, PreviewCallback, Trainer, list_checkpoints
-from brushwork.version import __version__
 from brushwork.training.options import TrainOptions, network_settings, with_kind_defaults, with_network_of
-from brushwork.features import load_vgg19
-from brushwork.imaging import load_image, resize_long_side
-from brushwork.models.registry import find_model, save_model
+from brushwork.version import __version__
 
 DEFAULT_PREVIEW_PHOTO = "astronaut.jpg"
 

@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 
 from brushwork.errors import BrushworkError
+from brushwork.methods.wct import decoders_from_model
 from brushwork.nets.decoder import DECODER_LAYERS, Decoder, DecoderConfig
 from brushwork.training.loop import Objective
 from brushwork.training.options import TrainOptions
-from brushwork.methods.wct import decoders_from_model
 
 
 class WCTDecodersObjective(Objective):

@@ -8,7 +8,6 @@ from PIL import Image
 
 from brushwork.cli.main import main
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -81,7 +80,7 @@ def test_models_lists_a_multi_models_styles(tmp_path, monkeypatch, capsys, save_
     save_tiny_arbitrary(tmp_path / "arbitrary.safetensors")
     import brushwork.models.registry as registry
 
-    monkeypatch.setattr(registry, "weights_dir", lambda: tmp_path)
+    monkeypatch.setenv("BRUSHWORK_MODELS_DIR", str(tmp_path))
     assert main(["models"]) == 0
     text = capsys.readouterr().out
     assert "3 styles: starry-night, great-wave, udnie" in text and "any style image" in text
@@ -97,7 +96,7 @@ def test_models_counts_the_steps_of_every_stage(tmp_path, monkeypatch, capsys, s
     model = registry.read_model(save_tiny_multi(tmp_path / "one.safetensors"))
     card = {"name": "continued", "steps": 30, "recipe": "stage-2", "init": {"name": "one", "steps": 200}}
     registry.save_model(tmp_path / "continued.safetensors", "multi", model.tensors, model.config, card)
-    monkeypatch.setattr(registry, "weights_dir", lambda: tmp_path)
+    monkeypatch.setenv("BRUSHWORK_MODELS_DIR", str(tmp_path))
     assert main(["models"]) == 0
     assert "230 (30 last)" in capsys.readouterr().out
     assert main(["models", "--json"]) == 0

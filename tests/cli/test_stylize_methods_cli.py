@@ -1,5 +1,7 @@
 """`brushwork stylize --method adain|wct` end to end with tiny random decoders, and its errors."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +10,6 @@ from PIL import Image
 from brushwork.cli.main import main
 from brushwork.models.registry import save_model
 from brushwork.nets.decoder import DECODER_LAYERS, Decoder, DecoderConfig
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -94,8 +95,9 @@ def test_bad_options_give_one_line_errors(tmp_path, capsys, adain_file, content_
 def test_auto_without_a_decoder_or_model_is_a_clear_error(tmp_path, capsys, content_path, style_path, monkeypatch):
     from brushwork.methods import dispatch
 
-    monkeypatch.setattr(dispatch, "adain_decoder_available", lambda options: False)
-    monkeypatch.setattr(dispatch, "predict_model_available", lambda options: False)
+    for name in ("adain", "predict"):  # as if neither had a model installed
+        never = dataclasses.replace(dispatch.METHODS[name], auto=lambda options: False)
+        monkeypatch.setitem(dispatch.METHODS, name, never)
     code, err = run_cli(capsys, "stylize", content_path, "--style", style_path, "-o", tmp_path / "x.png")
     assert code != 0 and one_line_error(err), err
     assert "no trained feed-forward model, and neither an arbitrary-style model" in err and "AdaIN decoder" in err

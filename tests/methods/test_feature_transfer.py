@@ -7,14 +7,13 @@ import torch
 from PIL import Image
 
 from brushwork.errors import BrushworkError
+from brushwork.features.transfer import region_masks, weighted_mean_cov, weighted_mean_std
 from brushwork.imaging import load_image
 from brushwork.methods import dispatch
 from brushwork.methods.adain import AdaINStylizer
-from brushwork.features.transfer import adain, region_masks, weighted_mean_cov, weighted_mean_std, wct
 from brushwork.methods.one_pass import StylizeOptions
 from brushwork.methods.wct import WCTStylizer
 from brushwork.nets.decoder import DECODER_LAYERS, Decoder, DecoderConfig
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -36,32 +35,6 @@ def wct_stylizer(vgg):
 
 def _options(style, **kw):
     return StylizeOptions(style=style, style_size=64, **kw)
-
-
-def _correlated_features(seed, channels=8, pixels=(20, 20)):
-    gen = torch.Generator().manual_seed(seed)
-    mix = torch.eye(channels) + 0.3 * torch.randn(channels, channels, generator=gen)  # well conditioned
-    x = torch.randn(channels, pixels[0] * pixels[1], generator=gen)
-    return (mix @ x + 3 * torch.randn(channels, 1, generator=gen)).reshape(1, channels, *pixels)
-
-
-def test_adain_gives_the_content_the_style_channel_statistics():
-    content, style = _correlated_features(1), _correlated_features(2, pixels=(9, 13))
-    out = adain(content, style)
-    mean, std = weighted_mean_std(out)
-    style_mean, style_std = weighted_mean_std(style)
-    torch.testing.assert_close(mean, style_mean, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(std, style_std, atol=1e-4, rtol=1e-4)
-
-
-def test_wct_gives_the_content_the_style_covariance():
-    content, style = _correlated_features(3), _correlated_features(4, pixels=(15, 17))
-    out = wct(content, style)
-    mean, cov = weighted_mean_cov(out)
-    style_mean, style_cov = weighted_mean_cov(style)
-    torch.testing.assert_close(mean, style_mean, atol=1e-3, rtol=1e-4)
-    # The whitening's regularization (COV_EPS of the mean variance) leaves a small relative error.
-    assert (cov - style_cov).abs().max() < 1e-3 * style_cov.abs().max()
 
 
 def test_adain_features_before_decoding_have_the_style_statistics(adain_stylizer, content_path, style_path):
@@ -191,14 +164,6 @@ def test_a_mask_with_one_style_keeps_the_content_where_black(adain_stylizer, tmp
     torch.testing.assert_close(kept, reconstruction, atol=1e-5, rtol=0)
 
 
-def test_region_masks_levels():
-    grey = torch.tensor([0.0, 0.3, 0.5, 0.8, 1.0]).view(1, 1, 1, 5)
-    assert region_masks(grey, 3).argmax(1).flatten().tolist() == [0, 1, 1, 2, 2]
-    two = region_masks(grey, 1)
-    torch.testing.assert_close(two.sum(1), torch.ones(1, 1, 5))
-    assert two[0, 1, 0].tolist() == pytest.approx([0.0, 0.3, 0.5, 0.8, 1.0])  # white: the style region
-
-
 def test_tiled_equals_untiled(adain_stylizer, style_path):
     # relu4_1's encoder + decoder see 67 px each way: overlap 140 > 2 x 68, tile 280, two tiles across.
     gen = torch.Generator().manual_seed(0)
@@ -321,7 +286,7 @@ def test_method_dispatch(tmp_path, style_path):
     with pytest.raises(BrushworkError, match="for --method adain, wct or predict"):
         dispatch.stylize(str(style_path), style="starry-night", mask=str(style_path))
     with pytest.raises(BrushworkError, match="unknown method"):
-        StylizeOptions(method="nope").validate()
+        dispatch.stylize(str(style_path), style="starry-night", method="nope")
     with pytest.raises(BrushworkError, match="expected wct"):
         WCTStylizer(str(path), device="cpu")
     image = dispatch.stylize(str(style_path), style=str(style_path), method="adain", decoder=str(path), size=32,

@@ -10,11 +10,11 @@ from brushwork.cli.main import main
 from brushwork.errors import BrushworkError
 from brushwork.imaging import image_to_tensor, rgb_to_yiq
 from brushwork.methods import feedforward as ff
-from brushwork.nets.inference import InferenceNet
 from brushwork.methods.dispatch import stylize, stylize_tensor
 from brushwork.methods.feedforward import FeedForwardStylizer, receptive_radius
 from brushwork.methods.one_pass import StylizeOptions
 from brushwork.models.registry import save_model
+from brushwork.nets.inference import InferenceNet
 from brushwork.nets.transformer import StyleTransferNet, TransformerConfig
 
 TINY = TransformerConfig(width=8, num_residual=2)
@@ -316,9 +316,8 @@ def test_bad_model_files_give_one_line_errors(tmp_path, net):
 
 
 def test_unknown_style_names(monkeypatch, tmp_path, net):
-    from brushwork.models import registry
 
-    monkeypatch.setattr(registry, "weights_dir", lambda: tmp_path)
+    monkeypatch.setenv("BRUSHWORK_MODELS_DIR", str(tmp_path))
     _save(net, tmp_path / "starry-night.safetensors")
     with pytest.raises(BrushworkError) as e:
         FeedForwardStylizer("starry-nite")

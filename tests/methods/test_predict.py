@@ -152,12 +152,11 @@ def test_predict_refuses_other_kinds_of_model(tmp_path, save_tiny_multi):
 
 def test_auto_method_picks_by_what_style_and_model_name(tmp_path, monkeypatch, save_tiny_multi, save_tiny_arbitrary,
                                                        without_magenta):
-    import brushwork.models.registry as registry
     from brushwork.methods.dispatch import resolve_method as choose_method
 
     shipped = tmp_path / "weights"
     shipped.mkdir()
-    monkeypatch.setattr(registry, "weights_dir", lambda: shipped)
+    monkeypatch.setenv("BRUSHWORK_MODELS_DIR", str(shipped))
     save_tiny_multi(shipped / "paintings.safetensors")
     arbitrary = save_tiny_arbitrary(tmp_path / "arb.safetensors")
     assert choose_method(StylizeOptions(style="udnie", model="paintings")) == "feedforward"
@@ -182,7 +181,7 @@ def test_auto_paints_a_preset_only_the_shipped_multi_style_model_holds_with_it(t
 
     shipped = tmp_path / "weights"
     shipped.mkdir()
-    monkeypatch.setattr(registry, "weights_dir", lambda: shipped)
+    monkeypatch.setenv("BRUSHWORK_MODELS_DIR", str(shipped))
     save_tiny_adain(shipped / "adain.safetensors")
     common = dict(device="cpu", precision="fp32", backend="torch")
     assert dispatch.resolve_method(StylizeOptions(style="udnie")) == "adain"  # no multi-style model shipped

@@ -11,12 +11,12 @@ from brushwork.cli.main import main
 from brushwork.errors import BrushworkError
 from brushwork.imaging import load_image, resize, resize_long_side
 from brushwork.methods import dispatch
-from brushwork.nets.inference import InferenceNet
 from brushwork.methods.export import check_export, export_model
-from brushwork.models.networks import load_network
 from brushwork.methods.predict import PredictStylizer
 from brushwork.models import find_model
+from brushwork.models.networks import load_network
 from brushwork.nets import magenta
+from brushwork.nets.inference import InferenceNet
 from brushwork.nets.transformer import split_norm_params
 from brushwork.presets import resolve_style
 

@@ -130,3 +130,23 @@ class LiveServer:
     def __exit__(self, *exc):
         self.server.should_exit = True
         self.thread.join(15)
+
+
+def job_form(**overrides):
+    form = {"style": "udnie", "size": "32", "steps": "2", "scales": "1"}
+    form.update({k: str(v) for k, v in overrides.items()})
+    return {k: v for k, v in form.items() if v != "None"}
+
+
+def start_job(client, files=None, **form):
+    r = client.post("/v1/jobs", files=files or photo(), data=job_form(**form))
+    assert r.status_code == 202, r.text
+    return r.json()
+
+
+def wait_state(client, job_id, states=("done", "failed", "cancelled"), timeout=120):
+    def check():
+        body = client.get(f"/v1/jobs/{job_id}").json()
+        return body if body.get("state") in states else None
+
+    return wait_for(check, timeout, 0.05, f"job to reach {states}")

@@ -16,7 +16,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from server_helpers import LiveServer, image_bytes, make_app, save_tiny_model, wait_for
 
 CHROMIUM = os.environ.get("BRUSHWORK_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-
 from server_helpers import assert_error, decode, image_bytes, make_app, photo, save_tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

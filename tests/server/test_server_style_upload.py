@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-
 from server_helpers import assert_error, decode, image_bytes, make_app, photo, save_tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

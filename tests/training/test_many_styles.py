@@ -91,8 +91,9 @@ def test_runs_forked_from_one_model_average_into_a_working_model(tmp_path, photo
     assert soup.card["steps"] == 2 and soup.card["init"] == a.card["init"]
     assert soup.trained_steps == 3  # the parent's step, then the longer branch's two
 
-    import brushwork
     from PIL import Image
+
+    import brushwork
     out_image = brushwork.stylize(Image.new("RGB", (40, 36), (90, 140, 200)), "udnie", model=str(out))
     assert out_image.size == (40, 36)
 

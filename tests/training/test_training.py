@@ -15,8 +15,8 @@ from brushwork.errors import BrushworkError
 from brushwork.models.registry import read_model
 from brushwork.training import CorruptImageWarning, TrainOptions, list_checkpoints, list_images, train
 from brushwork.training.data import BatchStream, PhotoDataset
-from brushwork.training.options import with_network_of
 from brushwork.training.loop import _copy_state  # a copy of a network's weights now (the trainer changes them in place)
+from brushwork.training.options import with_network_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
