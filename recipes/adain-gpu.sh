@@ -2,7 +2,7 @@
 # Full-scale recipe for a CUDA GPU: the AdaIN decoder at Huang and Belongie's setting (full-width
 # decoder, photos cropped to 256 px, styles resized to 512 px and cropped to 256 px, batch 8,
 # lr 1e-4, style weight 10), bf16 autocast. Huang trained 160,000 steps; the default here is 40,000
-# (STEPS=N; a GPU session's time is limited, and the card records the steps actually trained).
+# (STEPS=N; a rented GPU's time is limited, and the card records the steps actually trained).
 #
 #   bash recipes/adain-gpu.sh
 #

@@ -25,8 +25,8 @@ STYLES=${STYLES:-bedroom-in-arles,charing-cross-bridge,composition-vii,degas-dan
 
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHON
 source recipes/lib.sh
-# lr 3e-4: at 1e-3 the CPU recipe's predictor diverged (black images for every style); a lent GPU's
-# session is too short to find that out there.
+# lr 3e-4: at 1e-3 the CPU recipe's predictor diverged (black images for every style); a GPU rented for
+# a short window has no time to find that out there.
 gpu_flags
 gpu_start_point 3e-4
 train_model "$RECIPE" "$NAME" 0 --kind arbitrary --styles "$STYLES" --data "$DATA" \

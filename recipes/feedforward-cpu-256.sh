@@ -45,7 +45,7 @@
 # the loss, recovered). Resumed from the step-425 checkpoint with clipping at 5 (the spike alone clipped),
 # its style loss stayed at 24-38k and its model measured 18.5x / 14.8x optimize's style loss, against
 # 31.4x / 26.1x unclipped (docs/training-history.md). 0 turns it off.
-# KEEP_CHECKPOINTS (default 20): checkpoints kept, every 25 steps: the last 500 steps (an fp32 session; a quarter of a bf16 one).
+# KEEP_CHECKPOINTS (default 20): checkpoints kept, every 25 steps: the last 500 steps (a 100-minute run in fp32; a quarter of one in bf16).
 # Why: woman-with-a-hat's run of 2026-12-01 jumped from a style loss of ~23k to 55-81k in its last 40 steps,
 # and with the trainer's default of 2 both kept checkpoints came after the jump; nothing was left to ship.
 # A checkpoint is 5 MB; recipes/model_from_checkpoint.py writes a model from any of them.

@@ -7,7 +7,7 @@
 #
 # Writes brushwork/models/weights/STYLE.safetensors (fp16, card recipe "feedforward-gpu"),
 # replacing CPU-trained models. Runs in runs/feedforward-gpu/STYLE/ resume from their last
-# checkpoint when the script is run again. STEPS=N shortens a run (a GPU session's time is limited;
+# checkpoint when the script is run again. STEPS=N shortens a run (a rented GPU's time is limited;
 # the card records the steps actually trained). INIT=shipped continues each style's shipped model
 # instead of starting from noise (its width, lr at most 3e-4, no style ramp: lib.sh, gpu_start_point).
 set -euo pipefail

@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# A lent GPU session in one command: every shipped model trained at once on one CUDA GPU for a fixed
-# time, then the GPU speed figures, all packed into $OUT, the folder that comes back from the GPU machine.
+# Training on a GPU rented for a short, fixed window, in one command: every shipped model trained at once
+# on one CUDA GPU for a fixed time, then the GPU speed figures, all packed into $OUT, the folder whose
+# files are copied back from the GPU machine.
 #
-# Why one command: a session that is lent a GPU gets 15 minutes of device time in all (the machine's
-# start included) and at most 10 minutes per command, far less than the full recipes' step counts need
+# Why one command: such a window has been 15 minutes of device time in all (the machine's start
+# included) and at most 10 minutes per command, far less than the full recipes' step counts need
 # (feedforward-gpu.sh's 40,000 steps per style, ...). So the ten trainings of the shipped models (six
 # styles, the multi-style network, the arbitrary-style network, the AdaIN decoder and the WCT decoders)
 # run side by side, each with --time-limit TRAIN_SECONDS, and each card records the steps it reached
 # (planned_steps: the full recipe's). Run on the same setting again, they would resume from their
-# checkpoints, but a fresh machine has none: the next session starts over (or longer, if lent more).
+# checkpoints, but a fresh machine has none: the next window starts over (or goes longer, if rented longer).
 #
-# Here, first:    bash recipes/pack-gpu-session.sh        (gpu-pack/: photos and VGG-19 weights)
-# On the GPU:     run(command="bash recipes/gpu-session.sh", carry=["gpu-pack"], timeout_s=570)
-# Back here:      bash recipes/gpu-session.sh --unpack FILES_AT
-#                 (FILES_AT: the folder the results came back to; writes the GPU-trained models into
-#                 brushwork/models/weights/ and the logs, cards and speed figures into runs/gpu-session/)
+# On the CPU machine, first:  bash recipes/pack-gpu-session.sh   (gpu-pack/: photos and VGG-19 weights)
+# On the GPU machine, with gpu-pack/ beside the repository, under a time limit below the per-command one:
+#                             OUT=RESULTS timeout 570 bash recipes/gpu-session.sh
+# Back on the CPU machine:    bash recipes/gpu-session.sh --unpack RESULTS
+#                 (RESULTS: the folder the result files were copied back to; writes the GPU-trained models
+#                 into brushwork/models/weights/ and the logs, cards and speed figures into runs/gpu-session/)
 # A smoke run on the CPU (one step of two trainers, a few minutes):
 #   DEVICE=cpu PRECISION=fp32 OMP_NUM_THREADS=1 WORKERS=1 TRAIN_SECONDS=5 SPEED=0 TRAINERS="starry-night wct" \
 #     OUT=/tmp/o bash recipes/gpu-session.sh
@@ -44,7 +46,7 @@ TRAIN_SECONDS=${TRAIN_SECONDS:-330}
 # a GPU rented for hours).
 CONTINUE=${CONTINUE:-1}
 SPEED=${SPEED:-1}
-OUT=${OUT:?set OUT to the folder for the results (the GPU machine's runner sets it)}
+OUT=${OUT:?set OUT to the folder for the results, the one copied back from the GPU machine}
 PYTHON=${PYTHON:-python3}
 PACK=${PACK:-gpu-pack}
 SESSION=runs/gpu-session
@@ -70,7 +72,7 @@ assert sum(b[0].shape[0] for b in loader) == 8" > "$SESSION/logs/worker-probe.lo
 fi
 start=$(date +%s)
 {
-  echo "# GPU session $(date -Is)"
+  echo "# GPU training run $(date -Is)"
   echo
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/GPU: /'
   "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
@@ -142,7 +144,7 @@ if [ "$SPEED" = 1 ]; then
       --wct-decoder "$WEIGHTS/wct.safetensors"
   } >> "$SESSION/summary.md" 2>&1
 fi
-echo "session: $(( $(date +%s) - start )) s" >> "$SESSION/summary.md"
+echo "total: $(( $(date +%s) - start )) s" >> "$SESSION/summary.md"
 
 # What comes back: at most 8 files of 16 MiB. The models, logs and summary in one tar, split in parts.
 { find "$SESSION" -type f; ls runs/*-gpu/*/log.jsonl runs/*-gpu/*/card.json 2>/dev/null; } \

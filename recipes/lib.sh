@@ -28,7 +28,7 @@ train_model() {
 HELD_OUT=(starry-night-over-the-rhone water-lilies mondrian-composition in-bed)
 
 # The shipped style presets (the 18 shared paintings, credited in CREDITS.md): the recipes' style source,
-# so a recipe needs nothing beside the package and the photos (a lent GPU gets only what is carried).
+# so a recipe needs nothing beside the package and the photos (a rented GPU machine gets only the repository and what is packed beside it).
 PRESET_STYLES=brushwork/assets/styles
 
 # has_word WORD ARGS...: whether WORD is one of ARGS. A loop, not `printf | grep -qx`: under pipefail,
@@ -93,7 +93,7 @@ train_resumable() {
 # gpu_flags: sets GPU_FLAGS, the flags every GPU recipe ends with: CUDA and bf16 autocast (DEVICE= and
 # PRECISION= override them, for a smoke run on the CPU), WORKERS loader processes (default 8), a log
 # record every 100 steps, and, when TIME_LIMIT (seconds) is set, --time-limit: the model is written
-# when it runs out, its card saying the steps done (a lent GPU's session is minutes long).
+# when it runs out, its card saying the steps done (a rented GPU's window may be minutes long).
 gpu_flags() {
   GPU_FLAGS=(--device "${DEVICE:-cuda}" --precision "${PRECISION:-bf16}" --num-workers "${WORKERS:-8}"
              --log-every 100 --preview-every 2000 --checkpoint-every 2000)
@@ -177,7 +177,7 @@ PY
 # gpu_start_point FRESH_LR: where a GPU recipe starts; sets START_FLAGS, which the recipe passes after
 # its own flags (the later flag wins). By default from scratch at the recipe's full size, lr FRESH_LR
 # (or LR). INIT=MODEL continues a trained model of the recipe's kind instead, such as the shipped one:
-# a lent GPU's few minutes add more on top of a trained model than from noise (from noise, a few
+# a rented GPU's few minutes add more on top of a trained model than from noise (from noise, a few
 # hundred steps leave a texture without a subject; see feedforward-cpu.sh). Then the network takes
 # MODEL's architecture (model_arch_flags), the style weight applies at once (--style-ramp 0), and the
 # learning rate, LR or at most 3e-4, warms up over 100 steps (a fresh Adam state at 1e-3 threw a trained

