@@ -20,7 +20,9 @@ from brushwork.server.routes import catalog, jobs, pages, stylize
 from brushwork.server.state import VggCache, attach_state
 from brushwork.server.uploads import UploadGuard
 
-__all__ = ["VggCache", "create_app"]  # VggCache: what the jobs share their loss network through
+# VggCache lives in state.py; it is named here too for code that reaches the jobs' loss network
+# through the app module (tests/features/test_vgg.py).
+__all__ = ["VggCache", "create_app"]
 
 DESCRIPTION = (
     "Neural style transfer over HTTP: fast stylization in one pass, with a style's trained model or any uploaded "
