@@ -17,7 +17,8 @@ from brushwork.options import parse_float_list, parse_layer_weights
 def _base_type(annotation):
     if isinstance(annotation, str):  # `from __future__ import annotations` leaves strings
         annotation = annotation.replace(" ", "")
-        for name, typ in (("dict", dict), ("list", list), ("int", int), ("float", float), ("str", str)):
+        for name, typ in (("dict", dict), ("list", list), ("int", int), ("float", float), ("str", str),
+                          ("bool", bool)):
             if annotation.startswith(name):
                 return typ
         return str

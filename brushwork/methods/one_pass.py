@@ -99,7 +99,7 @@ class StylizeOptions:
         # The method's name is checked by the dispatcher, which holds the table of methods.
 
 
-def _onnxruntime_available() -> bool:
+def onnxruntime_available() -> bool:
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
@@ -125,7 +125,7 @@ def resolve_runtime_and_backend(device: str, precision: str, backend: str, *, na
     if native_bf16 and backend == "auto":
         return runtime, choose_backend(backend, runtime)
     if (precision == "auto" and runtime.device.type == "cpu" and runtime.precision != "fp32"
-            and (backend == "onnxruntime" or (backend == "auto" and _onnxruntime_available()))):
+            and (backend == "onnxruntime" or (backend == "auto" and onnxruntime_available()))):
         runtime = replace(runtime, precision="fp32")
     return runtime, choose_backend(backend, runtime)
 
@@ -136,13 +136,13 @@ def choose_backend(backend: str, runtime) -> str:
         raise BrushworkError(f"unknown backend {backend!r}: expected auto, torch or onnxruntime")
     on_cpu_fp32 = runtime.device.type == "cpu" and runtime.precision == "fp32"
     if backend == "auto":
-        return "onnxruntime" if on_cpu_fp32 and _onnxruntime_available() else "torch"
+        return "onnxruntime" if on_cpu_fp32 and onnxruntime_available() else "torch"
     if backend == "onnxruntime":
         if runtime.device.type != "cpu":
             raise BrushworkError("the onnxruntime backend runs on the CPU: use --device cpu (or --backend torch)")
         if runtime.precision != "fp32":
             raise BrushworkError("the onnxruntime backend runs in fp32: use --precision fp32 (or --backend torch)")
-        if not _onnxruntime_available():
+        if not onnxruntime_available():
             raise BrushworkError("the onnxruntime backend needs onnx and onnxruntime: pip install 'brushwork[export]'")
     return backend
 

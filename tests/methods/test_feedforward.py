@@ -12,7 +12,7 @@ from brushwork.imaging import image_to_tensor, rgb_to_yiq
 from brushwork.methods import feedforward as ff
 from brushwork.methods.dispatch import stylize, stylize_tensor
 from brushwork.methods.feedforward import FeedForwardStylizer, receptive_radius
-from brushwork.methods.one_pass import StylizeOptions
+from brushwork.methods.one_pass import StylizeOptions, onnxruntime_available
 from brushwork.models.registry import save_model
 from brushwork.nets.inference import InferenceNet
 from brushwork.nets.transformer import StyleTransferNet, TransformerConfig
@@ -171,7 +171,7 @@ def test_onnxruntime_and_torch_backends_agree(model_path):
 def test_auto_backend_on_this_cpu(model_path):
     # The policy: on the CPU, onnxruntime in fp32 when it is installed (with native bf16 too), else torch.
     s = FeedForwardStylizer(model_path)
-    on_cpu_with_ort = s.runtime.device.type == "cpu" and ff._onnxruntime_available()
+    on_cpu_with_ort = s.runtime.device.type == "cpu" and onnxruntime_available()
     assert s.backend == ("onnxruntime" if on_cpu_with_ort else "torch")
     if on_cpu_with_ort:
         assert s.runtime.precision == "fp32"
