@@ -2,6 +2,7 @@
 
     python benchmarks/adapt.py --data ../shared/data/content                     # 5 and 15 minutes, two paintings
     python benchmarks/adapt.py --data PHOTOS --minutes 5,15,30 --paintings water-lilies,in-bed --parallel 2
+    python benchmarks/adapt.py --data PHOTOS --minutes 5 --adapt-params norms,embedding   # which to train
 
 For each painting (default: two held out of every training run here; Magenta's networks never saw them
 either) one run of `--kind adapt` trains on the photos of `--data`, stopped at each of `--minutes` of
@@ -34,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 OUT = ROOT / "out" / "benchmarks"
 
 
-def _train_to(painting: str, run_dir: Path, minutes: list[float], args) -> list[tuple[float, Path, int]]:
+def _train_to(painting: str, params: str, run_dir: Path, minutes: list[float],
+              args) -> list[tuple[float, Path, int]]:
     """Train in one process per mark (`--time-limit` to the mark, then `--resume`); the model at each mark."""
     done, marks = 0.0, []
     for mark in minutes:
@@ -44,7 +46,8 @@ def _train_to(painting: str, run_dir: Path, minutes: list[float], args) -> list[
                "--time-limit", str(60 * (mark - done)), "--batch-size", str(args.batch_size),
                "--image-size", str(args.image_size), "--learning-rate", str(args.learning_rate),
                "--checkpoint-every", "0", "--preview-every", "0", "--log-every", "10", "--threads",
-               str(args.threads), "--seed", "0", "-q", *(["--resume"] if done else []), *args.train_flags]
+               str(args.threads), "--seed", "0", "--adapt-params", params, "-q", *(["--resume"] if done else []),
+               *args.train_flags]
         subprocess.run(cmd, check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
         steps = json.loads((run_dir / "card.json").read_text())["steps"]
         marks.append((mark, output, steps))
@@ -62,6 +65,8 @@ def main() -> None:
     p.add_argument("--image-size", type=int, default=256)
     p.add_argument("--learning-rate", type=float, default=1e-2)
     p.add_argument("--threads", type=int, default=1, help="threads per training run")
+    p.add_argument("--adapt-params", default="norms", help="what to train, comma-separated: norms, embedding "
+                   "(one run of each per painting)")
     p.add_argument("--parallel", type=int, default=2, help="training runs at once")
     p.add_argument("--skip-optimize", action="store_true")
     p.add_argument("--train-flags", nargs=argparse.REMAINDER, default=[], help="more flags for brushwork train")
@@ -75,8 +80,14 @@ def main() -> None:
 
     from concurrent.futures import ThreadPoolExecutor
 
+    variants = args.adapt_params.split(",")
+    jobs = [(s, v) for s in paintings for v in variants]  # a painting's variants side by side, as loaded alike
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-        runs = dict(zip(paintings, pool.map(lambda s: _train_to(s, work / Path(s).stem, minutes, args), paintings)))
+        trained = list(pool.map(lambda job: _train_to(job[0], job[1], work / f"{Path(job[0]).stem}-{job[1]}",
+                                                      minutes, args), jobs))
+    runs: dict = {}
+    for (painting, variant), marks in zip(jobs, trained):
+        runs.setdefault(painting, []).extend((f"{variant}, " if len(variants) > 1 else "", *m) for m in marks)
     measure(args, runs)
 
 
@@ -100,8 +111,8 @@ def measure(args, runs: dict) -> None:
         style = load_image(resolve_style(painting))[0]
         methods = [("zero-shot prediction (step 0)", None, lambda c: dispatch.stylize_tensor(
             c, painting, method="predict"))]
-        for mark, output, steps in marks:
-            methods.append((f"adapt, {mark:g} min ({steps} steps)", None,
+        for variant, mark, output, steps in marks:
+            methods.append((f"adapt, {variant}{mark:g} min ({steps} steps)", None,
                             lambda c, o=output: dispatch.stylize_tensor(c, str(o), method="feedforward")))
         if model_path(Path(painting).stem) is not None:
             methods.append((f"shipped model {Path(painting).stem}", None,

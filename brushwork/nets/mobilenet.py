@@ -106,3 +106,19 @@ class MobileNetStylePredictor(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.norm_params(self.embed(images))
+
+
+class TrainableEmbedding(nn.Module):
+    """A style embedding as a parameter, mapped to norm parameters by a style predictor's frozen `to_params`:
+    training it moves the style only within what the predictor can express (`brushwork train --kind adapt
+    --adapt-params embedding`)."""
+
+    def __init__(self, embedding: torch.Tensor, to_params: nn.Linear):
+        super().__init__()
+        self.embedding = nn.Parameter(embedding.detach().clone())
+        self.to_params = to_params
+        self.to_params.requires_grad_(False)
+
+    def forward(self) -> torch.Tensor:
+        """1 x norm parameters."""
+        return self.to_params(self.embedding)

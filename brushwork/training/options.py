@@ -32,6 +32,8 @@ DEFAULT_CONTENT_WEIGHT = 1.0
 DEFAULT_STYLE_WEIGHT = 30.0
 DEFAULT_TV_WEIGHT = 0.0
 
+ADAPT_PARAMS = ("norms", "embedding")  # what --kind adapt trains
+
 
 @dataclass
 class TrainOptions:
@@ -56,6 +58,12 @@ class TrainOptions:
         False,
         "--kind multi: train only each style's own norm rows (scale and shift) and keep the shared convolutions as "
         "--init has them (Dumoulin et al. 2017 learn a new style this way; a step also costs less)",
+    )
+    adapt_params: str = _opt(
+        "norms",
+        "--kind adapt: what is trained: norms (the network's 694 norm parameters) or embedding (the 100-number style "
+        "embedding the style-prediction network maps to them, so the style stays one that network could predict)",
+        choices=ADAPT_PARAMS,
     )
     data: str | None = _opt(None, "folder of training photos (searched recursively; unreadable files are skipped)")
     output: str | None = _opt(None, "model file to write (.safetensors)")

@@ -52,6 +52,43 @@ def test_a_few_steps_lower_the_loss_and_change_only_the_norm_parameters(tmp_path
             assert torch.equal(p, q), name  # every convolution exactly as Magenta trained it
 
 
+def test_embedding_mode_trains_only_the_embedding_and_writes_the_norms_it_maps_to(tmp_path, photos, vgg):
+    opts = _options(tmp_path, photos, adapt_params="embedding", steps=3)
+    objective = AdaptObjective(opts, vgg, resolve_runtime("cpu", "fp32"))
+    assert [p.shape for p in objective.parameters()] == [torch.Size([1, 100])]  # 100 numbers, not 694
+    start = objective.embedding.embedding.detach().clone()
+    batch = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    before = float(objective.loss(batch, step=10)[0].detach())
+    optimizer = torch.optim.Adam(objective.parameters(), lr=1e-2)
+    for _ in range(5):
+        optimizer.zero_grad()
+        objective.loss(batch, step=10)[0].backward()
+        optimizer.step()
+    assert float(objective.loss(batch, step=10)[0].detach()) < before
+    assert not torch.equal(objective.embedding.embedding, start)
+    # The file holds the norm parameters the trained embedding maps to: the network it loads paints as the
+    # objective does.
+    result = train(opts, vgg=vgg)
+    model = read_model(result.output)
+    assert set(model.tensors) == set(norm_state(load_network(model)))
+    assert "embedding" in model.card["trained"]
+    with pytest.raises(BrushworkError, match="--adapt-params must be"):
+        AdaptObjective(_options(tmp_path, photos, adapt_params="both"), vgg, resolve_runtime("cpu", "fp32"))
+
+
+def test_embedding_mode_file_paints_what_training_painted(tmp_path, photos, vgg):
+    opts = _options(tmp_path, photos, adapt_params="embedding", steps=2)
+    objective = AdaptObjective(opts, vgg, resolve_runtime("cpu", "fp32"))
+    image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = objective.preview(image)
+        state = objective.model_state()
+    path = save_model(tmp_path / "e.safetensors", "feedforward", state, objective.model_config(), {})
+    with torch.no_grad():
+        got = load_network(read_model(path))(image).clamp(0, 1)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
 def test_the_model_file_is_small_round_trips_and_paints_everywhere(tmp_path, photos, vgg):
     result = train(_options(tmp_path, photos), vgg=vgg)
     path = Path(result.output)
