@@ -9,13 +9,12 @@ from brushwork.cli.common import add_common_flags
 from brushwork.cli.options import add_dataclass_flags, dataclass_from_args
 from brushwork.errors import BrushworkError
 from brushwork.imaging import save_image
-from brushwork.imaging.io import SAVE_FORMATS
+from brushwork.imaging.io import IMAGE_SUFFIXES, SAVE_FORMATS
 from brushwork.methods.dispatch import get_stylizer, method_names, registered_methods
 from brushwork.methods.one_pass import DEFAULT_STYLE, StylizeOptions
 from brushwork.progress import Progress, ProgressBar
 
 # What a folder input picks up (non-recursive). Explicitly named files are tried whatever their name.
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
 
 def register(sub) -> None:

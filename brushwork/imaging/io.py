@@ -38,6 +38,9 @@ SAVE_FORMATS = {
     ".tiff": "TIFF",
 }
 _NO_ALPHA_FORMATS = {"JPEG", "BMP"}
+# Suffixes taken as images when a folder is searched (photos to paint or to train on): what can be saved,
+# and a few formats that are only read.
+IMAGE_SUFFIXES = frozenset(SAVE_FORMATS) | {".gif", ".ppm", ".pgm"}
 
 # What PIL raises for damaged data varies by plugin and by where in the file the damage is.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 
 from brushwork.errors import BrushworkError
 from brushwork.imaging import load_image, resize, tensor_to_image
+from brushwork.imaging.io import IMAGE_SUFFIXES
 from brushwork.imaging.resize import fit_long_side
 from brushwork.imaging.tiling import count_tiles, map_tiles, tile_settings
 from brushwork.methods.blend import multi_style_weights, parse_weighted_styles, style_name
@@ -226,7 +227,7 @@ def _resolve_model(model) -> ModelFile | None:
     except BrushworkError:
         p = Path(text)
         if p.suffix != ".safetensors" and not p.exists():
-            if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"):
+            if p.suffix.lower() in IMAGE_SUFFIXES:
                 raise BrushworkError(
                     f"{text!r} is an image, not a model: feed-forward stylization needs a trained model "
                     "(train one with `brushwork train --style IMAGE`, or use `brushwork optimize`)"

@@ -24,8 +24,7 @@ import torch
 from PIL import Image, ImageOps
 
 from brushwork.errors import BrushworkError
-
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"})
+from brushwork.imaging.io import IMAGE_SUFFIXES
 
 # Training photos are small; anything over this many pixels is a mistake or a decompression bomb.
 MAX_TRAINING_PIXELS = 50_000_000
@@ -55,7 +54,7 @@ def list_images(root: str | os.PathLike, *, check: bool = True) -> list[Path]:
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
-            if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
+            if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             found.append(Path(dirpath) / name)
     found.sort(key=lambda p: p.relative_to(root).as_posix())
@@ -76,7 +75,7 @@ def list_images(root: str | os.PathLike, *, check: bool = True) -> list[Path]:
         found = good
     if not found:
         raise BrushworkError(
-            f"no readable images in {str(root)!r} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})"
+            f"no readable images in {str(root)!r} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
         )
     return found
 
