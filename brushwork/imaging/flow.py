@@ -10,7 +10,8 @@ only where that motion is trustworthy:
 
 * Flow: OpenCV's DIS optical flow (Kroeger et al. 2016): no learned weights, a few milliseconds per
   frame on a CPU. It runs on a grey copy of the input at most `flow_size` px on its long side (its
-  vectors scaled up): motion fields are smooth, and a finer flow did not lower the warping error.
+  vectors scaled up), since motion fields are smooth; what this costs in quality on larger frames has
+  not been measured (the benchmark's 480x320 clip is not downscaled).
 * Reliable where (a) the forward and backward flows agree (a pixel seen in both frames maps there and
   back to itself; occluded and dis-occluded pixels do not), (b) the flow has no sharp edge (motion
   boundaries, where one pixel straddles two motions), and (c) the previous input frame warped along
