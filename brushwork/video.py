@@ -7,7 +7,10 @@ embedding are computed once for the whole video), and encodes the frames with th
 timestamps: variable frame rates survive. The sound is copied as it is when the output container
 takes its codec, else re-encoded (AAC, or Opus in WebM). The output is written to a temporary file
 beside it and renamed at the end: a failed or interrupted run leaves an existing file untouched.
-`temporal_smoothing` steadies what stands still between frames (`imaging.temporal.TemporalSmoother`).
+`stability` (on by default) carries the previous painted frame along the input's optical flow and
+blends it in where the flow is reliable, so strokes stay on what they paint instead of flickering
+(`imaging.flow.FlowStabilizer`); `temporal_smoothing` steadies what stands still between frames
+(`imaging.temporal.TemporalSmoother`).
 
 This module holds no method logic: per-frame work is the stylizer's `stylize_tensor`.
 """
@@ -26,6 +29,7 @@ import torch
 
 from brushwork.errors import BrushworkError
 from brushwork.files import atomic_write
+from brushwork.imaging.flow import DEFAULT_FLOW_SIZE, FlowStabilizer
 from brushwork.imaging.resize import fit_long_side, resize
 from brushwork.imaging.temporal import TemporalSmoother
 from brushwork.methods.dispatch import get_stylizer
@@ -49,6 +53,10 @@ _COPYABLE_AUDIO = {
 }
 DEFAULT_QUALITY = 18  # x264/VP9 constant-quality level (CRF): lower is better; 18 is visually near lossless
 DEFAULT_TEMPORAL_SMOOTHING = 0.0
+# Share of the warped previous painting kept where the flow is reliable. 0.9: the lowest of those measured
+# (0.5, 0.7, 0.8, 0.9 in benchmarks/video_flicker.py, docs/performance.md) whose warping error is 3x below
+# frame by frame's; the style loss of a middle frame was about the same at 0.8 and 0.9.
+DEFAULT_STABILITY = 0.9
 
 
 @dataclass
@@ -59,6 +67,7 @@ class VideoResult:
     audio: str  # "copied", "re-encoded" or "none"
     seconds: float  # wall time
     stylizer: object  # what painted the frames (name, backend, runtime)
+    scene_cuts: int = 0  # where the stabilizer started over
 
 
 def _av():
@@ -112,13 +121,17 @@ def _frame_count(stream) -> int:
 def stylize_video(input, output, style=None, *, method: str = "auto", options=None,
                   progress: ProgressCallback | None = None, max_frames: int | None = None,
                   quality: int = DEFAULT_QUALITY, audio: bool = True,
-                  temporal_smoothing: float = DEFAULT_TEMPORAL_SMOOTHING, **overrides) -> VideoResult:
+                  temporal_smoothing: float = DEFAULT_TEMPORAL_SMOOTHING, stability: float = DEFAULT_STABILITY,
+                  flow_size: int = DEFAULT_FLOW_SIZE, **overrides) -> VideoResult:
     """Stylize every frame of the video file `input` into `output` (its suffix picks the format:
     .mp4, .m4v, .mov, .mkv or .webm). `style`, `method` and the keyword options are `brushwork.stylize`'s
     (e.g. `strength=0.8, preserve_color="luminance", size=720`), or `options` a `StylizeOptions`.
     `max_frames` stops early (the sound stops with the last frame); `audio=False` drops the sound;
     `quality` is the encoder's CRF (0-51). `temporal_smoothing` (0 to below 1) averages each pixel's
-    painting over the last frames where the input stood still there, against flicker. Returns a `VideoResult`."""
+    painting over the last frames where the input stood still there, against flicker. `stability` (0 to
+    below 1) keeps that share of the previous painted frame, carried along the input's optical flow, where
+    the flow is reliable (0: every frame painted on its own); the flow runs on a copy at most `flow_size`
+    px long. Returns a `VideoResult`."""
     av = _av()
 
     src, dst = Path(input).expanduser(), Path(output).expanduser()
@@ -135,6 +148,7 @@ def stylize_video(input, output, style=None, *, method: str = "auto", options=No
     if max_frames is not None and max_frames < 1:
         raise BrushworkError(f"max frames must be at least 1, got {max_frames}")
     smoother = TemporalSmoother(temporal_smoothing)  # checks the value before any output exists
+    stabilizer = FlowStabilizer(stability, flow_size)  # and this one (and that OpenCV is there when needed)
     if options is None:
         options = StylizeOptions(style=DEFAULT_STYLE if style is None else style, method=method)
     opts = merged_options(options, overrides)
@@ -189,7 +203,7 @@ def stylize_video(input, output, style=None, *, method: str = "auto", options=No
                             break
                         continue  # read on for the sound up to the cut
                     for frame in _decode(packet, src):
-                        painted = _stylize_frame(stylizer, smoother, frame, opts, width, height)
+                        painted = _stylize_frame(stylizer, smoother, stabilizer, frame, opts, width, height)
                         painted.pts, painted.time_base = frame.pts, frame.time_base
                         for out_packet in v_out.encode(painted):
                             sink.mux(out_packet)
@@ -220,7 +234,7 @@ def stylize_video(input, output, style=None, *, method: str = "auto", options=No
         raise BrushworkError(f"cannot stylize video {str(src)!r} into {str(dst)!r}: {_reason(exc)}") from None
     finally:
         source.close()
-    return VideoResult(dst, frames, (width, height), audio_mode, now() - started, stylizer)
+    return VideoResult(dst, frames, (width, height), audio_mode, now() - started, stylizer, stabilizer.scene_cuts)
 
 
 def _decode(packet, src: Path):
@@ -232,13 +246,17 @@ def _decode(packet, src: Path):
         raise BrushworkError(f"cannot decode a frame of {str(src)!r}: {_reason(exc)}") from None
 
 
-def _stylize_frame(stylizer, smoother: TemporalSmoother, frame, opts, width: int, height: int):
+def _stylize_frame(stylizer, smoother: TemporalSmoother, stabilizer: FlowStabilizer, frame, opts, width: int,
+                   height: int):
     av = _av()
 
     rgb = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
     y = stylizer.stylize_tensor(rgb, opts)[:, :, :height, :width]
-    if smoother.strength > 0:  # else skip the input's resize: the smoother would not look at it
-        y = smoother(rgb if rgb.shape[-2:] == (height, width) else resize(rgb, (height, width)), y)
+    if smoother.strength > 0 or stabilizer.stability > 0:  # else skip the input's resize: nothing looks at it
+        seen = rgb if rgb.shape[-2:] == (height, width) else resize(rgb, (height, width)).clamp_(0.0, 1.0)
+        y = stabilizer(seen, y)
+        if smoother.strength > 0:
+            y = smoother(seen, y)
     y = y[0].clamp(0.0, 1.0).mul(255.0).round_().to(torch.uint8).permute(1, 2, 0)
     return av.VideoFrame.from_ndarray(np.ascontiguousarray(y.numpy()), format="rgb24")
 

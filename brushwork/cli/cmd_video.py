@@ -7,7 +7,13 @@ import sys
 from brushwork.cli.cmd_stylize import add_stylize_flags, stylize_options
 from brushwork.cli.common import add_common_flags
 from brushwork.progress import ProgressBar
-from brushwork.video import DEFAULT_QUALITY, DEFAULT_TEMPORAL_SMOOTHING, VIDEO_FORMATS, stylize_video
+from brushwork.video import (
+    DEFAULT_QUALITY,
+    DEFAULT_STABILITY,
+    DEFAULT_TEMPORAL_SMOOTHING,
+    VIDEO_FORMATS,
+    stylize_video,
+)
 
 
 def register(sub) -> None:
@@ -26,6 +32,11 @@ def register(sub) -> None:
                    help="stylize only the first N frames (a quick preview; the sound stops with them)")
     p.add_argument("--quality", type=int, default=DEFAULT_QUALITY, metavar="CRF",
                    help="the encoder's constant-quality level, 0 (best, largest) to 51 (default: %(default)s)")
+    p.add_argument("--stability", type=float, default=DEFAULT_STABILITY, metavar="S",
+                   help="against flicker: keep this share of the previous painted frame, carried along the input's "
+                   "optical flow, wherever the flow is reliable (occlusions, motion edges and scene cuts take the "
+                   "new painting); 0 paints every frame on its own, towards 1 strokes persist longer "
+                   "(default: %(default)s)")
     p.add_argument("--temporal-smoothing", type=float, default=DEFAULT_TEMPORAL_SMOOTHING, metavar="S",
                    help="against flicker: average each pixel's painting over the last frames where the input stood "
                    "still there, 0 (off) to below 1 (longer memory; 0.6 averages about 2.5 frames; "
@@ -42,12 +53,14 @@ def run(args) -> int:
     try:
         result = stylize_video(args.input, args.output, options=options, progress=bar, max_frames=args.max_frames,
                                quality=args.quality, audio=args.audio,
-                               temporal_smoothing=args.temporal_smoothing)
+                               temporal_smoothing=args.temporal_smoothing, stability=args.stability)
     finally:
         bar.close()
     if not args.quiet:
         s = result.stylizer
         print(f"wrote {result.path} ({result.frames} frame{'s' if result.frames != 1 else ''}, "
               f"{result.size[0]}x{result.size[1]}, sound {result.audio}, model {s.name}, {s.backend} on "
-              f"{s.runtime.device.type}, {result.frames / result.seconds:.2f} frames/s)", file=sys.stderr)
+              f"{s.runtime.device.type}, stability {args.stability:g}, {result.scene_cuts} scene cut"
+              f"{'s' if result.scene_cuts != 1 else ''}, {result.frames / result.seconds:.2f} frames/s)",
+              file=sys.stderr)
     return 0

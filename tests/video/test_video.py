@@ -85,7 +85,8 @@ def model(tmp_path):
 
 def test_every_frame_is_stylized_with_its_timing_and_the_sound_kept(tmp_path, model):
     clip = make_clip(tmp_path / "in.mp4")
-    result = stylize_video(clip, tmp_path / "out.mp4", str(model))
+    # stability 0: each output frame is then exactly the stylizer's painting of its input frame.
+    result = stylize_video(clip, tmp_path / "out.mp4", str(model), stability=0)
     assert (result.frames, result.size, result.audio) == (8, (64, 48), "copied")
     frames_in, times_in, audio_in = read_clip(clip)
     frames_out, times_out, audio_out = read_clip(tmp_path / "out.mp4")
@@ -151,10 +152,56 @@ def test_temporal_smoothing_steadies_a_still_scene(tmp_path, model):
     flicker = {}
     for strength in (0.0, 0.7):
         out = tmp_path / f"out-{strength}.mkv"
-        stylize_video(clip, out, str(model), temporal_smoothing=strength, quality=0)
+        stylize_video(clip, out, str(model), temporal_smoothing=strength, stability=0, quality=0)
         frames = np.stack(read_clip(out)[0]).astype(np.float64)
         flicker[strength] = np.abs(np.diff(frames, axis=0)).mean()
     assert flicker[0.7] < 0.7 * flicker[0.0], flicker
+
+
+def _panning_frame(seed):
+    """Frames of a camera panning 2 px a frame over a smooth random texture (`seed` picks the scene)."""
+    rng = np.random.default_rng(seed)
+    scene = rng.random((60, 120, 3))
+    for _ in range(2):  # blur: a texture optical flow can follow
+        scene = sum(np.roll(scene, shift, axis) for shift in (1, -1) for axis in (0, 1)) / 5 + scene / 5
+    scene = (scene - scene.min()) / (scene.max() - scene.min()) * 255
+
+    def frame(i, w, h):
+        return scene[:h, 2 * i:2 * i + w].astype(np.uint8)
+    return frame
+
+
+def test_stability_is_on_by_default_keeps_frames_timing_and_sound_and_steadies_a_pan(tmp_path, model):
+    clip = make_clip(tmp_path / "pan.mp4", frames=8, frame=_panning_frame(0))
+    outputs = {}
+    for stability in (None, 0.0):
+        out = tmp_path / f"out-{stability}.mp4"
+        extra = {} if stability is None else {"stability": stability}
+        result = stylize_video(clip, out, str(model), quality=0, **extra)
+        assert (result.frames, result.audio, result.scene_cuts) == (8, "copied", 0)
+        frames, times, audio = read_clip(out)
+        _, times_in, audio_in = read_clip(clip)
+        assert len(frames) == 8 and times == pytest.approx(times_in) and audio == pytest.approx(audio_in, abs=0.01)
+        outputs[stability] = np.stack(frames).astype(np.float64)
+
+    def warping_error(frames):  # frame t against frame t-1 moved 2 px left (the known motion), inside
+        return np.abs(frames[1:, 6:-6, 6:-8] - frames[:-1, 6:-6, 8:-6]).mean()
+
+    assert warping_error(outputs[None]) < 0.7 * warping_error(outputs[0.0])
+
+
+def test_a_scene_cut_resets_the_stabilizer(tmp_path, model):
+    first, second = _panning_frame(0), _panning_frame(1)
+    clip = make_clip(tmp_path / "cut.mp4", frames=8, audio=False,
+                     frame=lambda i, w, h: first(i, w, h) if i < 4 else second(i, w, h))
+    result = stylize_video(clip, tmp_path / "out.mkv", str(model), quality=0)
+    assert result.scene_cuts == 1
+    # The first frame after the cut is the new painting as it is, with nothing of the old scene blended in.
+    plain = tmp_path / "plain.mkv"
+    stylize_video(clip, plain, str(model), quality=0, stability=0)
+    stabilized, painted = read_clip(tmp_path / "out.mkv")[0], read_clip(plain)[0]
+    assert np.abs(stabilized[4].astype(np.float64) - painted[4]).max() <= 1
+    assert np.abs(stabilized[3].astype(np.float64) - painted[3]).mean() > 0.5  # before it: stabilized
 
 
 def test_a_failed_run_leaves_an_existing_output_untouched(tmp_path, model, monkeypatch):
@@ -197,12 +244,16 @@ def test_cli(tmp_path, capsys, model):
     (lambda p: p / "missing.mp4", "out.mp4", [], "video not found"),
     (lambda p: (p / "junk.mp4").write_bytes(b"not a video at all" * 10) and p / "junk.mp4", "out.mp4", [],
      "cannot read video"),
+    (lambda p: (p / "cut.mp4").write_bytes(make_clip(p / "in.mp4", frames=8).read_bytes()[:1500]) and p / "cut.mp4",
+     "out.mp4", [], "cannot read video"),  # a truncated file
     (lambda p: make_clip(p / "in.mp4", frames=2, audio=False), "out.avi", [], "unknown video format '.avi'"),
     (lambda p: make_clip(p / "in.mp4", frames=2, audio=False), "out.mp4", ["--quality", "99"], "quality must be"),
     (lambda p: make_clip(p / "in.mp4", frames=2, audio=False), "out.mp4", ["--strength", "2"], "strength must be"),
     (lambda p: make_clip(p / "in.mp4", frames=2, audio=False), "in.mp4", [], "would overwrite its input"),
     (lambda p: make_clip(p / "in.mp4", frames=2, audio=False), "out.mp4", ["--temporal-smoothing", "1"],
      "temporal smoothing must be at least 0 and below 1"),
+    (lambda p: make_clip(p / "in.mp4", frames=2, audio=False), "out.mp4", ["--stability", "1"],
+     "stability must be at least 0 and below 1"),
 ])
 def test_bad_input_is_one_line_and_a_nonzero_exit(tmp_path, capsys, model, make_input, output, extra, message):
     source = make_input(tmp_path)
