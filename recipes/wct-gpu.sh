@@ -20,7 +20,7 @@ STEPS=${STEPS:-30000}
 RECIPE=wct-gpu
 MODEL=${MODEL:-brushwork/models/weights/wct.safetensors}
 RUN=${RUN:-runs/$RECIPE/wct}
-# DECODER_WIDTH=0.5: a quarter of the weights (10 MB in fp16 instead of 42), as recipes/gpu-session.sh trains it.
+# DECODER_WIDTH=0.5: a quarter of the weights (10 MB in fp16 instead of 42), as recipes/gpu-window.sh trains it.
 
 gpu_flags
 gpu_start_point 1e-4

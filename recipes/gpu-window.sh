@@ -11,30 +11,30 @@
 # (planned_steps: the full recipe's). Run on the same setting again, they would resume from their
 # checkpoints, but a fresh machine has none: the next window starts over (or goes longer, if rented longer).
 #
-# On the CPU machine, first:  bash recipes/pack-gpu-session.sh   (gpu-pack/: photos and VGG-19 weights)
+# On the CPU machine, first:  bash recipes/pack-gpu-window.sh   (gpu-pack/: photos and VGG-19 weights)
 # On the GPU machine, with gpu-pack/ beside the repository, under a time limit below the per-command one:
-#                             OUT=RESULTS timeout 570 bash recipes/gpu-session.sh
-# Back on the CPU machine:    bash recipes/gpu-session.sh --unpack RESULTS
+#                             OUT=RESULTS timeout 570 bash recipes/gpu-window.sh
+# Back on the CPU machine:    bash recipes/gpu-window.sh --unpack RESULTS
 #                 (RESULTS: the folder the result files were copied back to; writes the GPU-trained models
-#                 into brushwork/models/weights/ and the logs, cards and speed figures into runs/gpu-session/)
+#                 into brushwork/models/weights/ and the logs, cards and speed figures into runs/gpu-window/)
 # A smoke run on the CPU (one step of two trainers, a few minutes):
 #   DEVICE=cpu PRECISION=fp32 OMP_NUM_THREADS=1 WORKERS=1 TRAIN_SECONDS=5 SPEED=0 TRAINERS="starry-night wct" \
-#     OUT=/tmp/o bash recipes/gpu-session.sh
+#     OUT=/tmp/o bash recipes/gpu-window.sh
 set -uo pipefail
 {  # one block, read whole before it runs: safe to edit during a run (recipes/README.md)
 cd "$(dirname "$0")/.."
 
 if [ "${1:-}" = "--unpack" ]; then
   set -e
-  from=${2:?usage: gpu-session.sh --unpack FOLDER}
-  cat "$from"/gpu-session.tar.part-* > /tmp/gpu-session.tar
-  tar -xf /tmp/gpu-session.tar
-  rm /tmp/gpu-session.tar
-  echo "unpacked: $(ls runs/gpu-session/weights/ | tr '\n' ' ')"
-  for f in runs/gpu-session/weights/*.safetensors; do
+  from=${2:?usage: gpu-window.sh --unpack FOLDER}
+  cat "$from"/gpu-window.tar.part-* > /tmp/gpu-window.tar
+  tar -xf /tmp/gpu-window.tar
+  rm /tmp/gpu-window.tar
+  echo "unpacked: $(ls runs/gpu-window/weights/ | tr '\n' ' ')"
+  for f in runs/gpu-window/weights/*.safetensors; do
     cp "$f" brushwork/models/weights/
   done
-  cat runs/gpu-session/summary.md
+  cat runs/gpu-window/summary.md
   exit 0
 fi
 
@@ -49,8 +49,8 @@ SPEED=${SPEED:-1}
 OUT=${OUT:?set OUT to the folder for the results, the one copied back from the GPU machine}
 PYTHON=${PYTHON:-python3}
 PACK=${PACK:-gpu-pack}
-SESSION=runs/gpu-session
-WEIGHTS=$SESSION/weights
+WINDOW=runs/gpu-window
+WEIGHTS=$WINDOW/weights
 
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHON PYTHONUNBUFFERED=1
 export DATA=${DATA:-$PACK/content}
@@ -58,16 +58,16 @@ if [ -f "$PACK/vgg19_q.bin" ]; then export BRUSHWORK_VGG19_WEIGHTS=$PWD/$PACK/vg
 export TIME_LIMIT=$TRAIN_SECONDS
 # 16 CPU cores for ten trainers: two loader processes each keep a GPU trainer fed with 256 px photos.
 export WORKERS=${WORKERS:-2}
-rm -rf "$SESSION"
-mkdir -p "$WEIGHTS" "$SESSION/logs" "$OUT"
+rm -rf "$WINDOW"
+mkdir -p "$WEIGHTS" "$WINDOW/logs" "$OUT"
 # Loader processes pass batches through shared memory, which a sandboxed machine may not give: probe
 # once, and decode in the trainers themselves (slower, but running) when it fails.
 if [ "$WORKERS" != 0 ] && ! timeout 60 "$PYTHON" -c "
 import torch
 loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.rand(8, 3, 64, 64)), batch_size=4,
                                      num_workers=1)
-assert sum(b[0].shape[0] for b in loader) == 8" > "$SESSION/logs/worker-probe.log" 2>&1; then
-  echo "loader processes failed (see logs/worker-probe.log): WORKERS=0" >> "$SESSION/logs/worker-probe.log"
+assert sum(b[0].shape[0] for b in loader) == 8" > "$WINDOW/logs/worker-probe.log" 2>&1; then
+  echo "loader processes failed (see logs/worker-probe.log): WORKERS=0" >> "$WINDOW/logs/worker-probe.log"
   export WORKERS=0
 fi
 start=$(date +%s)
@@ -78,9 +78,9 @@ start=$(date +%s)
   "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
   echo "photos: $(ls "$DATA" | wc -l) in $DATA; training: $TRAIN_SECONDS s per model, all at once;" \
        "$WORKERS loader processes each; continuing the package's models: $CONTINUE"
-} > "$SESSION/summary.md" 2>&1
+} > "$WINDOW/summary.md" 2>&1
 
-# name, then the command: every trainer writes its model into $WEIGHTS, its log into $SESSION/logs.
+# name, then the command: every trainer writes its model into $WEIGHTS, its log into $WINDOW/logs.
 trainers=(
   "starry-night|bash recipes/feedforward-gpu.sh starry-night"
   "great-wave|bash recipes/feedforward-gpu.sh great-wave"
@@ -110,17 +110,17 @@ for entry in "${trainers[@]}"; do
   if [ "$CONTINUE" = 1 ] && [ -f "brushwork/models/weights/$name.safetensors" ]; then
     init=brushwork/models/weights/$name.safetensors
   fi
-  INIT=$init WEIGHTS_DIR=$WEIGHTS MODEL=$WEIGHTS/$name.safetensors bash -c "$command" > "$SESSION/logs/$name.log" 2>&1 &
+  INIT=$init WEIGHTS_DIR=$WEIGHTS MODEL=$WEIGHTS/$name.safetensors bash -c "$command" > "$WINDOW/logs/$name.log" 2>&1 &
   pids+=("$!")
 done
 failed=()
 for i in "${!pids[@]}"; do
   wait "${pids[$i]}" || failed+=("${trainers[$i]%%|*}")
 done
-echo "training: $(( $(date +%s) - start )) s wall; failed: ${failed[*]:-none}" >> "$SESSION/summary.md"
+echo "training: $(( $(date +%s) - start )) s wall; failed: ${failed[*]:-none}" >> "$WINDOW/summary.md"
 
 # Per model: steps reached, photos per second (all ten shared the GPU), final losses, from each card.
-"$PYTHON" - "$WEIGHTS" >> "$SESSION/summary.md" 2>&1 <<'EOF'
+"$PYTHON" - "$WEIGHTS" >> "$WINDOW/summary.md" 2>&1 <<'EOF'
 import json, sys
 from pathlib import Path
 from brushwork.models.registry import read_model
@@ -142,15 +142,15 @@ if [ "$SPEED" = 1 ]; then
     timeout 60 "$PYTHON" benchmarks/stylize.py --gpu-only --model "$WEIGHTS/starry-night.safetensors"
     timeout 60 "$PYTHON" benchmarks/arbitrary.py --gpu-only --adain-decoder "$WEIGHTS/adain.safetensors" \
       --wct-decoder "$WEIGHTS/wct.safetensors"
-  } >> "$SESSION/summary.md" 2>&1
+  } >> "$WINDOW/summary.md" 2>&1
 fi
-echo "total: $(( $(date +%s) - start )) s" >> "$SESSION/summary.md"
+echo "total: $(( $(date +%s) - start )) s" >> "$WINDOW/summary.md"
 
 # What comes back: at most 8 files of 16 MiB. The models, logs and summary in one tar, split in parts.
-{ find "$SESSION" -type f; ls runs/*-gpu/*/log.jsonl runs/*-gpu/*/card.json 2>/dev/null; } \
-  | tar -cf - -T - | split -b 15m - "$OUT/gpu-session.tar.part-"
-cp "$SESSION/summary.md" "$OUT/summary.md"
-cat "$SESSION/summary.md"
+{ find "$WINDOW" -type f; ls runs/*-gpu/*/log.jsonl runs/*-gpu/*/card.json 2>/dev/null; } \
+  | tar -cf - -T - | split -b 15m - "$OUT/gpu-window.tar.part-"
+cp "$WINDOW/summary.md" "$OUT/summary.md"
+cat "$WINDOW/summary.md"
 ls -la "$OUT"
 exit
 }
