@@ -3,12 +3,12 @@ one and holds the one `stylize`."""
 
 from brushwork.methods.adain import AdaINStylizer
 from brushwork.methods.dispatch import (
-           get_stylizer,
-           method_names,
-           register_method,
-           resolve_method,
-           stylize,
-           stylize_tensor,
+    get_stylizer,
+    method_names,
+    register_method,
+    resolve_method,
+    stylize,
+    stylize_tensor,
 )
 from brushwork.methods.export import export_model
 from brushwork.methods.feedforward import FeedForwardStylizer
