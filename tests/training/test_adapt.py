@@ -33,20 +33,25 @@ def _options(tmp_path, photos, **kw):
     return TrainOptions(**settings)
 
 
+def _loss_after_steps(objective, steps: int) -> float:
+    """The objective's loss on a fixed batch after `steps` Adam steps on it."""
+    batch = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    optimizer = torch.optim.Adam(objective.parameters(), lr=1e-2)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        objective.loss(batch, step=10)[0].backward()
+        optimizer.step()
+    return float(objective.loss(batch, step=10)[0].detach())
+
+
 def test_a_few_steps_lower_the_loss_and_change_only_the_norm_parameters(tmp_path, photos, vgg):
     opts = _options(tmp_path, photos)
     objective = AdaptObjective(opts, vgg, resolve_runtime("cpu", "fp32"))
     base, _ = base_network(find_model("magenta-arbitrary"))
     trained = {id(p) for p in objective.parameters()}
     assert sum(p.numel() for p in objective.parameters()) == 694  # 13 norms: 2 x (10 x 32 + 16 + 8 + 3)
-    batch = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    before = float(objective.loss(batch, step=10)[0].detach())
-    optimizer = torch.optim.Adam(objective.parameters(), lr=1e-2)
-    for _ in range(5):
-        optimizer.zero_grad()
-        objective.loss(batch, step=10)[0].backward()
-        optimizer.step()
-    assert float(objective.loss(batch, step=10)[0].detach()) < before
+    before = _loss_after_steps(objective, 0)
+    assert _loss_after_steps(objective, 5) < before
     for (name, p), (_, q) in zip(objective.net.named_parameters(), base.named_parameters()):
         if id(p) not in trained:
             assert torch.equal(p, q), name  # every convolution exactly as Magenta trained it
@@ -57,14 +62,8 @@ def test_embedding_mode_trains_only_the_embedding_and_writes_the_norms_it_maps_t
     objective = AdaptObjective(opts, vgg, resolve_runtime("cpu", "fp32"))
     assert [p.shape for p in objective.parameters()] == [torch.Size([1, 100])]  # 100 numbers, not 694
     start = objective.embedding.embedding.detach().clone()
-    batch = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    before = float(objective.loss(batch, step=10)[0].detach())
-    optimizer = torch.optim.Adam(objective.parameters(), lr=1e-2)
-    for _ in range(5):
-        optimizer.zero_grad()
-        objective.loss(batch, step=10)[0].backward()
-        optimizer.step()
-    assert float(objective.loss(batch, step=10)[0].detach()) < before
+    before = _loss_after_steps(objective, 0)
+    assert _loss_after_steps(objective, 5) < before
     assert not torch.equal(objective.embedding.embedding, start)
     # The file holds the norm parameters the trained embedding maps to: the network it loads paints as the
     # objective does.
