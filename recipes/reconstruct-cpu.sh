@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stage 0 of every CPU recipe (feedforward-cpu, multi-cpu, arbitrary-cpu), run once: a light network
+# Stage 0 of every CPU recipe (feedforward-cpu, multi-cpu), run once: a light network
 # (width 16, 5 residual blocks) trained to reproduce photos (--style-weight 0, so VGG runs only to
 # relu2_2: cheap), 400 steps (INIT_STEPS) of 128 px crops, ~10-12 min on one thread. Not shipped;
 # every CPU-trained style network starts from it (--init), as `optimize` starts from the photo

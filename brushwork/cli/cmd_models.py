@@ -48,7 +48,6 @@ def _credit(card: dict, model=None) -> str:
 
 # What the CPU-trained models are, now that something better is the default for their methods.
 SUPERSEDED = {
-    "arbitrary": "CPU-trained, no default: --model arbitrary",
     "adain": "CPU-trained: --method adain",
     "wct": "CPU-trained: --method wct",
 }

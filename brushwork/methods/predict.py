@@ -51,7 +51,7 @@ from brushwork.presets import resolve_style
 from brushwork.progress import ProgressCallback
 from brushwork.runtime import resolve_runtime
 
-DEFAULT_ARBITRARY_MODEL = ARBITRARY_MODEL  # Magenta's trained networks (the CPU-trained one: `--model arbitrary`)
+DEFAULT_ARBITRARY_MODEL = ARBITRARY_MODEL  # Magenta's trained networks, built in
 EMBEDDING_SUFFIXES = (".npy", ".json")
 ARBITRARY_KINDS = ("arbitrary",)
 

@@ -77,7 +77,7 @@ def test_models_lists_presets_as_table_and_json(capsys):
     # The built-in networks are listed with what they are, and the 26-style network's styles by name.
     by_name = {m["name"]: m for m in data["models"]}
     assert by_name["magenta-arbitrary"]["kind"] == "arbitrary" and by_name["magenta-arbitrary"]["file"] is None
-    assert by_name["arbitrary"]["what"].startswith("CPU-trained")
+    assert by_name["adain"]["what"].startswith("CPU-trained")
     network = {s["name"]: s["model"] for s in data["network_styles"]}
     assert len(network) == 26 and network["swirling-blue"] == "magenta-26"
 
