@@ -72,10 +72,11 @@ def model_dir_for(style: str, tmp: str) -> tuple[str | None, str]:
     return tmp, f"untrained stand-in (width {config.width}, {config.num_residual} residual blocks)"
 
 
-def start_server(model_dir: str | None):
+def start_server(model_dir: str | None, flags: list[str] | None = None):
+    """`brushwork serve` on a free loopback port with these extra `flags`: (process, base URL)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    cmd = [sys.executable, "-m", "brushwork.cli", "serve", "--host", "127.0.0.1", "--port", "0"]
+    cmd = [sys.executable, "-m", "brushwork.cli", "serve", "--host", "127.0.0.1", "--port", "0", *(flags or [])]
     if model_dir:
         cmd += ["--model-dir", model_dir]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
@@ -100,11 +101,12 @@ def start_server(model_dir: str | None):
     return proc, found["url"]
 
 
-def peak_rss_mb(pid: int) -> float | None:
+def peak_rss_mb(pid: int, field: str = "VmHWM") -> float | None:
+    """A process's peak resident memory in MB (`field="VmRSS"`: its resident memory now); None off Linux."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass

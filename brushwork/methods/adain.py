@@ -12,9 +12,10 @@ tiles: see `brushwork.methods.feature_transfer`.
 
 from __future__ import annotations
 
+from brushwork.errors import BrushworkError
 from brushwork.features.transfer import AffineMap, adain, adain_map, mean_std_of
 from brushwork.methods.feature_transfer import FeatureTransferStylizer
-from brushwork.models.registry import load_state_strict
+from brushwork.models.registry import build_for_model
 from brushwork.nets.decoder import Decoder, DecoderConfig
 
 ADAIN_LAYER = "relu4_1"
@@ -24,10 +25,11 @@ DEFAULT_MODEL = "adain"
 
 def decoder_from_model(model) -> Decoder:
     """The decoder of an `adain` model file (config: layer and width)."""
-
-    decoder = Decoder(DecoderConfig.from_dict(model.config))
-    load_state_strict(decoder, model)
-    return decoder
+    try:
+        config = DecoderConfig.from_dict(model.config)
+    except (TypeError, ValueError) as exc:
+        raise BrushworkError(f"model {model.name!r} has an invalid decoder config ({exc})") from None
+    return build_for_model(lambda: Decoder(config), model)
 
 
 class AdaINStylizer(FeatureTransferStylizer):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -42,7 +43,7 @@ from brushwork.methods.blend import normalized, parse_weighted_styles
 from brushwork.methods.feedforward import FeedForwardStylizer
 from brushwork.methods.one_pass import StylizeOptions, alpha_for, merged_options
 from brushwork.methods.style_cache import STYLE_CACHE_SIZE, LRUCache, file_stamp, tensor_digest
-from brushwork.models.registry import ModelFile, find_model, load_state_strict
+from brushwork.models.registry import ModelFile, build_for_model, find_model
 from brushwork.nets.magenta import ARBITRARY_MODEL
 from brushwork.nets.mobilenet import MobileNetPredictorConfig, MobileNetStylePredictor
 from brushwork.nets.style_predictor import PredictorConfig, StylePredictor, style_statistics
@@ -53,6 +54,7 @@ from brushwork.runtime import resolve_runtime
 
 DEFAULT_ARBITRARY_MODEL = ARBITRARY_MODEL  # Magenta's trained networks, built in
 EMBEDDING_SUFFIXES = (".npy", ".json")
+MAX_EMBEDDING_FILE_BYTES = 1 << 20  # an embedding is ~100 numbers: a few kB in either format
 ARBITRARY_KINDS = ("arbitrary",)
 
 
@@ -76,17 +78,25 @@ def load_arbitrary_model(model: str | os.PathLike | ModelFile
     try:
         net_config = TransformerConfig.from_dict(model.config)
         if model.config["predictor"].get("type") == "mobilenet_v2":
-            predictor = MobileNetStylePredictor(MobileNetPredictorConfig.from_dict(model.config["predictor"]))
+            predictor_config = MobileNetPredictorConfig.from_dict(model.config["predictor"])
+            predictor_class = MobileNetStylePredictor
         else:
-            predictor = StylePredictor(PredictorConfig.from_dict(model.config["predictor"]))
+            predictor_config = PredictorConfig.from_dict(model.config["predictor"])
+            predictor_class = StylePredictor
         style_size = int(model.config["style_size"])
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise BrushworkError(f"model {where!r} has an invalid arbitrary-style config ({exc})") from None
-    net = StyleTransferNet(net_config)
-    for name, module in (("net", net), ("predictor", predictor)):
+
+    def part(name: str) -> ModelFile:
         prefix = f"{name}."
-        part = {k[len(prefix):]: v for k, v in model.tensors.items() if k.startswith(prefix)}
-        load_state_strict(module, ModelFile(model.kind, model.config, model.card, part, model.path))
+        tensors = {k[len(prefix):]: v for k, v in model.tensors.items() if k.startswith(prefix)}
+        return ModelFile(model.kind, model.config, model.card, tensors, model.path)
+
+    net = build_for_model(lambda: StyleTransferNet(net_config), part("net"))
+    try:
+        predictor = build_for_model(lambda: predictor_class(predictor_config), part("predictor"))
+    except (TypeError, ValueError, RuntimeError) as exc:  # sizes no network can have (negative, zero)
+        raise BrushworkError(f"model {where!r} has an invalid arbitrary-style config ({exc})") from None
     for module in (net, predictor):
         for key, t in module.state_dict().items():
             if t.is_floating_point() and not torch.isfinite(t).all():
@@ -98,22 +108,41 @@ def read_embedding(path: str | os.PathLike, size: int) -> torch.Tensor:
     """An embedding file (.npy without pickles, or .json: a list of numbers) as a 1-D float tensor."""
     path = Path(path)
     try:
+        # Read whole and bounded: an .npy header may claim billions of numbers (NumPy would allocate them
+        # before finding the file short) and a JSON file may nest deeper than Python's stack.
+        data = path.read_bytes() if path.stat().st_size <= MAX_EMBEDDING_FILE_BYTES else None
+        if data is None:
+            raise ValueError(f"larger than {MAX_EMBEDDING_FILE_BYTES:,} bytes")
         if path.suffix.lower() == ".npy":
-            values = np.load(path, allow_pickle=False)
+            values = _load_npy(data)
         else:
-            values = np.asarray(json.loads(path.read_text()), dtype=np.float64)
+            values = np.asarray(json.loads(data), dtype=np.float64)
     except FileNotFoundError:
         raise BrushworkError(f"embedding file not found: {str(path)!r}") from None
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError, RecursionError) as exc:
         reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         raise BrushworkError(f"{str(path)!r} is not a style embedding ({reason})") from None
     if values.dtype.kind not in "fiu" or values.ndim != 1:
         raise BrushworkError(f"{str(path)!r} is not a style embedding: expected a flat list of numbers")
     if values.shape[0] != size:
         raise BrushworkError(f"{str(path)!r} holds {values.shape[0]} numbers, but this model's embeddings have {size}")
-    if not np.isfinite(values).all():
-        raise BrushworkError(f"{str(path)!r} holds NaN or infinite values")
-    return torch.from_numpy(values.astype(np.float32))
+    values = values.astype(np.float32)
+    if not np.isfinite(values).all():  # after the cast: 1e300 is finite in the file, infinite in float32
+        raise BrushworkError(f"{str(path)!r} holds NaN or infinite values (or numbers too large)")
+    return torch.from_numpy(values)
+
+
+def _load_npy(data: bytes) -> np.ndarray:
+    """An .npy file's array, its header checked first: NumPy allocates the array the header describes
+    before reading it, so a header claiming more than the file holds is refused here."""
+    fp = io.BytesIO(data)
+    version = np.lib.format.read_magic(fp)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read_header(fp)
+    if math.prod(shape) * dtype.itemsize > len(data):
+        raise ValueError(f"its header claims an array of shape {shape}, more than the file holds")
+    fp.seek(0)
+    return np.load(fp, allow_pickle=False)
 
 
 def save_embedding(embedding: torch.Tensor, path: str | os.PathLike) -> Path:

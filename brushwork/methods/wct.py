@@ -14,7 +14,7 @@ from __future__ import annotations
 from brushwork.errors import BrushworkError
 from brushwork.features.transfer import AffineMap, wct, wct_map
 from brushwork.methods.feature_transfer import FeatureTransferStylizer
-from brushwork.models.registry import ModelFile, load_state_strict
+from brushwork.models.registry import ModelFile, build_for_model
 from brushwork.nets.decoder import DECODER_LAYERS, Decoder, DecoderConfig
 
 MODEL_KIND = "wct"
@@ -24,19 +24,20 @@ DEFAULT_MODEL = "wct"
 def decoders_from_model(model) -> dict[str, Decoder]:
     """The decoders of a `wct` model file: tensors `LAYER.KEY`, config {"layers": [...], "width": w,
     "input_scales": {layer: s}}."""
-
     layers = model.config.get("layers") or []
-    if not layers or any(layer not in DECODER_LAYERS for layer in layers):
+    if not isinstance(layers, list) or not layers or any(layer not in DECODER_LAYERS for layer in layers):
         raise BrushworkError(f"model {model.name!r} names no decoder layers among {', '.join(DECODER_LAYERS)}")
     decoders = {}
     for layer in layers:
-        scale = float((model.config.get("input_scales") or {}).get(layer, 1.0))  # absent: saved before scales
-        decoder = Decoder(DecoderConfig(layer=layer, width=float(model.config.get("width", 1.0)), input_scale=scale))
+        try:
+            scale = float((model.config.get("input_scales") or {}).get(layer, 1.0))  # absent: saved before scales
+            config = DecoderConfig(layer=layer, width=float(model.config.get("width", 1.0)), input_scale=scale)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise BrushworkError(f"model {model.name!r} has an invalid decoder config ({exc})") from None
         prefix = f"{layer}."
         part = ModelFile(kind=model.kind, config=model.config, card=model.card, path=model.path,
                          tensors={k[len(prefix):]: v for k, v in model.tensors.items() if k.startswith(prefix)})
-        load_state_strict(decoder, part)
-        decoders[layer] = decoder
+        decoders[layer] = build_for_model(lambda: Decoder(config), part)
     return decoders
 
 

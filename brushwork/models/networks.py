@@ -9,7 +9,7 @@ import os
 import torch
 
 from brushwork.errors import BrushworkError
-from brushwork.models.registry import ModelFile, find_model, load_state_strict
+from brushwork.models.registry import ModelFile, build_for_model, find_model
 from brushwork.nets.transformer import StyleTransferNet, TransformerConfig
 
 FEEDFORWARD_KINDS = ("feedforward", "multi")  # multi: conditional instance norm, one row per style
@@ -29,16 +29,14 @@ def load_network(model: str | os.PathLike | ModelFile | StyleTransferNet) -> Sty
         )
     try:
         config = TransformerConfig.from_dict(model.config)
-        if config.width < 1 or config.num_residual < 0 or config.num_styles < 1:
-            raise ValueError(f"width {config.width}, {config.num_residual} residual blocks, {config.num_styles} styles")
     except (TypeError, ValueError, KeyError) as exc:
         where = str(model.path) if model.path else model.name
         raise BrushworkError(f"model {where!r} has an invalid network config ({exc})") from None
-    net = StyleTransferNet(config)
     if model.config.get("base") is not None:
+        net = StyleTransferNet(config)
         _load_onto_base(net, model)
     else:
-        load_state_strict(net, model)
+        net = build_for_model(lambda: StyleTransferNet(config), model)
     for name, t in net.state_dict().items():
         if t.is_floating_point() and not torch.isfinite(t).all():
             where = str(model.path) if model.path else model.name

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
@@ -25,6 +26,8 @@ from brushwork.errors import BrushworkError
 from brushwork.files import write_file_atomically
 
 FORMAT_VERSION = "1"
+
+M = TypeVar("M", bound=torch.nn.Module)
 
 
 @dataclass
@@ -37,7 +40,8 @@ class ModelFile:
 
     @property
     def name(self) -> str:
-        return self.card.get("name") or (self.path.stem if self.path else "model")
+        name = self.card.get("name")
+        return name if isinstance(name, str) and name else (self.path.stem if self.path else "model")
 
     @property
     def styles(self) -> list[str]:
@@ -125,13 +129,35 @@ def read_model(path: str | os.PathLike) -> ModelFile:
     try:
         config = json.loads(meta.get("config", "{}"))
         card = json.loads(meta.get("card", "{}"))
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # nesting deeper than the stack is corrupt too
         raise BrushworkError(f"{str(path)!r} has corrupt model metadata") from None
+    if not isinstance(config, dict) or not isinstance(card, dict):
+        raise BrushworkError(f"{str(path)!r} has corrupt model metadata (its config and card must be JSON objects)")
     return ModelFile(kind=meta["kind"], config=config, card=card, tensors=tensors, path=path)
 
 
 def load_state_strict(module: torch.nn.Module, model: ModelFile) -> None:
     """Load tensors into a module, turning shape/key mismatches into one clear line."""
+    check_fits(module, model)
+    expected = module.state_dict()
+    module.load_state_dict({k: t.to(expected[k].dtype) for k, t in model.tensors.items()})
+
+
+def build_for_model(build: Callable[[], M], model: ModelFile) -> M:
+    """`build()`, with the model's tensors loaded (see load_state_strict). The network is built first on
+    PyTorch's meta device (shapes without memory) and checked against the file's tensors: the config in a
+    file is outside input, and one asking for a network of a million channels must be refused in one line
+    rather than allocated."""
+    with torch.device("meta"):
+        layout = build()
+    check_fits(layout, model)
+    module = build()
+    load_state_strict(module, model)
+    return module
+
+
+def check_fits(module: torch.nn.Module, model: ModelFile) -> None:
+    """Raise a one-line BrushworkError unless the model's tensors have exactly the module's keys and shapes."""
     expected = module.state_dict()
     missing = sorted(set(expected) - set(model.tensors))
     unexpected = sorted(set(model.tensors) - set(expected))
@@ -144,7 +170,6 @@ def load_state_strict(module: torch.nn.Module, model: ModelFile) -> None:
                 f"model {str(model.path)!r} does not fit its network: {k} has shape "
                 f"{tuple(model.tensors[k].shape)}, expected {tuple(v.shape)}"
             )
-    module.load_state_dict({k: t.to(expected[k].dtype) for k, t in model.tensors.items()})
 
 
 def shipped_models() -> list[ModelFile]:

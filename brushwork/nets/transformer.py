@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 OUTPUT_ACTIVATIONS = ("none", "sigmoid")
+MAX_RESIDUAL_BLOCKS = 64  # the networks trained here have 5
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,12 @@ class TransformerConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TransformerConfig":
         kw = {k: int(d[k]) for k in ("width", "num_residual", "num_styles") if k in d}
+        # A config read from a file is outside input: each residual block is Python objects, built before
+        # any tensor in the file can be compared with it (see build_for_model), so their number is bounded.
+        width, blocks, styles = kw.get("width", 1), kw.get("num_residual", 0), kw.get("num_styles", 1)
+        if width < 1 or styles < 1 or not 0 <= blocks <= MAX_RESIDUAL_BLOCKS:
+            raise ValueError(f"width {width}, {blocks} residual blocks, {styles} styles (expected at least 1, "
+                             f"0 to {MAX_RESIDUAL_BLOCKS}, at least 1)")
         if d.get("channels") is not None:
             channels = tuple(int(c) for c in d["channels"])
             if len(channels) != 5 or min(channels) < 1:

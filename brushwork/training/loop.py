@@ -18,8 +18,9 @@ Checkpoints hold no pickle. Each is a pair of files in `RUN_DIR/checkpoints/`:
 `optim/<param index>/<name>`, the average `ema/<module>/<key>` when kept, torch RNG states `rng/...`)
 and `step-NNNNNNNN.json` with everything else (step, data position, optimizer hyperparameters and
 scalars, Python and NumPy RNG states, the options that must match to resume). The JSON is written
-last and names the tensor file's size, so a checkpoint exists only once both halves are complete; a
-run killed mid-write resumes from the one before.
+last and names the tensor file's size and SHA-256, so a checkpoint exists only once both halves are
+complete; a run killed mid-write resumes from the one before, and one whose tensors were damaged since
+(they no longer match the digest) is skipped with a warning for the one before.
 
 Resume is exact (bit-for-bit on the CPU): the weights and optimizer moments are restored exactly,
 the data stream restarts at the same batch (its order is a function of the batch number alone, see
@@ -29,6 +30,7 @@ the data stream restarts at the same batch (its order is a function of the batch
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -36,6 +38,7 @@ import random
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +48,7 @@ import torch
 from torch import nn
 
 from brushwork.errors import BrushworkError
-from brushwork.files import write_file_atomically
+from brushwork.files import os_reason, write_file_atomically
 from brushwork.imaging import save_image
 from brushwork.models.registry import load_state_strict
 from brushwork.progress import Progress, ProgressCallback
@@ -170,11 +173,37 @@ PreviewCallback = Callable[[int, torch.Tensor], None]
 # Checkpoint files
 
 
-def _atomic_save_safetensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+def _atomic_save_safetensors(path: Path, tensors: dict[str, torch.Tensor]) -> str:
+    """Write the tensors; returns the file's SHA-256 (hex), which the checkpoint's JSON records."""
     from safetensors.torch import save
 
     data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
     write_file_atomically(path, data, "write checkpoint")
+    return hashlib.sha256(data).hexdigest()
+
+
+class DamagedCheckpointError(BrushworkError):
+    """A checkpoint's tensor file no longer matches the digest recorded when it was written."""
+
+
+def read_checkpoint_tensors(checkpoint: "Checkpoint") -> dict[str, torch.Tensor]:
+    """A checkpoint's tensors, verified against its recorded SHA-256 (checkpoints written before the digest
+    was recorded: by their size only, as `list_checkpoints` does)."""
+    from safetensors.torch import load
+
+    path = checkpoint.tensor_path
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BrushworkError(f"cannot read checkpoint {str(path)!r}: {exc}") from None
+    expected = checkpoint.meta.get("tensor_sha256")
+    if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+        raise DamagedCheckpointError(f"checkpoint {str(path)!r} is damaged: its tensors no longer match the "
+                                     "digest recorded when it was written")
+    try:
+        return load(data)
+    except Exception as exc:  # noqa: BLE001
+        raise BrushworkError(f"cannot read checkpoint {str(path)!r}: {exc}") from None
 
 
 def _optimizer_to_files(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -411,7 +440,7 @@ class Trainer:
         tensors.update(rng_tensors)
         stem = f"step-{self.step:08d}"
         tensor_path = self.checkpoint_dir / f"{stem}.safetensors"
-        _atomic_save_safetensors(tensor_path, tensors)
+        digest = _atomic_save_safetensors(tensor_path, tensors)
         meta = {
             "format": CHECKPOINT_FORMAT,
             "version": CHECKPOINT_VERSION,
@@ -425,6 +454,7 @@ class Trainer:
             "rng": rng_meta,
             "tensor_file": tensor_path.name,
             "tensor_bytes": tensor_path.stat().st_size,
+            "tensor_sha256": digest,
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         json_path = self.checkpoint_dir / f"{stem}.json"
@@ -437,8 +467,6 @@ class Trainer:
         return json_path
 
     def load_checkpoint(self, checkpoint: Checkpoint) -> None:
-        from safetensors.torch import load_file
-
         meta = checkpoint.meta
         if meta.get("kind") != self.objective.kind:
             raise BrushworkError(
@@ -451,10 +479,7 @@ class Trainer:
                     f"cannot resume the run in {str(self.run_dir)!r}: it was started with {key} = "
                     f"{saved.get(key)!r}, now {self.identity.get(key)!r} (use the same options or another --run-dir)"
                 )
-        try:
-            tensors = load_file(str(checkpoint.tensor_path))
-        except Exception as exc:  # noqa: BLE001
-            raise BrushworkError(f"cannot read checkpoint {str(checkpoint.tensor_path)!r}: {exc}") from None
+        tensors = read_checkpoint_tensors(checkpoint)  # before any state changes: a damaged one changes none
         for name, module in self.objective.modules.items():
             prefix = f"model/{name}/"
             state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
@@ -486,8 +511,11 @@ class Trainer:
 
     def _append_log(self, record: dict) -> None:
         self.records.append(record)
-        with open(self.log_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:  # appended, not replaced: a line torn by a full disk or a kill is skipped by read_log
+            with open(self.log_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            raise BrushworkError(f"cannot write training log {str(self.log_path)!r}: {os_reason(exc)}") from None
 
     def final_losses(self) -> dict[str, float]:
         return final_losses(self.records)
@@ -612,7 +640,15 @@ class Trainer:
             found = list_checkpoints(self.run_dir)
             if not found:
                 raise BrushworkError(f"nothing to resume: no checkpoint in {str(self.checkpoint_dir)!r}")
-            self.load_checkpoint(found[0])
+            while True:
+                try:
+                    self.load_checkpoint(found[0])
+                    break
+                except DamagedCheckpointError as exc:
+                    if len(found) == 1:
+                        raise
+                    warnings.warn(f"{exc}; resuming from the one of step {found[1].step}", stacklevel=2)
+                    found = found[1:]
         else:
             existing = list_checkpoints(self.run_dir)
             if existing:
@@ -624,6 +660,11 @@ class Trainer:
             random.seed(opts.seed)
             np.random.seed(opts.seed % 2**32)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        # A run killed while writing a checkpoint, the log or a preview leaves the temporary file it was
+        # writing (atomic_write names them .NAME.XXXX.tmp.SUFFIX); the run folder is this run's own.
+        for folder in (self.run_dir, self.checkpoint_dir, self.run_dir / "previews"):
+            for stale in folder.glob(".*.tmp*"):
+                stale.unlink(missing_ok=True)
         self._restore_log()
         if self.rt.device.type == "cuda":
             torch.backends.cudnn.benchmark = True

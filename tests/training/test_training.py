@@ -303,6 +303,36 @@ def test_time_limit_writes_the_model_so_far_and_resume_continues_exactly(tmp_pat
         assert torch.equal(a[k], b[k]), k
 
 
+def test_a_damaged_checkpoint_is_found_on_resume_and_the_one_before_is_used(tmp_path, photos, tiny, vgg):
+    """Each checkpoint's JSON records its tensors' SHA-256: a tensor file changed since it was written (same
+    size, one byte different) is refused with a warning, the run resumes from the checkpoint before, and it
+    still ends with the uninterrupted run's weights."""
+    from brushwork.training.loop import DamagedCheckpointError, read_checkpoint_tensors
+
+    common = dict(steps=4, checkpoint_every=1, keep_checkpoints=2)
+    straight = train(_options(tmp_path, photos, tiny, name="straight", **common), vgg=vgg)
+
+    def cancel_at_3(p):
+        if p.step == 3:
+            raise KeyboardInterrupt
+
+    opts = _options(tmp_path, photos, tiny, name="damaged", **common)
+    train(opts, progress=cancel_at_3, vgg=vgg)
+    newest, before = list_checkpoints(opts.resolved_run_dir())
+    assert (newest.step, before.step) == (3, 2)
+    data = bytearray(newest.tensor_path.read_bytes())
+    data[-5] ^= 0x01  # in the tensor data, past the header: still a readable safetensors file of that size
+    newest.tensor_path.write_bytes(bytes(data))
+    with pytest.raises(DamagedCheckpointError, match="is damaged"):
+        read_checkpoint_tensors(newest)
+
+    with pytest.warns(UserWarning, match="step-00000003.safetensors' is damaged.*resuming from the one of step 2"):
+        result = train(opts, resume=True, vgg=vgg)
+    assert result.loop.step == 4
+    a, b = read_model(straight.output).tensors, read_model(opts.output).tensors
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_time_limit_must_be_positive(tmp_path, photos, tiny, vgg):
     with pytest.raises(BrushworkError, match="time limit must be a positive number"):
         train(_options(tmp_path, photos, tiny, steps=1, time_limit=0.0), vgg=vgg)
