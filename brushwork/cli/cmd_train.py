@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -32,6 +33,8 @@ def run(args) -> int:
     from brushwork.training import TrainOptions, train
 
     options = dataclass_from_args(TrainOptions, args)
+    # Under torchrun (docs/distributed.md) rank 0 alone shows progress and the summary.
+    args.quiet = args.quiet or os.environ.get("RANK", "0") != "0"
     bar = ProgressBar(f"train {options.kind}", quiet=args.quiet)
     try:
         result = train(options, progress=bar)

@@ -15,6 +15,7 @@ from brushwork.errors import BrushworkError
 from brushwork.options import with_overrides
 from brushwork.progress import ProgressCallback
 from brushwork.runtime import Runtime, resolve_runtime
+from brushwork.training import distributed
 from brushwork.training.data import PhotoDataset, describe_data, list_images
 from brushwork.training.kinds import load_builder
 from brushwork.training.loop import LoopOptions, LoopResult, PreviewCallback, Trainer, list_checkpoints
@@ -153,7 +154,9 @@ def _train(options: TrainOptions, progress, on_preview, vgg) -> TrainResult:
 
         init_model = find_model(options.init)
     options = with_network_of(options, init_model)
-    rt = resolve_runtime(options.device, _precision_to_run(options))
+    # Under torchrun: join the process group; with CUDA each rank takes the GPU of its local rank.
+    rt = resolve_runtime(distributed.start(options.device), _precision_to_run(options))
+    rank, _ = distributed.rank_and_size()
     files = list_images(options.data)
     steps = options.total_steps(len(files))
     build = load_builder(options.kind)
@@ -191,6 +194,8 @@ def _train(options: TrainOptions, progress, on_preview, vgg) -> TrainResult:
     trainer = Trainer(objective, dataset, loop_options, rt, run_dir, resume=options.resume, preview_image=preview,
                       progress=progress, on_preview=on_preview, identity={"init": init_card})
     loop = trainer.run()
+    if rank != 0:  # every rank holds the same weights; rank 0 writes the model and the run's files
+        return TrainResult(output=None, card=None, loop=loop)
     # Written after the run (which refuses mismatched options on resume), so it always describes it.
     (run_dir / "options.json").write_text(json.dumps(options.to_dict(), indent=2, default=str) + "\n")
     if loop.interrupted:
