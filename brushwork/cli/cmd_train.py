@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import sys
+
+from brushwork.distributed import launched_rank
 
 
 def register(sub) -> None:
@@ -34,7 +35,7 @@ def run(args) -> int:
 
     options = dataclass_from_args(TrainOptions, args)
     # Under torchrun (docs/distributed.md) rank 0 alone shows progress and the summary.
-    args.quiet = args.quiet or os.environ.get("RANK", "0") != "0"
+    args.quiet = args.quiet or launched_rank()[0] != 0
     bar = ProgressBar(f"train {options.kind}", quiet=args.quiet)
     try:
         result = train(options, progress=bar)

@@ -52,7 +52,7 @@ from brushwork.files import os_reason, write_file_atomically
 from brushwork.progress import Progress, ProgressCallback
 from brushwork.runtime import Runtime
 from brushwork.training.data import BatchStream, PhotoDataset
-from brushwork.training.distributed import any_rank, average_gradients, mean_over_ranks, rank_and_size
+from brushwork.distributed import any_rank, average_gradients, mean_over_ranks, rank_and_size
 
 CHECKPOINT_FORMAT = "brushwork-checkpoint"
 CHECKPOINT_VERSION = 1

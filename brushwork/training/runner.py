@@ -15,7 +15,7 @@ from brushwork.errors import BrushworkError
 from brushwork.options import with_overrides
 from brushwork.progress import ProgressCallback
 from brushwork.runtime import Runtime, resolve_runtime
-from brushwork.training import distributed
+from brushwork import distributed
 from brushwork.training.data import PhotoDataset, describe_data, list_images
 from brushwork.training.kinds import load_builder
 from brushwork.training.loop import LoopOptions, LoopResult, PreviewCallback, Trainer, list_checkpoints

@@ -78,3 +78,20 @@ def test_a_run_resumes_on_another_number_of_processes(tmp_path, photos, tiny):
     assert [c.step for c in list_checkpoints(tmp_path / "mixed")] == [1]
     assert main(["train", *run, "--steps", "4", "--resume", *common]) == 0  # one process finishes it
     assert_same_network(tmp_path / "one.safetensors", tmp_path / "mixed.safetensors")
+
+
+def test_processes_paint_a_folder_in_shares_and_a_rerun_skips_finished_files(tmp_path, photos):
+    out = tmp_path / "out"
+    args = ["stylize", str(photos), "-o", str(out), "--style", "starry-night", "--size", "32", "--device", "cpu"]
+    first = torchrun(args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    expected = sorted(p.name for p in photos.iterdir() if p.is_file())
+    assert sorted(p.name for p in out.iterdir()) == expected  # each image once, nothing half-written beside
+    # Each process reported its own share: the folder's 3 photos (the others are in a subfolder) over 2.
+    assert first.stderr.count("(2 images") == 1 and first.stderr.count("(1 image,") == 1, first.stderr
+    done = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    (out / expected[0]).unlink()  # as if the run had been stopped before this one
+    second = torchrun([*args, "--skip-existing"])
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == expected
+    assert all(p.stat().st_mtime_ns == done[p.name] for p in out.iterdir() if p.name != expected[0])

@@ -1,4 +1,4 @@
-"""Training on several processes: `torchrun --nproc-per-node N -m brushwork train ...` (docs/distributed.md).
+"""Several processes: `torchrun --nproc-per-node N -m brushwork train|stylize ...` (docs/distributed.md).
 
 torchrun starts N copies of the command and tells each its rank in the environment (RANK, WORLD_SIZE,
 LOCAL_RANK, the rendezvous address). Each joins one process group (NCCL on CUDA, gloo on the CPU), trains
@@ -6,6 +6,7 @@ on its share of every batch (`--batch-size` stays the global batch: rank r of N 
 slices of the positions the one-process run would take) and after each backward pass the gradients are
 averaged over the ranks, as DistributedDataParallel does, so that every rank takes the same step as one
 process at the same global batch. Rank 0 alone writes the log, previews, checkpoints and the model.
+`brushwork stylize` needs no process group: each process paints every Nth image of the folder.
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ import torch.distributed as dist
 
 def launched_distributed() -> bool:
     """Whether this process is one of several that torchrun started."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return launched_rank()[1] > 1
+
+
+def launched_rank() -> tuple[int, int, int]:
+    """(rank, number of processes, local rank) as torchrun's environment gives them, without joining a
+    process group (painting a folder needs none); (0, 1, 0) for a process started otherwise."""
+    env = os.environ
+    return int(env.get("RANK", "0")), int(env.get("WORLD_SIZE", "1")), int(env.get("LOCAL_RANK", "0"))
 
 
 def start(device: str) -> str:
@@ -28,7 +36,7 @@ def start(device: str) -> str:
         return device
     cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
     if cuda:
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        local_rank = launched_rank()[2]
         torch.cuda.set_device(local_rank)
         device = f"cuda:{local_rank}"
     dist.init_process_group("nccl" if cuda else "gloo")
