@@ -47,12 +47,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from brushwork.distributed import any_rank, average_gradients, mean_over_ranks, rank_and_size
 from brushwork.errors import BrushworkError
 from brushwork.files import os_reason, write_file_atomically
 from brushwork.progress import Progress, ProgressCallback
 from brushwork.runtime import Runtime
 from brushwork.training.data import BatchStream, PhotoDataset
-from brushwork.distributed import any_rank, average_gradients, mean_over_ranks, rank_and_size
 
 CHECKPOINT_FORMAT = "brushwork-checkpoint"
 CHECKPOINT_VERSION = 1
