@@ -20,9 +20,13 @@ ROOT = Path(__file__).resolve().parents[2]
 pytest.importorskip("torch.distributed.run")
 
 
-def flags(tiny: dict) -> list[str]:
+def flags(tiny: dict, kind: str = "feedforward") -> list[str]:
+    settings = {**tiny, "kind": kind, "batch_size": 4, "checkpoint_every": 2}
+    if kind == "multi":  # several paintings, one per photo of the batch in turn
+        del settings["style"]
+        settings["styles"] = "starry-night,udnie,great-wave"
     out = []
-    for k, v in {**tiny, "batch_size": 4, "checkpoint_every": 2}.items():
+    for k, v in settings.items():
         out += [f"--{k.replace('_', '-')}", str(v)]
     return out
 
@@ -46,7 +50,7 @@ def assert_same_network(path_a, path_b):
         torch.testing.assert_close(b.tensors[k], a.tensors[k], rtol=1e-3, atol=1e-4)
     photo = torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        torch.testing.assert_close(nets[1](photo), nets[0](photo), rtol=1e-3, atol=1e-4)
+        torch.testing.assert_close(nets[1](photo), nets[0](photo), rtol=1e-3, atol=1e-3)
 
 
 def test_each_rank_takes_its_slice_of_every_batch(photos):
@@ -56,8 +60,12 @@ def test_each_rank_takes_its_slice_of_every_batch(photos):
     assert torch.equal(torch.cat(halves), whole)
 
 
-def test_two_processes_train_the_weights_of_one_at_the_same_global_batch(tmp_path, photos, tiny):
-    common = ["--data", str(photos), "--steps", "4", "-q", *flags(tiny)]
+@pytest.mark.parametrize("kind", ["feedforward", "multi"])
+def test_two_processes_train_the_weights_of_one_at_the_same_global_batch(tmp_path, photos, tiny, kind):
+    """Kinds whose loss is a mean of per-photo losses (feedforward; multi, each photo with its painting of the
+    one-process run). adain normalizes its losses by the batch's statistics and arbitrary draws styles from
+    the batch's other photos: they train alike on several processes, but not to the same weights."""
+    common = ["--data", str(photos), "--steps", "4", "-q", *flags(tiny, kind)]
     assert main(["train", "-o", str(tmp_path / "one.safetensors"), "--run-dir", str(tmp_path / "one"), *common]) == 0
     out = torchrun(["train", "-o", str(tmp_path / "two.safetensors"), "--run-dir", str(tmp_path / "two"), *common])
     assert out.returncode == 0, out.stderr[-3000:]
