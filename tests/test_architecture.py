@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "brushwork"
 # Lower rank = lower layer. A module may import only from its own rank or below.
 LAYERS = [
     ("brushwork.errors", "brushwork.version", "brushwork.files", "brushwork.options", "brushwork.progress",
-     "brushwork.runtime"),
+     "brushwork.runtime", "brushwork.distributed"),
     ("brushwork.imaging",),
     ("brushwork.features",),
     ("brushwork.losses",),

@@ -5,8 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import torch
+
 from brushwork.cli.common import add_common_flags
 from brushwork.cli.options import add_dataclass_flags, dataclass_from_args
+from brushwork.distributed import launched_rank
 from brushwork.errors import BrushworkError
 from brushwork.imaging import save_image
 from brushwork.imaging.io import IMAGE_SUFFIXES, SAVE_FORMATS
@@ -29,6 +32,9 @@ def register(sub) -> None:
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
     p.add_argument("-o", "--output", required=True, help="output image file (one input) or folder")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="leave outputs that exist as they are (to finish an interrupted folder: outputs are written "
+                   "whole or not at all)")
     add_stylize_flags(p)
     add_common_flags(p)
     p.set_defaults(run=run)
@@ -109,17 +115,25 @@ def run(args) -> int:
     options = stylize_options(args)
     files, to_folder = _collect_inputs(args.inputs)
     targets = _plan_outputs(files, args.output, to_folder)
+    # Under torchrun (docs/distributed.md) each process paints every Nth image, on its own GPU with CUDA.
+    rank, ranks, local_rank = launched_rank()
+    if ranks > 1 and options.device == "auto" and torch.cuda.is_available():
+        options.device = f"cuda:{local_rank}"
+    work = list(zip(files, targets))[rank::ranks]
+    if args.skip_existing:
+        work = [(src, dst) for src, dst in work if not dst.exists()]
+    files = [src for src, _ in work]
     stylizer = get_stylizer(options)  # bad model files or options fail here, before any image
 
     bar = ProgressBar("stylize", quiet=args.quiet, unit="image")
     failures = []
     try:
-        for i, (src, dst) in enumerate(zip(files, targets), 1):
+        for i, (src, dst) in enumerate(work, 1):
             try:
                 image = stylizer.stylize(src, options)
                 save_image(image, dst)
             except BrushworkError as exc:
-                if len(files) == 1:
+                if len(targets) == 1:  # one image asked for: its error is the command's
                     raise
                 failures.append(src)
                 print(f"brushwork: error: {exc}", file=sys.stderr)

@@ -6,6 +6,7 @@ import sys
 
 from brushwork.cli.common import add_common_flags
 from brushwork.cli.options import add_dataclass_flags, dataclass_from_args
+from brushwork.distributed import launched_rank
 from brushwork.progress import ProgressBar
 from brushwork.training import train
 from brushwork.training.kinds import get_kind, kind_names
@@ -30,6 +31,8 @@ def register(sub) -> None:
 
 def run(args) -> int:
     options = dataclass_from_args(TrainOptions, args)
+    # Under torchrun (docs/distributed.md) rank 0 alone shows progress and the summary.
+    args.quiet = args.quiet or launched_rank()[0] != 0
     bar = ProgressBar(f"train {options.kind}", quiet=args.quiet)
     try:
         result = train(options, progress=bar)

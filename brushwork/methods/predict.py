@@ -136,9 +136,12 @@ def _load_npy(data: bytes) -> np.ndarray:
     """An .npy file's array, its header checked first: NumPy allocates the array the header describes
     before reading it, so a header claiming more than the file holds is refused here."""
     fp = io.BytesIO(data)
-    version = np.lib.format.read_magic(fp)
-    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    shape, _, dtype = read_header(fp)
+    try:
+        version = np.lib.format.read_magic(fp)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(fp)
+    except Exception as exc:  # noqa: BLE001 - NumPy parses the header as Python: SyntaxError, TokenError...
+        raise ValueError(f"its .npy header is damaged ({type(exc).__name__})") from None
     if math.prod(shape) * dtype.itemsize > len(data):
         raise ValueError(f"its header claims an array of shape {shape}, more than the file holds")
     fp.seek(0)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from brushwork.distributed import rank_and_size
 from brushwork.errors import BrushworkError
 from brushwork.features.transfer import adain
 from brushwork.imaging import load_image, resize
@@ -60,15 +61,19 @@ class StyleCrops:
 
     def batch(self, step: int, count: int, size: int) -> torch.Tensor:
         rng = seeded_rng(self.seed, step, 3)
+        # On several processes (brushwork.distributed) each draws the whole batch's crops and keeps its own
+        # slice: the crops one process would pair with the same photos.
+        rank, ranks = rank_and_size()
         crops = []
-        for _ in range(count):
+        for i in range(count * ranks):
             image = self.images[rng.randrange(len(self.images))]
             h, w = image.shape[2:]
             if min(h, w) < size:
                 image = resize(image, (max(size, h), max(size, w)))
                 h, w = image.shape[2:]
             top, left = rng.randint(0, h - size), rng.randint(0, w - size)
-            crops.append(image[:, :, top : top + size, left : left + size])
+            if i // count == rank:
+                crops.append(image[:, :, top : top + size, left : left + size])
         return torch.cat(crops, 0)
 
 

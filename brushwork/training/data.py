@@ -168,15 +168,18 @@ def _collate(items: list[torch.Tensor | None]) -> torch.Tensor:
 
 
 class _BatchSampler:
-    """Lists of stream positions, one list per batch, from batch number `start` on, forever."""
+    """Lists of stream positions, one list per batch, from batch number `start` on, forever; with `shard`
+    (rank, ranks), the rank-th of that many equal slices of each batch's positions."""
 
-    def __init__(self, batch_size: int, start: int):
+    def __init__(self, batch_size: int, start: int, shard: tuple[int, int] = (0, 1)):
         self.batch_size, self.start = batch_size, start
+        rank, ranks = shard
+        self.slice = range(rank * batch_size // ranks, (rank + 1) * batch_size // ranks)
 
     def __iter__(self):
         b = self.start
         while True:
-            yield list(range(b * self.batch_size, (b + 1) * self.batch_size))
+            yield [b * self.batch_size + i for i in self.slice]
             b += 1
 
 
@@ -195,11 +198,17 @@ class BatchStream:
 
     Create it with `start=k` to continue exactly after batch k-1 of an earlier run. A batch whose
     photos were all unreadable is skipped (and still counted), so every batch returned is non-empty.
+    With `shard=(rank, ranks)` (training on several processes) each batch is this rank's slice of the
+    `batch_size` photos; `position` still counts whole batches, the same on every rank.
     """
 
-    def __init__(self, dataset: PhotoDataset, batch_size: int, *, start: int = 0, num_workers: int = 0):
+    def __init__(self, dataset: PhotoDataset, batch_size: int, *, start: int = 0, num_workers: int = 0,
+                 shard: tuple[int, int] = (0, 1)):
         if batch_size < 1:
             raise BrushworkError(f"batch size must be at least 1, got {batch_size}")
+        if batch_size % shard[1]:
+            raise BrushworkError(f"a batch of {batch_size} does not split evenly over {shard[1]} processes: "
+                                 f"give a --batch-size that is a multiple of {shard[1]}")
         if num_workers < 0:
             raise BrushworkError(f"number of data workers must be zero or more, got {num_workers}")
         self.dataset = dataset
@@ -210,7 +219,7 @@ class BatchStream:
         # which would make a resumed run's RNG stream differ from an uninterrupted one.
         loader = torch.utils.data.DataLoader(
             dataset,
-            batch_sampler=_BatchSampler(batch_size, self.position),
+            batch_sampler=_BatchSampler(batch_size, self.position, shard),
             collate_fn=_collate,
             num_workers=num_workers,
             generator=torch.Generator().manual_seed(0),

@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from brushwork.distributed import any_rank, average_gradients, mean_over_ranks, rank_and_size
 from brushwork.errors import BrushworkError
 from brushwork.files import os_reason, write_file_atomically
 from brushwork.imaging import save_image
@@ -411,6 +412,9 @@ class Trainer:
         self.grad_norm_average: torch.Tensor | None = None
         self.last_checkpoint: Path | None = None
         self._stop_signal: str | None = None
+        # Under torchrun every rank trains; rank 0 alone writes the run folder (log, previews, checkpoints).
+        self.rank, self.ranks = rank_and_size()
+        self.writes_files = self.rank == 0
 
     # -- paths -------------------------------------------------------------------------------
     @property
@@ -422,8 +426,10 @@ class Trainer:
         return self.run_dir / "checkpoints"
 
     # -- checkpoints ---------------------------------------------------------------------------
-    def save_checkpoint(self) -> Path:
+    def save_checkpoint(self) -> Path | None:
         """Write a checkpoint of the state after `self.step` steps (atomic; see module docstring)."""
+        if not self.writes_files:
+            return self.last_checkpoint
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         tensors: dict[str, torch.Tensor] = {}
         for name, module in self.objective.modules.items():
@@ -505,12 +511,16 @@ class Trainer:
         self._rewrite_log()
 
     def _rewrite_log(self) -> None:
+        if not self.writes_files:
+            return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         text = "".join(json.dumps(r) + "\n" for r in self.records)
         write_file_atomically(self.log_path, text.encode(), "write training log")
 
     def _append_log(self, record: dict) -> None:
         self.records.append(record)
+        if not self.writes_files:
+            return
         try:  # appended, not replaced: a line torn by a full disk or a kill is skipped by read_log
             with open(self.log_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
@@ -569,6 +579,8 @@ class Trainer:
         return image.detach().float().clamp(0, 1).cpu()
 
     def _write_preview(self) -> None:
+        if not self.writes_files:
+            return
         image = self._preview()
         if image is None:
             return
@@ -663,13 +675,14 @@ class Trainer:
         # A run killed while writing a checkpoint, the log or a preview leaves the temporary file it was
         # writing (atomic_write names them .NAME.XXXX.tmp.SUFFIX); the run folder is this run's own.
         for folder in (self.run_dir, self.checkpoint_dir, self.run_dir / "previews"):
-            for stale in folder.glob(".*.tmp*"):
+            for stale in folder.glob(".*.tmp*") if self.writes_files else ():
                 stale.unlink(missing_ok=True)
         self._restore_log()
         if self.rt.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
 
-        stream = BatchStream(self.dataset, opts.batch_size, start=self.data_position, num_workers=opts.num_workers)
+        stream = BatchStream(self.dataset, opts.batch_size, start=self.data_position, num_workers=opts.num_workers,
+                             shard=(self.rank, self.ranks))
         self.objective.train(True)
         interval = _new_log_interval(time.perf_counter())
         session_start = time.perf_counter()
@@ -693,6 +706,9 @@ class Trainer:
                     )
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if self.ranks > 1:
+                    average_gradients(self.params)
+                    losses = mean_over_ranks(losses)
                 # Logged (mean and largest of each log interval): says whether a jump in the loss came with a
                 # gradient spike. Summed as tensors; only a log line reads them back from the device.
                 grad_norm = self._gradient_norm()
@@ -707,11 +723,11 @@ class Trainer:
                 if self.ema is not None:
                     self._update_ema()
                 self.data_position = stream.position
-                images_total += batch.shape[0]
+                images_total += batch.shape[0] * self.ranks
                 self.elapsed = elapsed_before + (time.perf_counter() - session_start)
 
                 interval["steps"] += 1
-                interval["images"] += batch.shape[0]
+                interval["images"] += batch.shape[0] * self.ranks
                 for k, v in losses.items():
                     interval["sums"][k] = interval["sums"].get(k, 0.0) + float(v)
                 now = time.perf_counter()
@@ -721,6 +737,9 @@ class Trainer:
                 if (opts.time_limit is not None and self.step < opts.steps
                         and time.perf_counter() - session_start >= opts.time_limit):
                     time_limited = True
+                if self.ranks > 1:  # every rank ends at the same step
+                    time_limited, stopping = any_rank(time_limited, self._stop_signal is not None)
+                    self._stop_signal = self._stop_signal or ("another rank" if stopping else None)
                 last = self.step == opts.steps or time_limited
                 if last or (opts.log_every and self.step % opts.log_every == 0):
                     self._append_log({

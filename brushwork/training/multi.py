@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from brushwork.distributed import rank_and_size
 from brushwork.errors import BrushworkError
 from brushwork.models.registry import ModelFile, load_state_strict
 from brushwork.nets.transformer import StyleTransferNet, TransformerConfig
@@ -122,7 +123,7 @@ class MultiStyleObjective(PerceptualObjective):
         return repeats
 
     def styles_for_step(self, step: int, count: int) -> torch.Tensor:
-        first = step * self.options.batch_size
+        first = step * self.options.batch_size + rank_and_size()[0] * count  # this process's slice of the batch
         return torch.tensor([self.round[(first + i) % len(self.round)] for i in range(count)])
 
     def loss(self, batch: torch.Tensor, step: int):

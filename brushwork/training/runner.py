@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from brushwork import distributed
 from brushwork.errors import BrushworkError
 from brushwork.features import load_vgg19
 from brushwork.imaging import load_image, resize_long_side
@@ -149,7 +150,9 @@ def _train(options: TrainOptions, progress, on_preview, vgg) -> TrainResult:
     if options.init:
         init_model = find_model(options.init)
     options = with_network_of(options, init_model)
-    rt = resolve_runtime(options.device, _precision_to_run(options))
+    # Under torchrun: join the process group; with CUDA each rank takes the GPU of its local rank.
+    rt = resolve_runtime(distributed.start(options.device), _precision_to_run(options))
+    rank, _ = distributed.rank_and_size()
     files = list_images(options.data)
     steps = options.total_steps(len(files))
     build = load_builder(options.kind)
@@ -187,6 +190,8 @@ def _train(options: TrainOptions, progress, on_preview, vgg) -> TrainResult:
     trainer = Trainer(objective, dataset, loop_options, rt, run_dir, resume=options.resume, preview_image=preview,
                       progress=progress, on_preview=on_preview, identity={"init": init_card})
     loop = trainer.run()
+    if rank != 0:  # every rank holds the same weights; rank 0 writes the model and the run's files
+        return TrainResult(output=None, card=None, loop=loop)
     # Written after the run (which refuses mismatched options on resume), so it always describes it.
     (run_dir / "options.json").write_text(json.dumps(options.to_dict(), indent=2, default=str) + "\n")
     if loop.interrupted:

@@ -191,3 +191,19 @@ def read_embedding_ok(tmp_path) -> float:
     good = tmp_path / "good.json"
     good.write_text(json.dumps([0.5] * 8))
     return float(read_embedding(good, 8).sum())
+
+
+def test_an_npy_header_numpy_cannot_parse(tmp_path):
+    """Found by the hunt: a NUL in the header made NumPy's header parser raise SyntaxError (TokenError for
+    other bytes), neither of them a ValueError."""
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, np.ones(8, "<f4"), allow_pickle=False)
+    for byte in (0, ord("(")):
+        data = bytearray(buf.getvalue())
+        data[10] = byte
+        path = tmp_path / "style.npy"
+        path.write_bytes(bytes(data))
+        with pytest.raises(BrushworkError, match="header is damaged"):
+            read_embedding(path, 8)
