@@ -14,6 +14,10 @@ from brushwork.options import option as _opt
 
 # Used when neither --steps nor --epochs is given.
 DEFAULT_STEPS = 20000
+# --kind adapt stops where its measured quality peaks: at 82 steps (15 minutes on one core) the style loss was
+# 0.45x and 0.30x the zero-shot prediction's with the subject kept (structure within 0.06), and by 175 steps
+# the subject had faded (structure down 0.18 and 0.15): benchmarks/adapt.py, docs/performance.md.
+DEFAULT_KIND_STEPS = {"adapt": 80}
 
 SAVE_PRECISIONS = ("fp32", "fp16")
 
@@ -73,7 +77,8 @@ class TrainOptions:
     image_size: int = _opt(256, "training crop size in pixels: photos are resized to this short side, then cropped "
                                 "square")
     batch_size: int = _opt(4, "photos per step")
-    steps: int | None = _opt(None, f"training steps (default: {DEFAULT_STEPS} unless --epochs is given)")
+    steps: int | None = _opt(None, f"training steps (default: {DEFAULT_STEPS}, {DEFAULT_KIND_STEPS['adapt']} for "
+                                   "--kind adapt, unless --epochs is given)")
     epochs: float | None = _opt(None, "train for this many passes over the photos instead of --steps")
     time_limit: float | None = _opt(
         None,
@@ -160,7 +165,7 @@ class TrainOptions:
     def total_steps(self, num_images: int) -> int:
         if self.epochs is not None:
             return max(1, math.ceil(self.epochs * num_images / self.batch_size))
-        return self.steps if self.steps is not None else DEFAULT_STEPS
+        return self.steps if self.steps is not None else DEFAULT_KIND_STEPS.get(self.kind, DEFAULT_STEPS)
 
     def resolved_run_dir(self) -> Path:
         if self.run_dir:

@@ -168,3 +168,11 @@ def test_adapt_has_loss_defaults_of_its_own_and_a_given_value_wins(tmp_path, pho
     # What a run used is what its card says.
     result = train(_options(tmp_path, photos, learning_rate=TrainOptions().learning_rate), vgg=vgg)
     assert result.card["learning_rate"] == 1e-2 and result.card["style_weight"] == 50.0
+
+
+def test_adapt_stops_by_default_where_its_quality_was_measured_to_peak():
+    # Past about 80 steps the subject fades (docs/performance.md); whole networks keep the long default.
+    assert TrainOptions(kind="adapt").total_steps(num_images=10) == 80
+    assert TrainOptions(kind="adapt", steps=500).total_steps(num_images=10) == 500
+    assert TrainOptions(kind="feedforward").total_steps(num_images=10) == 20000
+
