@@ -57,8 +57,20 @@ def average_gradients(params: list[torch.nn.Parameter]) -> None:
     for p in params:
         if p.grad is None:  # every rank must reduce the same tensors, in the same order
             p.grad = torch.zeros_like(p)
-        dist.all_reduce(p.grad)
-        p.grad.div_(size)
+    # One all-reduce per dtype over the gradients flattened together, not one per parameter: each call
+    # costs a round trip between the processes, and a network has dozens of parameters.
+    by_dtype: dict[torch.dtype, list[torch.nn.Parameter]] = {}
+    for p in params:
+        by_dtype.setdefault(p.grad.dtype, []).append(p)
+    for group in by_dtype.values():
+        flat = torch.cat([p.grad.reshape(-1) for p in group])
+        dist.all_reduce(flat)
+        flat.div_(size)
+        offset = 0
+        for p in group:
+            n = p.grad.numel()
+            p.grad.copy_(flat[offset:offset + n].view_as(p.grad))
+            offset += n
 
 
 def mean_over_ranks(values: dict[str, float]) -> dict[str, float]:
