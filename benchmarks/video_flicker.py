@@ -268,6 +268,10 @@ def pan_benchmark(args) -> None:
     width, height, n = args.width or 480, args.height or 320, args.frames or 40
     settings = [(s, 0.0) for s in stabilities] + [(0.0, m) for m in (args.smoothing or []) if m > 0]
     options = {"method": args.method, **({"flow_size": args.flow_size} if args.flow_size else {})}
+    if args.method == "optimize":  # every frame optimized, from the last one carried along the motion
+        from brushwork.methods.optimize import OptimizeOptions
+
+        options["optimize_options"] = OptimizeOptions(steps=args.optimize_steps)
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "pan.mp4"
         truth = make_pan_clip(clip, width, height, n, args.noise)
@@ -332,7 +336,8 @@ def main() -> None:
     parser.add_argument("--clip", choices=("pan", "still"), default="pan")
     parser.add_argument("--style", "--model", dest="style", default="starry-night",
                         help="a shipped model or, with --method, a style (default: %(default)s)")
-    parser.add_argument("--method", default="auto")
+    parser.add_argument("--method", default="auto", help="a one-pass method, or optimize")
+    parser.add_argument("--optimize-steps", type=int, default=30, help="--method optimize: steps per frame")
     parser.add_argument("--stability", type=float, nargs="+", default=None,
                         help="pan clip: the strengths to measure (default: 0 0.5 DEFAULT 0.9)")
     parser.add_argument("--smoothing", type=float, nargs="+", default=None,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -28,13 +28,16 @@ import numpy as np
 import torch
 
 from brushwork.errors import BrushworkError
+from brushwork.features import load_vgg19
 from brushwork.files import atomic_write
 from brushwork.imaging.flow import DEFAULT_FLOW_SIZE, FlowStabilizer
 from brushwork.imaging.resize import fit_long_side, resize
 from brushwork.imaging.temporal import TemporalSmoother
 from brushwork.methods.dispatch import get_stylizer
 from brushwork.methods.one_pass import DEFAULT_STYLE, StylizeOptions, merged_options
+from brushwork.methods.optimize import OptimizeOptions, run_optimization
 from brushwork.progress import Progress, ProgressCallback, now
+from brushwork.runtime import resolve_runtime
 
 # Output suffix -> (FFmpeg container, video encoder, audio encoder used when the sound cannot be copied).
 VIDEO_FORMATS = {
@@ -68,6 +71,34 @@ class VideoResult:
     seconds: float  # wall time
     stylizer: object  # what painted the frames (name, backend, runtime)
     scene_cuts: int = 0  # where the stabilizer started over
+
+
+class FrameOptimizer:
+    """`brushwork optimize` as a video's painter (`method="optimize"`). The first frame (and the first after
+    a scene cut) is optimized as `brushwork optimize` would, coarse to fine; every later one starts from the
+    previous result carried along the input's motion (Ruder et al. 2016's initialization), at full size
+    only, so it starts near where the last frame ended instead of repainting from the photo; the
+    stabilizer's blend then applies as for any method."""
+
+    name = "optimize"
+    backend = "torch"
+
+    def __init__(self, style, options: OptimizeOptions):
+        styles = style if isinstance(style, (list, tuple)) else [style]
+        options.validate(num_styles=len(styles))
+        self.styles, self.options = list(styles), options
+        self.runtime = resolve_runtime(options.device, options.precision)
+        self.vgg = self.runtime.prepare_module(load_vgg19(options.vgg_weights, pooling=options.pooling))
+
+    def paint(self, frame: torch.Tensor, init: torch.Tensor | None) -> torch.Tensor:
+        """`frame` (1 x 3 x H x W in [0, 1]) optimized at its own size, from `init` when given."""
+        h, w = frame.shape[-2:]
+        # Coarse to fine only from the photo, and only as far as a small frame allows (16 px at the coarsest).
+        fits = 1 + max(0, int(math.log2(max(h, w) / 16))) if max(h, w) >= 16 else 1
+        options = replace(self.options, size=max(h, w), scales=min(self.options.scales, fits) if init is None else 1)
+        result = run_optimization(frame, self.styles, options, vgg=self.vgg, init_image=init)
+        image = result.image
+        return image if image.shape[-2:] == (h, w) else resize(image, (h, w)).clamp_(0.0, 1.0)
 
 
 def _av():
@@ -122,7 +153,8 @@ def stylize_video(input, output, style=None, *, method: str = "auto", options=No
                   progress: ProgressCallback | None = None, max_frames: int | None = None,
                   quality: int = DEFAULT_QUALITY, audio: bool = True,
                   temporal_smoothing: float = DEFAULT_TEMPORAL_SMOOTHING, stability: float = DEFAULT_STABILITY,
-                  flow_size: int = DEFAULT_FLOW_SIZE, **overrides) -> VideoResult:
+                  flow_size: int = DEFAULT_FLOW_SIZE, optimize_options: OptimizeOptions | None = None,
+                  **overrides) -> VideoResult:
     """Stylize every frame of the video file `input` into `output` (its suffix picks the format:
     .mp4, .m4v, .mov, .mkv or .webm). `style`, `method` and the keyword options are `brushwork.stylize`'s
     (e.g. `strength=0.8, preserve_color="luminance", size=720`), or `options` a `StylizeOptions`.
@@ -131,7 +163,9 @@ def stylize_video(input, output, style=None, *, method: str = "auto", options=No
     painting over the last frames where the input stood still there, against flicker. `stability` (0 to
     below 1) keeps that share of the previous painted frame, carried along the input's optical flow, where
     the flow is reliable (0: every frame painted on its own); the flow runs on a copy at most `flow_size`
-    px long. Returns a `VideoResult`."""
+    px long. `method="optimize"` optimizes every frame (`optimize_options`: its steps, weights and layers;
+    the output size is the video's) from the previous one carried along the motion (`FrameOptimizer`):
+    minutes per frame on a CPU. Returns a `VideoResult`."""
     av = _av()
 
     src, dst = Path(input).expanduser(), Path(output).expanduser()
@@ -152,7 +186,12 @@ def stylize_video(input, output, style=None, *, method: str = "auto", options=No
     if options is None:
         options = StylizeOptions(style=DEFAULT_STYLE if style is None else style, method=method)
     opts = merged_options(options, overrides)
-    stylizer = get_stylizer(opts)  # a bad style, model or option fails here, before any output exists
+    # A bad style, model or option fails here, before any output exists.
+    if opts.method == "optimize":
+        stylizer = FrameOptimizer(opts.style, optimize_options or OptimizeOptions(device=opts.device,
+                                                                                   precision=opts.precision))
+    else:
+        stylizer = get_stylizer(opts)
 
     container_name, video_codec, audio_codec = fmt
     started = now()
@@ -251,12 +290,21 @@ def _stylize_frame(stylizer, smoother: TemporalSmoother, stabilizer: FlowStabili
     av = _av()
 
     rgb = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-    y = stylizer.stylize_tensor(rgb, opts)[:, :, :height, :width]
-    if smoother.strength > 0 or stabilizer.stability > 0:  # else skip the input's resize: nothing looks at it
+    optimizing = isinstance(stylizer, FrameOptimizer)
+    seen = None  # the input at the output's size, for what looks at it
+    if optimizing or smoother.strength > 0 or stabilizer.stability > 0:
         seen = rgb if rgb.shape[-2:] == (height, width) else resize(rgb, (height, width)).clamp_(0.0, 1.0)
-        y = stabilizer(seen, y)
-        if smoother.strength > 0:
-            y = smoother(seen, y)
+    if optimizing:  # starts from the last result where the motion carries it (`FrameOptimizer`)
+        tracked = stabilizer.track(seen)
+        # Everywhere, as Ruder et al. initialize: where the flow fails the optimization repaints from there.
+        init = None if tracked is None else tracked[0]
+        y = stabilizer.blend(stylizer.paint(seen, init))
+    else:
+        y = stylizer.stylize_tensor(rgb, opts)[:, :, :height, :width]
+        if stabilizer.stability > 0:
+            y = stabilizer(seen, y)
+    if smoother.strength > 0:
+        y = smoother(seen, y)
     y = y[0].clamp(0.0, 1.0).mul(255.0).round_().to(torch.uint8).permute(1, 2, 0)
     return av.VideoFrame.from_ndarray(np.ascontiguousarray(y.numpy()), format="rgb24")
 

@@ -40,15 +40,19 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-def add_stylize_flags(p) -> None:
-    """--style, --method and every `StylizeOptions` field: the flags of each one-pass front end."""
+def add_stylize_flags(p, extra_methods: dict[str, str] | None = None) -> None:
+    """--style, --method and every `StylizeOptions` field: the flags of each one-pass front end.
+    `extra_methods`: methods this front end takes besides the one-pass ones (name: description)."""
 
     p.add_argument("--style", action="append", default=None, metavar="STYLE",
                    help=f"a shipped model name or MODEL.safetensors file, or for adain, wct and predict a style image "
                    f"or preset name; repeat for several styles, weighted by --style-blend (default: {DEFAULT_STYLE})")
-    methods = "; ".join(f"{m.name}: {m.description}" for m in registered_methods())
-    p.add_argument("--method", default="auto", choices=["auto", *method_names()],
-                   help=f"auto (default): a trained model when --style names one, else adain. {methods}")
+    extra = extra_methods or {}
+    methods = "; ".join([f"{m.name}: {m.description}" for m in registered_methods()]
+                        + [f"{name}: {description}" for name, description in extra.items()])
+    p.add_argument("--method", default="auto", choices=["auto", *method_names(), *extra],
+                   help="auto (default): a trained model when --style names one, else the first any-style method "
+                   f"installed (style prediction with Magenta's network, then adain). {methods}")
     add_dataclass_flags(p, StylizeOptions, skip=("style", "method"))
 
 

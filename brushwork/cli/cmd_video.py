@@ -6,6 +6,7 @@ import sys
 
 from brushwork.cli.cmd_stylize import add_stylize_flags, stylize_options
 from brushwork.cli.common import add_common_flags
+from brushwork.methods.optimize import OptimizeOptions
 from brushwork.progress import ProgressBar
 from brushwork.video import (
     DEFAULT_QUALITY,
@@ -42,7 +43,11 @@ def register(sub) -> None:
                    "still there, 0 (off) to below 1 (longer memory; 0.6 averages about 2.5 frames; "
                    "default: %(default)s)")
     p.add_argument("--no-audio", dest="audio", action="store_false", help="leave the sound out")
-    add_stylize_flags(p)
+    add_stylize_flags(p, extra_methods={"optimize": "optimize every frame as `brushwork optimize` does, each from "
+                                        "the last result carried along the motion (minutes per frame on a CPU)"})
+    p.add_argument("--optimize-steps", type=int, default=OptimizeOptions().steps, metavar="N",
+                   help="--method optimize: optimizer steps per frame after the first (which is optimized coarse to "
+                   "fine, as `brushwork optimize` does; default: %(default)s)")
     add_common_flags(p)
     p.set_defaults(run=run)
 
@@ -51,9 +56,11 @@ def run(args) -> int:
     options = stylize_options(args)
     bar = ProgressBar("video", quiet=args.quiet, unit="frame")
     try:
+        optimize_options = OptimizeOptions(steps=args.optimize_steps, device=options.device,
+                                           precision=options.precision) if options.method == "optimize" else None
         result = stylize_video(args.input, args.output, options=options, progress=bar, max_frames=args.max_frames,
-                               quality=args.quality, audio=args.audio,
-                               temporal_smoothing=args.temporal_smoothing, stability=args.stability)
+                               quality=args.quality, audio=args.audio, temporal_smoothing=args.temporal_smoothing,
+                               stability=args.stability, optimize_options=optimize_options)
     finally:
         bar.close()
     if not args.quiet:

@@ -189,12 +189,15 @@ def run_optimization(
     *,
     progress: ProgressCallback | None = None,
     vgg=None,
+    init_image: torch.Tensor | None = None,
 ) -> OptimizeResult:
     """Optimize an image; `content` and each style may be a path, PIL image, array or tensor (a style also a
     preset name).
 
     Returns the result with the lowest total loss seen. A KeyboardInterrupt (Ctrl-C, or raised by
     the progress callback to cancel) stops early and returns that best image with `interrupted` set.
+    `init_image` (1 x 3 x H x W in [0, 1]) replaces `options.init` as the start: for video, the previous
+    frame's result carried along the motion (Ruder et al. 2016).
     """
     opts = options or OptimizeOptions()
     if not isinstance(styles, (list, tuple)):
@@ -248,7 +251,8 @@ def run_optimization(
             objective = _Objective(vgg, rt, opts, content_s, styles_s, blend, mask_s)
 
             if image is None:
-                image = _initial_image(opts.init, content_s)
+                image = _initial_image(opts.init, content_s) if init_image is None else \
+                    resize(init_image.float(), (h, w)).clamp(0, 1).to(rt.device)
             else:
                 image = F.interpolate(image.detach(), size=(h, w), mode="bicubic", align_corners=False)
                 best_loss, best_image = math.inf, None  # losses at different scales do not compare
