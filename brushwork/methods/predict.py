@@ -126,7 +126,8 @@ def read_embedding(path: str | os.PathLike, size: int) -> torch.Tensor:
         raise BrushworkError(f"{str(path)!r} is not a style embedding: expected a flat list of numbers")
     if values.shape[0] != size:
         raise BrushworkError(f"{str(path)!r} holds {values.shape[0]} numbers, but this model's embeddings have {size}")
-    values = values.astype(np.float32)
+    with np.errstate(over="ignore"):  # an overflow becomes infinity, refused just below
+        values = values.astype(np.float32)
     if not np.isfinite(values).all():  # after the cast: 1e300 is finite in the file, infinite in float32
         raise BrushworkError(f"{str(path)!r} holds NaN or infinite values (or numbers too large)")
     return torch.from_numpy(values)
