@@ -28,6 +28,8 @@ OpenCV (`opencv-python-headless`) is an optional dependency, imported where it i
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -103,13 +105,21 @@ def resize_flow(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=4)
+def _pixel_grid(h: int, w: int) -> np.ndarray:
+    """2 x H x W float32 (row, column) of every pixel: built once per frame size, read three times a frame."""
+    grid = np.mgrid[0:h, 0:w].astype(np.float32)
+    grid.setflags(write=False)
+    return grid
+
+
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Backward warp: out(p) = image(p + flow(p)), Lanczos: the painting's finest strokes are what the style
     loss measures most (a 0.7 px blur raised a frame's style loss 6x), and bilinear or bicubic resampling
     blurs them more with each frame the blend carries forward. Points outside take the nearest edge."""
     cv2 = _cv2()
     h, w = flow.shape[:2]
-    grid = np.mgrid[0:h, 0:w].astype(np.float32)
+    grid = _pixel_grid(h, w)
     map_x, map_y = grid[1] + flow[..., 0], grid[0] + flow[..., 1]
     return cv2.remap(image, map_x, map_y, interpolation=cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
 
@@ -121,7 +131,7 @@ def forward_backward_consistent(forward: np.ndarray, backward: np.ndarray) -> np
     sum_sq = ((forward + back_at_target) ** 2).sum(-1)
     ok = sum_sq <= FB_RELATIVE * ((forward ** 2).sum(-1) + (back_at_target ** 2).sum(-1)) + FB_ABSOLUTE
     h, w = forward.shape[:2]
-    y, x = np.mgrid[0:h, 0:w]
+    y, x = _pixel_grid(h, w)
     tx, ty = x + forward[..., 0], y + forward[..., 1]
     return ok & (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)
 
