@@ -18,6 +18,7 @@ This module holds no method logic: per-frame work is the stylizer's `stylize_ten
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections import deque
 from dataclasses import dataclass, replace
@@ -71,6 +72,35 @@ class VideoResult:
     seconds: float  # wall time
     stylizer: object  # what painted the frames (name, backend, runtime)
     scene_cuts: int = 0  # where the stabilizer started over
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int
+    height: int
+    frames: int  # as the file says, or estimated from its duration; 0 when it cannot tell
+    seconds: float | None  # duration of the video stream, when the file says
+    audio: bool  # has a sound stream
+    container: str  # FFmpeg's name of the format it read, such as "mov,mp4,m4a,3gp,3g2,mj2" or "png_pipe"
+
+    @property
+    def still_image(self) -> bool:
+        """FFmpeg reads still images too, as one-frame videos (its image formats are "image2" and "*_pipe")."""
+        return self.container == "image2" or self.container.endswith("_pipe")
+
+
+def probe_video(path) -> VideoInfo:
+    """What the video file at `path` holds, read from its headers (nothing is decoded); one clear
+    `BrushworkError` for a missing file or one FFmpeg cannot read as a video."""
+    source = _open_input(Path(path).expanduser())
+    try:
+        stream = source.streams.video[0]
+        seconds = (float(stream.duration * stream.time_base)
+                   if stream.duration is not None and stream.time_base is not None else None)
+        return VideoInfo(stream.codec_context.width, stream.codec_context.height, _frame_count(stream), seconds,
+                         bool(source.streams.audio), source.format.name)
+    finally:
+        source.close()
 
 
 class FrameOptimizer:
@@ -154,7 +184,7 @@ def stylize_video(input, output, style=None, *, method: str = "auto", options=No
                   quality: int = DEFAULT_QUALITY, audio: bool = True,
                   temporal_smoothing: float = DEFAULT_TEMPORAL_SMOOTHING, stability: float = DEFAULT_STABILITY,
                   flow_size: int = DEFAULT_FLOW_SIZE, optimize_options: OptimizeOptions | None = None,
-                  **overrides) -> VideoResult:
+                  stylizer=None, **overrides) -> VideoResult:
     """Stylize every frame of the video file `input` into `output` (its suffix picks the format:
     .mp4, .m4v, .mov, .mkv or .webm). `style`, `method` and the keyword options are `brushwork.stylize`'s
     (e.g. `strength=0.8, preserve_color="luminance", size=720`), or `options` a `StylizeOptions`.
@@ -165,7 +195,9 @@ def stylize_video(input, output, style=None, *, method: str = "auto", options=No
     the flow is reliable (0: every frame painted on its own); the flow runs on a copy at most `flow_size`
     px long. `method="optimize"` optimizes every frame (`optimize_options`: its steps, weights and layers;
     the output size is the video's) from the previous one carried along the motion (`FrameOptimizer`):
-    minutes per frame on a CPU. Returns a `VideoResult`."""
+    minutes per frame on a CPU. `stylizer`: a one-pass stylizer already loaded (as `get_stylizer` returns;
+    the server keeps its own) to paint with instead of one built from the options. `progress` is called after
+    each frame; its `image()` is the frame just painted. Returns a `VideoResult`."""
     av = _av()
 
     src, dst = Path(input).expanduser(), Path(output).expanduser()
@@ -187,7 +219,11 @@ def stylize_video(input, output, style=None, *, method: str = "auto", options=No
         options = StylizeOptions(style=DEFAULT_STYLE if style is None else style, method=method)
     opts = merged_options(options, overrides)
     # A bad style, model or option fails here, before any output exists.
-    if opts.method == "optimize":
+    if stylizer is not None:
+        if not callable(getattr(stylizer, "stylize_tensor", None)):
+            raise BrushworkError("stylizer must be a one-pass stylizer (with stylize_tensor), "
+                                 f"got {type(stylizer).__name__}")
+    elif opts.method == "optimize":
         stylizer = FrameOptimizer(opts.style, optimize_options or OptimizeOptions(device=opts.device,
                                                                                    precision=opts.precision))
     else:
@@ -251,7 +287,7 @@ def stylize_video(input, output, style=None, *, method: str = "auto", options=No
                             sound.write_until(float(frame.pts * frame.time_base))
                         if progress is not None:
                             progress(Progress(step=frames, total=max(total, frames), size=(height, width),
-                                              elapsed=now() - started))
+                                              elapsed=now() - started, image=functools.partial(_frame_tensor, painted)))
                         if frames == max_frames:
                             if frame.pts is not None and frame.time_base is not None:
                                 end_time = float((frame.pts + (frame.duration or 0)) * frame.time_base)
@@ -276,6 +312,11 @@ def stylize_video(input, output, style=None, *, method: str = "auto", options=No
     return VideoResult(dst, frames, (width, height), audio_mode, now() - started, stylizer, stabilizer.scene_cuts)
 
 
+def _frame_tensor(frame) -> torch.Tensor:
+    """1 x 3 x H x W in [0, 1] of a decoded or painted frame."""
+    return torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
 def _decode(packet, src: Path):
     av = _av()
 
@@ -289,7 +330,7 @@ def _stylize_frame(stylizer, smoother: TemporalSmoother, stabilizer: FlowStabili
                    height: int):
     av = _av()
 
-    rgb = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+    rgb = _frame_tensor(frame)
     optimizing = isinstance(stylizer, FrameOptimizer)
     seen = None  # the input at the output's size, for what looks at it
     if optimizing or smoother.strength > 0 or stabilizer.stability > 0:

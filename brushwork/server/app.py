@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from brushwork import version
 from brushwork.server.config import ServerConfig
 from brushwork.server.http_errors import add_error_handlers
-from brushwork.server.routes import catalog, jobs, pages, stylize
+from brushwork.server.routes import catalog, jobs, pages, stylize, videos
 from brushwork.server.state import VggCache, attach_state
 from brushwork.server.uploads import UploadGuard
 
@@ -26,7 +26,8 @@ __all__ = ["VggCache", "create_app"]
 
 DESCRIPTION = (
     "Neural style transfer over HTTP: fast stylization in one pass, with a style's trained model or any uploaded "
-    "style image (`POST /v1/stylize`), and image optimization as background jobs (`/v1/jobs`). `GET /v1/info` "
+    "style image (`POST /v1/stylize`), image optimization as background jobs (`/v1/jobs`), and videos painted frame by "
+    "frame with flicker removed, also as background jobs (`POST /v1/video-jobs`). `GET /v1/info` "
     "lists the methods and which this server can run. Errors are JSON objects `{\"error\": \"...\"}`."
 )
 
@@ -55,12 +56,15 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     )
     attach_state(app, config)
     # Room for two images at the upload limit, plus the form's other fields.
-    app.add_middleware(UploadGuard, max_body=2 * config.max_upload_bytes + 1024 * 1024)
+    # A video job: the video, a style image and the form.
+    app.add_middleware(UploadGuard, max_body=2 * config.max_upload_bytes + 1024 * 1024,
+                       path_limits={"/v1/video-jobs": config.max_video_bytes + config.max_upload_bytes + 1024 * 1024})
     add_error_handlers(app)
     app.include_router(pages.router)
     app.mount("/static", pages.static_files(), name="static")
     app.include_router(catalog.router)
     app.include_router(stylize.router)
     app.include_router(jobs.submission_router(config))
+    app.include_router(videos.router)
     app.include_router(jobs.router)
     return app

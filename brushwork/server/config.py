@@ -17,9 +17,11 @@ class ServerConfig:
     max_upload_bytes: int = _opt(25 * 1024 * 1024, "largest accepted image upload in bytes (larger: 413)")
     max_pixels: int = _opt(50_000_000, "largest accepted image in pixels, checked before decoding (larger: 413)")
     max_size: int = _opt(1024, "largest output long side in pixels a request may ask for")
+    max_video_bytes: int = _opt(200 * 1024 * 1024, "largest accepted video upload in bytes (larger: 413)")
+    max_video_frames: int = _opt(900, "most frames a video job paints (longer videos: the rest is cut)")
     max_steps: int = _opt(500, "largest number of optimization steps (at the final scale) a job may ask for")
-    workers: int = _opt(1, "optimization jobs run at once (threads)")
-    queue_size: int = _opt(8, "optimization jobs waiting for a worker before new ones get 503")
+    workers: int = _opt(1, "background jobs (optimization, video) run at once (threads)")
+    queue_size: int = _opt(8, "background jobs waiting for a worker before new ones get 503")
     stylize_workers: int = _opt(2, "fast stylizations run at once")
     stylize_queue: int = _opt(16, "fast stylizations waiting before new ones get 503")
     result_ttl: float = _opt(900.0, "seconds a finished job (and its result) is kept")
@@ -37,7 +39,8 @@ class ServerConfig:
         def bad(msg):
             raise BrushworkError(msg)
 
-        for name in ("max_upload_bytes", "max_pixels", "workers", "stylize_workers", "max_jobs", "max_steps"):
+        for name in ("max_upload_bytes", "max_video_bytes", "max_video_frames", "max_pixels", "workers",
+                     "stylize_workers", "max_jobs", "max_steps"):
             if getattr(self, name) < 1:
                 bad(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
         for name in ("queue_size", "stylize_queue"):

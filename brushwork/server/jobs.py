@@ -60,6 +60,9 @@ class Job:
     preview_step: int = -1
     version: int = 0  # bumped on every change; event streams watch it
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    # Called once when the job ends, however it ends (done, failed, cancelled while queued or running, the
+    # server stopping): frees what the job holds outside memory, such as a video job's temporary folder.
+    cleanup: Callable[[], None] | None = field(default=None, repr=False)
 
     def update(self, **changes) -> None:
         for k, v in changes.items():
@@ -127,12 +130,15 @@ class JobManager:
     # ---------------------------------------------------------------------------------------
     # The API the app uses
 
-    def submit(self, kind: str, run: Callable[[Job], Any]) -> Job:
+    def submit(self, kind: str, run: Callable[[Job], Any], cleanup: Callable[[], None] | None = None) -> Job:
+        """Queue `run(job)`; `cleanup()` runs once when the job ends, or at once when the queue is full."""
         with self._lock:
             self._purge()
             if self._stopping or len(self._pending) >= self.queue_size + max(0, self.workers - self._running):
+                if cleanup is not None:
+                    cleanup()
                 raise QueueFull(self._retry_after())
-            job = Job(id=secrets.token_urlsafe(18), kind=kind, run=run)
+            job = Job(id=secrets.token_urlsafe(18), kind=kind, run=run, cleanup=cleanup)
             self._jobs[job.id] = job
             self._pending.append(job)
             self._lock.notify_all()
@@ -232,6 +238,12 @@ class JobManager:
 
     def _finish(self, job: Job, state: str, error: str | None = None) -> None:
         job.run = None
+        cleanup, job.cleanup = job.cleanup, None
+        if cleanup is not None:
+            try:
+                cleanup()
+            except Exception:  # a leftover temporary file must not keep the job from ending
+                log.exception("cleaning up after job %s failed", job.id[:6])
         job.update(state=state, error=error, finished=time.time())
         self._lock.notify_all()
 

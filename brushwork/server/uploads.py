@@ -1,7 +1,7 @@
 """What a request uploads: a multipart form of options and image files, held to the server's limits.
 
-Images are decoded from the uploaded bytes in memory; nothing a request sends is written to disk or
-used as a path.
+Images are decoded from the uploaded bytes in memory. A video is copied to a temporary file the server
+names (FFmpeg reads files), deleted when its job ends; nothing a request sends is used as a path.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from brushwork.errors import BrushworkError
 from brushwork.imaging import load_image, open_image, tensor_to_image
 from brushwork.server.http_errors import fail, send_error
 
-UPLOAD_PATHS = ("/v1/stylize", "/v1/jobs")
+UPLOAD_PATHS = ("/v1/stylize", "/v1/jobs", "/v1/video-jobs")
+VIDEO_CHUNK = 1024 * 1024
 # Options a request may not set: they name files on the server, or pick its hardware.
 SERVER_ONLY_OPTIONS = {"mask", "vgg_weights", "device", "precision", "style_blend"}
 
@@ -25,14 +26,17 @@ class UploadGuard:
     """ASGI middleware: uploads must be multipart (else 415) and their bodies at most `max_body` bytes
     (else 413), checked from Content-Length before reading and while reading a chunked body."""
 
-    def __init__(self, app, max_body: int):
+    def __init__(self, app, max_body: int, path_limits: dict[str, int] | None = None):
+        """`path_limits`: a larger (or smaller) body limit for some upload paths (a video's)."""
         self.app = app
         self.max_body = max_body
+        self.path_limits = dict(path_limits or {})
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             return await self.app(scope, receive, send)
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        limit = self.path_limits.get(scope["path"].rstrip("/"), self.max_body)
         if scope["method"] == "POST" and scope["path"].rstrip("/") in UPLOAD_PATHS:
             ctype = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
             if ctype != "multipart/form-data":
@@ -41,13 +45,13 @@ class UploadGuard:
         length = headers.get(b"content-length")
         if length is not None:
             try:
-                too_big = int(length) > self.max_body
+                too_big = int(length) > limit
             except ValueError:
                 return await send_error(send, 400, "bad Content-Length header")
             if too_big:
-                return await send_error(send, 413, f"request too large: the limit is {self.max_body:,} bytes")
+                return await send_error(send, 413, f"request too large: the limit is {limit:,} bytes")
         received = 0
-        max_body = self.max_body
+        max_body = limit
 
         async def limited_receive():
             nonlocal received
@@ -97,6 +101,23 @@ class UploadReader:
             fail(413 if "too large" in message else 400, message)
         except MemoryError:
             fail(413, f"{what} is too large to decode")
+
+
+def spool_video(upload: UploadFile, path, max_bytes: int) -> int:
+    """Copy an uploaded video to `path` (a file the server names), at most `max_bytes`; returns its size."""
+    ctype = (upload.content_type or "").split(";")[0].strip().lower()
+    if ctype and not (ctype.startswith("video/") or ctype == "application/octet-stream"):
+        fail(415, f"the video must be a video file, got content type {ctype}")
+    size = 0
+    with open(path, "wb") as out:
+        while chunk := upload.file.read(VIDEO_CHUNK):
+            size += len(chunk)
+            if size > max_bytes:
+                fail(413, f"the video is too large: the limit is {max_bytes:,} bytes")
+            out.write(chunk)
+    if size == 0:
+        fail(400, "the video is empty")
+    return size
 
 
 async def form_field_names(request: Request) -> list[str]:

@@ -1,13 +1,14 @@
 """The video front end on tiny synthetic clips: frames, timing and sound kept, the same stylizer as for
 images, clear one-line errors, and an existing output never damaged by a failed run."""
 
-from fractions import Fraction
 
 import numpy as np
 import pytest
 import torch
 
 av = pytest.importorskip("av")
+
+from clips import FPS, gradient_frame, make_clip, read_clip  # noqa: E402
 
 from brushwork.cli.main import main  # noqa: E402
 from brushwork.errors import BrushworkError  # noqa: E402
@@ -19,58 +20,6 @@ from brushwork.nets.transformer import StyleTransferNet, TransformerConfig  # no
 from brushwork.video import FrameOptimizer, stylize_video  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-FPS = 12
-
-
-def _frame(i, w, h):
-    y, x = np.mgrid[0:h, 0:w]
-    return np.stack([(x * 4 + i * 10) % 256, (y * 5) % 256, np.full_like(x, 128 + i * 5)], -1).astype(np.uint8)
-
-
-def make_clip(path, w=64, h=48, frames=8, audio=True, pts_step=1, frame=None):
-    """An H.264 clip of moving gradients at FPS frames per second (pts_step > 1: gaps, a variable rate),
-    with a sine tone in AAC. `frame(i, w, h)` draws other frames."""
-    frame_image = frame or _frame
-    out = av.open(str(path), "w")
-    video = out.add_stream("libx264", rate=FPS)
-    video.width, video.height, video.pix_fmt = w, h, "yuv420p"
-    video.time_base = Fraction(1, FPS)
-    sound = out.add_stream("aac", rate=16000) if audio else None
-    for i in range(frames):
-        frame = av.VideoFrame.from_ndarray(frame_image(i, w, h), format="rgb24")
-        frame.pts, frame.time_base = i * pts_step, Fraction(1, FPS)
-        for p in video.encode(frame):
-            out.mux(p)
-    for p in video.encode(None):
-        out.mux(p)
-    if sound is not None:
-        t = np.arange(int(16000 * frames * pts_step / FPS)) / 16000
-        tone = av.AudioFrame.from_ndarray((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None], format="flt",
-                                          layout="mono")
-        tone.sample_rate, tone.pts = 16000, 0
-        for p in sound.encode(tone):
-            out.mux(p)
-        for p in sound.encode(None):
-            out.mux(p)
-    out.close()
-    return path
-
-
-def read_clip(path):
-    """(frames as uint8 arrays, their times in seconds, audio seconds or None)."""
-    with av.open(str(path)) as c:
-        frames, times = [], []
-        for f in c.decode(video=0):
-            frames.append(f.to_ndarray(format="rgb24"))
-            times.append(float(f.pts * f.time_base))
-    with av.open(str(path)) as c:
-        audio = None
-        if c.streams.audio:
-            rate = c.streams.audio[0].rate
-            audio = sum(f.samples for f in c.decode(audio=0)) / rate
-    return frames, times, audio
-
 
 @pytest.fixture
 def model(tmp_path):
@@ -144,7 +93,7 @@ def test_a_painting_file_is_painted_by_magentas_network_by_default(tmp_path, sty
 
 def test_temporal_smoothing_steadies_a_still_scene(tmp_path, model):
     rng = np.random.default_rng(0)
-    scene = _frame(0, 64, 48).astype(np.float64)
+    scene = gradient_frame(0, 64, 48).astype(np.float64)
 
     def noisy_still_frame(i, w, h):  # a still scene under fresh sensor noise, as a camera on a tripod sees it
         return np.clip(scene + rng.normal(0, 8, scene.shape), 0, 255).astype(np.uint8)

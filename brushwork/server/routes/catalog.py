@@ -55,7 +55,8 @@ def info(config: ConfigDep, catalog: CatalogDep, jobs: JobsDep):
         "version": version.__version__,
         "methods": method_list(catalog),
         "limits": {"max_upload_bytes": config.max_upload_bytes, "max_pixels": config.max_pixels,
-                   "max_size": config.max_size, "max_steps": config.max_steps, "result_ttl": config.result_ttl},
+                   "max_size": config.max_size, "max_steps": config.max_steps, "result_ttl": config.result_ttl,
+                   "max_video_bytes": config.max_video_bytes, "max_video_frames": config.max_video_frames},
         "jobs": jobs.stats(),
     }
 

@@ -43,6 +43,7 @@ INIT_CHOICES = ("content", "noise")  # not a file: a request names no path on th
 DEFAULT_JOB_SIZE = 512
 SSE_POLL_S = 0.2
 SSE_KEEPALIVE_S = 15.0
+RESULT_SUFFIXES = {"image/png": ".png", "video/mp4": ".mp4"}
 
 JOB_FIELDS = [f for f in fields(OptimizeOptions) if f.name not in SERVER_ONLY_OPTIONS]
 JOB_FORM_FIELDS = {"photo", "style", "style_image", "method", *(f.name for f in JOB_FIELDS)}
@@ -107,6 +108,15 @@ def parse_job_options(values: dict, config: ServerConfig) -> OptimizeOptions:
     return options
 
 
+def preview_jpeg(image, config: ServerConfig) -> bytes:
+    """A job's live preview: `image` (1 x 3 x H x W in [0, 1]) as a JPEG at most `preview_size` px long."""
+    if max(image.shape[-2:]) > config.preview_size:
+        image = resize_long_side(image, config.preview_size).clamp(0, 1)
+    buf = io.BytesIO()
+    tensor_to_image(image).save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
 def optimization_runner(content, style, options: OptimizeOptions, config: ServerConfig, vggs: VggCache):
     """The job's `run(job)`: optimizes, reports each step, and a preview at most every `preview_interval`."""
     def run(job: Job) -> None:
@@ -120,12 +130,7 @@ def optimization_runner(content, style, options: OptimizeOptions, config: Server
             due = now - last_preview[0] >= config.preview_interval or p.step == p.total
             if p.image is not None and due:
                 last_preview[0] = now
-                img = p.image()
-                if max(img.shape[-2:]) > config.preview_size:
-                    img = resize_long_side(img, config.preview_size).clamp(0, 1)
-                buf = io.BytesIO()
-                tensor_to_image(img).save(buf, "JPEG", quality=85)
-                job.update(preview=buf.getvalue(), preview_step=p.step)
+                job.update(preview=preview_jpeg(p.image(), config), preview_step=p.step)
 
         vgg = vggs.get(options.pooling)
         job.check_cancelled()
@@ -269,15 +274,18 @@ def job_status(job_id: str, jobs: JobsDep, config: ConfigDep):
     return job_json(get_job(jobs, job_id), jobs, config)
 
 
-@router.get("/v1/jobs/{job_id}/result", summary="A finished job's image (PNG)", response_class=Response,
-            responses={200: {"content": {"image/png": {}}}, 404: {"description": "unknown or expired job"},
+@router.get("/v1/jobs/{job_id}/result", summary="A finished job's result: an image (PNG) or a video (MP4)",
+            response_class=Response,
+            responses={200: {"content": {"image/png": {}, "video/mp4": {}}},
+                       404: {"description": "unknown or expired job"},
                        409: {"description": "not finished, failed or cancelled"}})
 def job_result(job_id: str, jobs: JobsDep):
     job = get_job(jobs, job_id)
     if job.state == DONE and job.result is not None:
+        suffix = RESULT_SUFFIXES.get(job.result_type, ".bin")
         return Response(job.result, media_type=job.result_type,
                         headers={"Cache-Control": "no-store",
-                                 "Content-Disposition": f'inline; filename="brushwork-{job.id[:8]}.png"'})
+                                 "Content-Disposition": f'inline; filename="brushwork-{job.id[:8]}{suffix}"'})
     if job.state == FAILED:
         fail(409, f"the job failed: {job.error}")
     if job.state == CANCELLED:
