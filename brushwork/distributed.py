@@ -1,11 +1,13 @@
 """Several processes: `torchrun --nproc-per-node N -m brushwork train|stylize ...` (docs/distributed.md).
 
 torchrun starts N copies of the command and tells each its rank in the environment (RANK, WORLD_SIZE,
-LOCAL_RANK, the rendezvous address). Each joins one process group (NCCL on CUDA, gloo on the CPU), trains
+LOCAL_RANK, the rendezvous address). Each joins one process group (NCCL on CUDA, gloo on the CPU) and trains
 on its share of every batch (`--batch-size` stays the global batch: rank r of N takes the r-th of N equal
-slices of the positions the one-process run would take) and after each backward pass the gradients are
-averaged over the ranks, as DistributedDataParallel does, so that every rank takes the same step as one
-process at the same global batch. Rank 0 alone writes the log, previews, checkpoints and the model.
+slices of the positions the one-process run would take). The trained networks are wrapped in
+`DistributedDataParallel` (`data_parallel`), which averages the gradients over the ranks while the backward
+pass runs, so that every rank takes the same step as one process at the same global batch. What a loss
+needs of the whole batch (a normalizing statistic, another photo) comes from `mean_over_ranks_tensor` and
+`gather_from_ranks`. Rank 0 alone writes the log, previews, checkpoints and the model.
 `brushwork stylize` needs no process group: each process paints every Nth image of the folder.
 """
 
@@ -15,6 +17,7 @@ import os
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 
 def launched_distributed() -> bool:
@@ -50,27 +53,41 @@ def rank_and_size() -> tuple[int, int]:
     return 0, 1
 
 
-def average_gradients(params: list[torch.nn.Parameter]) -> None:
-    """Replace each gradient by its mean over the ranks (each rank's loss is the mean over its slice of the
-    batch, so this is the gradient of the mean over the whole batch)."""
+def data_parallel(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """`module` wrapped in DistributedDataParallel: its gradients are averaged over the ranks during the
+    backward pass (bucket by bucket, as they are ready), and its parameters are rank 0's from the start.
+
+    Every parameter that wants a gradient must get one in every step (no search for unused ones: that is
+    a pass over the graph per step). Buffers are not broadcast before each forward pass: instance norms
+    keep no running statistics, and the buffers brushwork's networks hold are set once, alike on every rank.
+    """
+    on_gpu = device.type == "cuda"
+    return DistributedDataParallel(module, device_ids=[device.index] if on_gpu else None,
+                                   output_device=device.index if on_gpu else None, broadcast_buffers=False)
+
+
+def mean_over_ranks_tensor(t: torch.Tensor) -> torch.Tensor:
+    """The mean of a tensor over the ranks (no gradient), in its own dtype and on its own device; the
+    tensor itself on one process. A statistic of each rank's equal share of the batch becomes the whole
+    batch's: what a loss normalized by the batch must use to equal the one-process loss."""
     _, size = rank_and_size()
-    for p in params:
-        if p.grad is None:  # every rank must reduce the same tensors, in the same order
-            p.grad = torch.zeros_like(p)
-    # One all-reduce per dtype over the gradients flattened together, not one per parameter: each call
-    # costs a round trip between the processes, and a network has dozens of parameters.
-    by_dtype: dict[torch.dtype, list[torch.nn.Parameter]] = {}
-    for p in params:
-        by_dtype.setdefault(p.grad.dtype, []).append(p)
-    for group in by_dtype.values():
-        flat = torch.cat([p.grad.reshape(-1) for p in group])
-        dist.all_reduce(flat)
-        flat.div_(size)
-        offset = 0
-        for p in group:
-            n = p.grad.numel()
-            p.grad.copy_(flat[offset:offset + n].view_as(p.grad))
-            offset += n
+    if size == 1:
+        return t
+    total = t.detach().float().clone()  # gloo reduces no bf16
+    dist.all_reduce(total)
+    return total.div_(size).to(t.dtype)
+
+
+def gather_from_ranks(t: torch.Tensor) -> torch.Tensor:
+    """Every rank's tensor (each of the same shape) concatenated along the first dimension in rank order:
+    the whole batch from each rank's share. The tensor itself on one process; no gradient."""
+    _, size = rank_and_size()
+    if size == 1:
+        return t
+    local = t.detach().contiguous()
+    parts = [torch.empty_like(local) for _ in range(size)]
+    dist.all_gather(parts, local)
+    return torch.cat(parts)
 
 
 def mean_over_ranks(values: dict[str, float]) -> dict[str, float]:

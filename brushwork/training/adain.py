@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from brushwork.distributed import rank_and_size
+from brushwork.distributed import mean_over_ranks_tensor, rank_and_size
 from brushwork.errors import BrushworkError
 from brushwork.features.transfer import adain
 from brushwork.imaging import load_image, resize
@@ -102,9 +102,13 @@ class AdaINObjective(Objective):
             target = torch.cat([adain(content_features[i : i + 1], style_features[ADAIN_LAYER][i : i + 1])
                                 for i in range(batch.shape[0])])
             style_targets = {k: mean_std(v) for k, v in style_features.items()}
-            content_scale = target.pow(2).mean().clamp_min(1e-8)
-            style_scales = {k: (m.pow(2).mean() + sd.pow(2).mean()).clamp_min(1e-8)
-                            for k, (m, sd) in style_targets.items()}
+            # The scales are means over the whole batch: on several processes, over every rank's share
+            # (equal shares: the mean of the ranks' means), so each rank's loss is the one-process loss's.
+            scales = mean_over_ranks_tensor(torch.stack(
+                [target.pow(2).mean().float()]
+                + [m.pow(2).mean() + sd.pow(2).mean() for m, sd in style_targets.values()])).clamp_min(1e-8)
+            content_scale = scales[0]
+            style_scales = dict(zip(style_targets, scales[1:]))
         output = self.decoder(target.to(content_features.dtype))
         feats = self.vgg(output, STYLE_LAYERS)
         c = content_loss(feats[ADAIN_LAYER], target) / content_scale

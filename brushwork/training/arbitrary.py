@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from brushwork.distributed import gather_from_ranks, rank_and_size
 from brushwork.errors import BrushworkError
 from brushwork.imaging import resize
 from brushwork.losses import gram_matrix
@@ -42,30 +43,47 @@ FIT_CROPS = 12  # random crops per painting when the predictor is fitted to a mu
 FIT_STEPS = 400  # full-batch Adam steps of that fit (a few seconds: the inputs are computed once)
 
 
-def jitter_colours(image: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random brightness, contrast, saturation and per-channel gain of one 3 x H x W image in [0, 1]."""
+def jitter_draws(gen: torch.Generator) -> torch.Tensor:
+    """The random numbers of one colour jitter (`apply_jitter`): saturation, contrast, brightness and the three
+    channels' gains."""
 
     def uniform(low, high, n=1):
         return low + (high - low) * torch.rand(n, generator=gen)
 
+    return torch.cat([uniform(0.6, 1.4), uniform(0.7, 1.3), uniform(0.8, 1.2), uniform(0.9, 1.1, 3)])
+
+
+def apply_jitter(image: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+    """One 3 x H x W image in [0, 1] with the brightness, contrast, saturation and per-channel gain drawn."""
     grey = image.mean(0, keepdim=True)
-    image = grey + (image - grey) * uniform(0.6, 1.4)  # saturation
-    image = image.mean() + (image - image.mean()) * uniform(0.7, 1.3)  # contrast
-    image = image * uniform(0.8, 1.2) * uniform(0.9, 1.1, 3)[:, None, None]  # brightness and colour cast
+    image = grey + (image - grey) * draws[0:1]  # saturation
+    image = image.mean() + (image - image.mean()) * draws[1:2]  # contrast
+    image = image * draws[2:3] * draws[3:6][:, None, None]  # brightness and colour cast
     return image.clamp(0, 1)
+
+
+def crop_draws(height: int, width: int, gen: torch.Generator) -> tuple[int, int, int, bool]:
+    """The random square (side, top, left) and flip of `random_crop` for an image of that size."""
+    short = min(height, width)
+    side = max(8, int(short * (MIN_CROP + (1 - MIN_CROP) * float(torch.rand(1, generator=gen)))))
+    top = int(torch.randint(0, height - side + 1, (1,), generator=gen))
+    left = int(torch.randint(0, width - side + 1, (1,), generator=gen))
+    flip = float(torch.rand(1, generator=gen)) < 0.5
+    return side, top, left, flip
+
+
+def apply_crop(image: torch.Tensor, size: int, draws: tuple[int, int, int, bool]) -> torch.Tensor:
+    """The square drawn by `crop_draws` of one 3 x H x W image, resized to size x size, maybe flipped."""
+    side, top, left, flip = draws
+    crop = resize(image[None, :, top:top + side, left:left + side], (size, size))[0]
+    if flip:
+        crop = crop.flip(-1)
+    return crop.clamp(0, 1)
 
 
 def random_crop(image: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
     """A random square crop (MIN_CROP to all of the short side), resized to size x size, maybe flipped."""
-    _, h, w = image.shape
-    short = min(h, w)
-    side = max(8, int(short * (MIN_CROP + (1 - MIN_CROP) * float(torch.rand(1, generator=gen)))))
-    top = int(torch.randint(0, h - side + 1, (1,), generator=gen))
-    left = int(torch.randint(0, w - side + 1, (1,), generator=gen))
-    crop = resize(image[None, :, top:top + side, left:left + side], (size, size))[0]
-    if float(torch.rand(1, generator=gen)) < 0.5:
-        crop = crop.flip(-1)
-    return crop.clamp(0, 1)
+    return apply_crop(image, size, crop_draws(image.shape[1], image.shape[2], gen))
 
 
 class ArbitraryStyleObjective(PerceptualObjective):
@@ -98,19 +116,34 @@ class ArbitraryStyleObjective(PerceptualObjective):
         return [p for p in super().parameters() if id(p) not in own_norms]
 
     def style_batch(self, photos: torch.Tensor, step: int) -> torch.Tensor:
-        """N x 3 x S x S style images for step `step` (S: --style-size), on the photos' device."""
+        """N x 3 x S x S style images for step `step` (S: --style-size), on the photos' device.
+
+        On several processes each draws the styles of the whole batch, as one process would, and makes its
+        own share's: a style taken from a photo on another rank's share comes from all the ranks' photos."""
         o = self.options
         gen = torch.Generator().manual_seed(o.seed * 1_000_003 + step)
+        rank, ranks = rank_and_size()
         n = photos.shape[0]
-        cpu_photos = photos.detach().float().cpu()
-        out = []
-        for i in range(n):
-            use_photo = n > 1 and float(torch.rand(1, generator=gen)) < o.photo_styles
-            if use_photo:
-                source = cpu_photos[(i + 1 + int(torch.randint(0, n - 1, (1,), generator=gen))) % n]
+        total = n * ranks  # the whole batch (every rank's share is the same size)
+        plans = []  # per photo of the whole batch: (photo index or None, painting index or None, draws)
+        for i in range(total):
+            if total > 1 and float(torch.rand(1, generator=gen)) < o.photo_styles:
+                source = (i + 1 + int(torch.randint(0, total - 1, (1,), generator=gen))) % total
+                plans.append((source, None, crop_draws(*photos.shape[-2:], gen), jitter_draws(gen)))
             else:
-                source = self.paintings[int(torch.randint(0, len(self.paintings), (1,), generator=gen))]
-            out.append(jitter_colours(random_crop(source, o.style_size, gen), gen))
+                painting = int(torch.randint(0, len(self.paintings), (1,), generator=gen))
+                plans.append((None, painting, crop_draws(*self.paintings[painting].shape[-2:], gen),
+                              jitter_draws(gen)))
+        # Every rank sees every plan, so all agree on whether to gather (a collective call for all or none).
+        crosses = any(source is not None and source // n != i // n for i, (source, *_) in enumerate(plans))
+        sources, first = photos.detach().float(), rank * n
+        if crosses:
+            sources, first = gather_from_ranks(sources), 0
+        sources = sources.cpu()
+        out = []
+        for source, painting, crop, jitter in plans[rank * n:(rank + 1) * n]:
+            image = sources[source - first] if source is not None else self.paintings[painting]
+            out.append(apply_jitter(apply_crop(image, o.style_size, crop), jitter))
         return self.rt.prepare_input(torch.stack(out))
 
     def predict_norm_params(self, styles: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

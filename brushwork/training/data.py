@@ -6,9 +6,11 @@ triple. So "batch number k" names exactly the same pixels in every run and in ev
 resumed run only has to remember how many batches it has consumed (`BatchStream.position`).
 
 Files that are not images are dropped when the folder is scanned (header check only); files whose
-body turns out to be damaged are skipped, with a warning, when they are first decoded. A skipped
-photo makes its batch one image smaller; that too is a function of the position, so it resumes
-identically.
+body turns out to be damaged are skipped, with a warning, when they are first decoded, and their
+place in the batch goes to the next readable photo of the epoch's order (with a crop of its own).
+Which files are unreadable is a property of the files, so the replacement too is a function of the
+position: a run resumes identically, every batch keeps its size, and processes that share the batch
+(brushwork.distributed) stay in step, each replacing a photo of its share as one process would.
 """
 
 from __future__ import annotations
@@ -119,7 +121,8 @@ def load_training_image(path: Path, image_size: int, rng: random.Random) -> torc
 
 class PhotoDataset(torch.utils.data.Dataset):
     """Map-style dataset indexed by stream position: item `p` is the photo at position p % n of the
-    permutation of epoch p // n, randomly cropped; a damaged file gives None (and a warning once)."""
+    permutation of epoch p // n, randomly cropped. In place of a damaged file (a warning once), the next
+    readable one in that permutation, cropped at random by the position; None if no file can be read."""
 
     def __init__(self, files: list[Path], image_size: int, seed: int = 0):
         if image_size < 8:
@@ -147,17 +150,21 @@ class PhotoDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, position: int) -> torch.Tensor | None:
         position = int(position)
-        file_index = self.file_at(position)
-        if file_index in self._bad:
-            return None
-        epoch = position // len(self.files)
-        rng = seeded_rng(self.seed, epoch, 2, file_index)
-        try:
-            return load_training_image(self.files[file_index], self.image_size, rng)
-        except Exception as exc:  # noqa: BLE001 - a damaged file must not end a long run
-            self._bad.add(file_index)
-            _warn_skip(self.files[file_index], _reason(exc))
-            return None
+        epoch, index = divmod(position, len(self.files))
+        order = self.permutation(epoch)
+        for offset in range(len(self.files)):
+            file_index = order[(index + offset) % len(self.files)]
+            if file_index in self._bad:
+                continue
+            # The photo's own crop; a replacement's is drawn by the position (not the crop of its own slot).
+            rng = (seeded_rng(self.seed, epoch, 2, file_index) if offset == 0
+                   else seeded_rng(self.seed, epoch, 4, position))
+            try:
+                return load_training_image(self.files[file_index], self.image_size, rng)
+            except Exception as exc:  # noqa: BLE001 - a damaged file must not end a long run
+                self._bad.add(file_index)
+                _warn_skip(self.files[file_index], _reason(exc))
+        return None
 
 
 def _collate(items: list[torch.Tensor | None]) -> torch.Tensor:
@@ -196,10 +203,10 @@ def _leave_stop_signals_to_the_trainer(_worker_id: int) -> None:
 class BatchStream:
     """An endless iterator of N x 3 x S x S batches; `position` counts the batches consumed.
 
-    Create it with `start=k` to continue exactly after batch k-1 of an earlier run. A batch whose
-    photos were all unreadable is skipped (and still counted), so every batch returned is non-empty.
-    With `shard=(rank, ranks)` (training on several processes) each batch is this rank's slice of the
-    `batch_size` photos; `position` still counts whole batches, the same on every rank.
+    Create it with `start=k` to continue exactly after batch k-1 of an earlier run. Every batch is
+    whole: an unreadable photo is replaced (`PhotoDataset`). With `shard=(rank, ranks)` (training on
+    several processes) each batch is this rank's slice of the `batch_size` photos; `position` still
+    counts whole batches, the same on every rank.
     """
 
     def __init__(self, dataset: PhotoDataset, batch_size: int, *, start: int = 0, num_workers: int = 0,
@@ -233,12 +240,11 @@ class BatchStream:
         return self
 
     def __next__(self) -> torch.Tensor:
-        for _ in range(1000):
-            batch = next(self._iter)
-            self.position += 1
-            if batch.numel():
-                return batch
-        raise BrushworkError("a thousand batches in a row had no readable image: check the training folder")
+        batch = next(self._iter)
+        if not batch.numel():  # every file of the folder failed to decode
+            raise BrushworkError("none of the training photos could be decoded: check the training folder")
+        self.position += 1
+        return batch
 
     def epoch(self) -> float:
         return self.position * self.batch_size / len(self.dataset)

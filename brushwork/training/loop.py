@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from brushwork.distributed import any_rank, average_gradients, mean_over_ranks, rank_and_size
+from brushwork.distributed import any_rank, data_parallel, mean_over_ranks, rank_and_size
 from brushwork.errors import BrushworkError
 from brushwork.files import os_reason, write_file_atomically
 from brushwork.imaging import save_image
@@ -110,6 +110,32 @@ class Objective:
     def train(self, mode: bool = True) -> None:
         for m in self.modules.values():
             m.train(mode)
+
+
+class ObjectiveModule(nn.Module):
+    """An objective's trained modules as one module whose forward pass is the objective's loss: what
+    `DistributedDataParallel` wraps when several processes train (`brushwork.distributed.data_parallel`).
+
+    Only the parameters the objective trains take part: any other parameter of its modules that wants a
+    gradient (one Adam never updates, such as the arbitrary-style transformer's own norm rows, which the
+    predictor replaces) is frozen, since the gradient reduction would wait for it in vain. The modules
+    keep their own names and state: checkpoints and models read them, not this wrapper."""
+
+    def __init__(self, objective: Objective, params: list[nn.Parameter]):
+        super().__init__()
+        self.objective = objective
+        self.trained = nn.ModuleDict(objective.modules)
+        trained = {id(p) for p in params}
+        owned = {id(p) for p in self.trained.parameters()}
+        if not trained <= owned:
+            raise BrushworkError(f"the {objective.kind} objective trains parameters outside its modules: "
+                                 "several processes cannot average their gradients")
+        for p in self.trained.parameters():
+            if p.requires_grad and id(p) not in trained:
+                p.requires_grad_(False)
+
+    def forward(self, batch: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.objective.loss(batch, step)
 
 
 @dataclass
@@ -400,6 +426,14 @@ class Trainer:
         if not self.params:
             raise BrushworkError(f"the {objective.kind} objective has nothing to train")
         self.optimizer = torch.optim.Adam(self.params, lr=options.learning_rate)
+        # Under torchrun every rank trains; rank 0 alone writes the run folder (log, previews, checkpoints).
+        self.rank, self.ranks = rank_and_size()
+        self.writes_files = self.rank == 0
+        # The loss of a step. On several processes through DistributedDataParallel, which averages the
+        # gradients over the ranks during the backward pass; on one, the objective's own.
+        self.forward: Callable[[torch.Tensor, int], tuple[torch.Tensor, dict[str, float]]] = objective.loss
+        if self.ranks > 1:
+            self.forward = data_parallel(ObjectiveModule(objective, self.params), runtime.device)
         # The moving average of every module's state (None: not kept), starting at the initial weights.
         self.ema: dict[str, dict[str, torch.Tensor]] | None = None
         if options.ema_decay:
@@ -412,9 +446,6 @@ class Trainer:
         self.grad_norm_average: torch.Tensor | None = None
         self.last_checkpoint: Path | None = None
         self._stop_signal: str | None = None
-        # Under torchrun every rank trains; rank 0 alone writes the run folder (log, previews, checkpoints).
-        self.rank, self.ranks = rank_and_size()
-        self.writes_files = self.rank == 0
 
     # -- paths -------------------------------------------------------------------------------
     @property
@@ -698,7 +729,7 @@ class Trainer:
             while self.step < opts.steps:
                 batch = self.rt.prepare_input(next(stream))
                 with self.rt.autocast():
-                    loss, losses = self.objective.loss(batch, self.step)
+                    loss, losses = self.forward(batch, self.step)
                 if not torch.isfinite(loss):
                     raise BrushworkError(
                         f"the loss became {float(loss)} at step {self.step + 1}: "
@@ -706,8 +737,7 @@ class Trainer:
                     )
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                if self.ranks > 1:
-                    average_gradients(self.params)
+                if self.ranks > 1:  # the gradients are averaged by now; the logged losses too
                     losses = mean_over_ranks(losses)
                 # Logged (mean and largest of each log interval): says whether a jump in the loss came with a
                 # gradient spike. Summed as tensors; only a log line reads them back from the device.

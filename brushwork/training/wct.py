@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from brushwork.distributed import mean_over_ranks_tensor
 from brushwork.errors import BrushworkError
 from brushwork.methods.wct import decoders_from_model
 from brushwork.nets.decoder import DECODER_LAYERS, Decoder, DecoderConfig
@@ -44,13 +45,15 @@ class WCTDecodersObjective(Objective):
         weight = self.options.content_weight
         with torch.no_grad():
             targets = self.vgg(batch, self.layers)
+            # Each level's mean square over the whole batch (on several processes, over every rank's share).
+            scales = mean_over_ranks_tensor(torch.stack([targets[layer].float().pow(2).mean()
+                                                         for layer in self.layers])).clamp_min(1e-8)
         total, losses = 0.0, {}
-        for layer in self.layers:
+        for layer, scale in zip(self.layers, scales):
             output = self.modules[layer](targets[layer])
             pixel = F.mse_loss(output.float(), batch.float())
             target = targets[layer].float()
-            feature = (F.mse_loss(self.vgg(output, [layer])[layer].float(), target)
-                       / target.pow(2).mean().clamp_min(1e-8))
+            feature = F.mse_loss(self.vgg(output, [layer])[layer].float(), target) / scale
             total = total + pixel + weight * feature
             level = layer[4]  # relu{level}_1
             losses[f"pixel{level}"] = float(pixel.detach())

@@ -175,10 +175,29 @@ def test_corrupt_files_are_skipped_with_a_warning(tmp_path, photos):
     stream = BatchStream(dataset, batch_size=7)
     with pytest.warns(CorruptImageWarning, match="truncated.jpg"):
         batch = next(stream)
-    assert batch.shape == (6, 3, 16, 16)
+    assert batch.shape == (7, 3, 16, 16)  # its place goes to the next readable photo of the epoch's order
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # warned once per file, not per epoch
-        assert next(stream).shape == (6, 3, 16, 16)
+        again = next(stream)
+    assert again.shape == (7, 3, 16, 16)
+    bad = files.index(photos / "truncated.jpg")
+    for b, position in ((batch, 0), (again, 7)):  # the replacement: a function of the position alone
+        epoch, first = divmod(position, 7)
+        slot = dataset.permutation(epoch).index(bad) - first
+        fresh = PhotoDataset(files, 16, seed=0)
+        fresh._bad.add(bad)
+        assert torch.equal(b[slot], fresh[position + slot])
+        assert not any(torch.equal(b[slot], b[i]) for i in range(7) if i != slot)  # a crop of its own
+
+
+def test_a_folder_of_unreadable_photos_stops_the_run(tmp_path):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"cut{i}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)  # a header and nothing more
+    dataset = PhotoDataset(list_images(folder, check=False), 16)
+    with pytest.warns(CorruptImageWarning), pytest.raises(BrushworkError, match="none of the training photos"):
+        next(BatchStream(dataset, batch_size=2))
 
 
 def test_data_order_is_a_function_of_the_batch_number(photos):
