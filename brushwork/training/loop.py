@@ -730,10 +730,13 @@ class Trainer:
                 batch = self.rt.prepare_input(next(stream))
                 with self.rt.autocast():
                     loss, losses = self.forward(batch, self.step)
-                if not torch.isfinite(loss):
+                diverged = not torch.isfinite(loss)
+                if self.ranks > 1:  # all ranks stop together: one stopping alone would leave the rest waiting
+                    diverged = any_rank(diverged)[0]
+                if diverged:
+                    where = f"{float(loss)}" if not torch.isfinite(loss) else "infinite or NaN on another process"
                     raise BrushworkError(
-                        f"the loss became {float(loss)} at step {self.step + 1}: "
-                        "lower --learning-rate or the loss weights"
+                        f"the loss became {where} at step {self.step + 1}: lower --learning-rate or the loss weights"
                     )
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
