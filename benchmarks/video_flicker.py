@@ -15,6 +15,8 @@ Two clips, both made here so the figures are reproducible:
     flow (DIS); the warp is torch's bilinear `grid_sample`, not the stabilizer's OpenCV remap. A
     second column repeats the measure with an estimated flow that is not the stabilizer's either
     (OpenCV's Farneback, with Ruder et al.'s forward-backward check), as the issue's metric is stated.
+  - long-term warping error: the same with frame t-10 and the true flow from t to t-10: whether strokes
+    stay on the scene over many frames or drift and change (Ruder et al.'s long-term consistency).
   - style kept on the middle frame against the same frame painted on its own: texture (Gram style
     loss against the painting, `brushwork.losses.measure_losses`), palette
     (`brushwork.imaging.quality.palette_distance`) and structure
@@ -44,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 EXAMPLES = ROOT / "brushwork/assets/examples"
 MARGIN = 8  # px around the moving square that do not count as still
+LONG_GAP = 10  # frames between the two of the long-term warping error
 DEFAULT_CRF = 0  # lossless output: its own compression would hide flicker and blur the lag
 
 
@@ -150,9 +153,29 @@ def _object(i: int, n: int, width: int, height: int, side: int):
     return width * 0.05 + (width * 0.9 - side) * u, height / 2 - side / 2 + 0.15 * height * np.sin(2 * np.pi * u)
 
 
+def true_flow(now: tuple, before: tuple, width: int, height: int, side: int):
+    """(where each pixel of a frame was in an earlier one, as a flow H x W x 2, and where that holds: visible in
+    both), from the two frames' (zoom, centre x, centre y, square x, square y). The square moves on its own,
+    the rest with the camera; pixels within 1.5 px of the square's edge are mixtures of both and count nowhere."""
+    zoom, cx, cy, ox, oy = now
+    pzoom, pcx, pcy, pox, poy = before
+    centre = np.array([width / 2, height / 2])
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    inside = (xs >= ox + 1.5) & (xs < ox + side - 1.5) & (ys >= oy + 1.5) & (ys < oy + side - 1.5)
+    edge = (xs >= ox - 1.5) & (xs < ox + side + 1.5) & (ys >= oy - 1.5) & (ys < oy + side + 1.5) & ~inside
+    wx, wy = cx + (xs - centre[0]) / zoom, cy + (ys - centre[1]) / zoom
+    bx, by = pzoom * (wx - pcx) + centre[0], pzoom * (wy - pcy) + centre[1]
+    px, py = np.where(inside, xs - (ox - pox), bx), np.where(inside, ys - (oy - poy), by)
+    was_inside = (px >= pox + 1.5) & (px < pox + side - 1.5) & (py >= poy + 1.5) & (py < poy + side - 1.5)
+    was_near = (px >= pox - 1.5) & (px < pox + side + 1.5) & (py >= poy - 1.5) & (py < poy + side + 1.5)
+    visible = np.where(inside, was_inside, ~was_near) & ~edge
+    visible &= (px >= 0) & (px <= width - 1) & (py >= 0) & (py <= height - 1)
+    return np.stack([px - xs, py - ys], -1).astype(np.float32), visible
+
+
 def make_pan_clip(path: Path, width: int, height: int, frames: int, noise: float, seed: int = 0,
-                  truth: bool = True):
-    """Writes the pan clip; returns, for frames 1.., the true flow from frame t to t-1 (H x W x 2) and
+                  truth: bool = True, gap: int = 1):
+    """Writes the pan clip; returns, for frames gap.., the true flow from frame t to t-gap (H x W x 2) and
     where it holds (visible in both frames), or None when `truth` is False."""
     import av
     import cv2
@@ -165,8 +188,7 @@ def make_pan_clip(path: Path, width: int, height: int, frames: int, noise: float
     patch = np.asarray(Image.open(EXAMPLES / "chelsea.jpg").convert("RGB").resize((side, side), Image.BICUBIC),
                        np.float32)
     centre = np.array([width / 2, height / 2])
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
-    flows, previous = [], None
+    views = []
     with av.open(str(path), "w") as out:
         stream = _h264_stream(out, width, height)
         for i in range(frames):
@@ -182,24 +204,12 @@ def make_pan_clip(path: Path, width: int, height: int, frames: int, noise: float
             frame.pts, frame.time_base = i, Fraction(1, 24)
             for packet in stream.encode(frame):
                 out.mux(packet)
-            # Where each pixel of frame i was in frame i - 1: the square moves on its own, the rest with the camera.
-            # Pixels within 1.5 px of the square's edge are mixtures of both and count nowhere.
-            inside = (xs >= ox + 1.5) & (xs < ox + side - 1.5) & (ys >= oy + 1.5) & (ys < oy + side - 1.5)
-            edge = (xs >= ox - 1.5) & (xs < ox + side + 1.5) & (ys >= oy - 1.5) & (ys < oy + side + 1.5) & ~inside
-            if truth and previous is not None:
-                pzoom, pcx, pcy, pox, poy = previous
-                wx, wy = cx + (xs - centre[0]) / zoom, cy + (ys - centre[1]) / zoom
-                bx, by = pzoom * (wx - pcx) + centre[0], pzoom * (wy - pcy) + centre[1]
-                px, py = np.where(inside, xs - (ox - pox), bx), np.where(inside, ys - (oy - poy), by)
-                was_inside = (px >= pox + 1.5) & (px < pox + side - 1.5) & (py >= poy + 1.5) & (py < poy + side - 1.5)
-                was_near = (px >= pox - 1.5) & (px < pox + side + 1.5) & (py >= poy - 1.5) & (py < poy + side + 1.5)
-                visible = np.where(inside, was_inside, ~was_near) & ~edge
-                visible &= (px >= 0) & (px <= width - 1) & (py >= 0) & (py <= height - 1)
-                flows.append((np.stack([px - xs, py - ys], -1).astype(np.float32), visible))
-            previous = (zoom, cx, cy, ox, oy)
+            views.append((zoom, cx, cy, ox, oy))
         for packet in stream.encode(None):
             out.mux(packet)
-    return flows if truth else None
+    if not truth:
+        return None
+    return [true_flow(views[t], views[t - gap], width, height, side) for t in range(gap, frames)]
 
 
 def warp_bilinear(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
@@ -234,10 +244,10 @@ def farneback_flows(frames: np.ndarray) -> list:
     return result
 
 
-def warping_error(frames: np.ndarray, flows: list) -> float:
-    """Mean over frames 1.. of |frame t - frame t-1 warped to t| (0-255) where the flow holds."""
-    return float(np.mean([np.abs(frames[t] - warp_bilinear(frames[t - 1], flow))[ok].mean()
-                          for t, (flow, ok) in enumerate(flows, start=1)]))
+def warping_error(frames: np.ndarray, flows: list, gap: int = 1) -> float:
+    """Mean over frames gap.. of |frame t - frame t-gap warped to t| (0-255) where the flow holds."""
+    return float(np.mean([np.abs(frames[t] - warp_bilinear(frames[t - gap], flow))[ok].mean()
+                          for t, (flow, ok) in enumerate(flows, start=gap)]))
 
 
 def style_axes(vgg, frame: np.ndarray, content: np.ndarray, painting) -> dict:
@@ -260,13 +270,18 @@ def pan_benchmark(args) -> None:
     from brushwork.features import load_vgg19
     from brushwork.imaging import load_image
     from brushwork.presets import resolve_style
-    from brushwork.video import DEFAULT_STABILITY, stylize_video
+    from brushwork.video import DEFAULT_STABILITY, DEFAULT_TEMPORAL_WEIGHT, stylize_video
 
     stabilities = args.stability if args.stability is not None else [0.0, 0.5, DEFAULT_STABILITY, 0.9]
     if 0.0 not in stabilities:
         stabilities = [0.0] + stabilities  # frame by frame: the reference
     width, height, n = args.width or 480, args.height or 320, args.frames or 40
-    settings = [(s, 0.0) for s in stabilities] + [(0.0, m) for m in (args.smoothing or []) if m > 0]
+    weights = args.temporal_weight if args.temporal_weight is not None else [DEFAULT_TEMPORAL_WEIGHT]
+    if args.method != "optimize":
+        weights = [DEFAULT_TEMPORAL_WEIGHT]  # the temporal loss is optimize's
+    # (stability, temporal smoothing, temporal weight); the temporal loss needs the motion stability tracks.
+    settings = [(s, 0.0, w) for s in stabilities for w in (weights if s > 0 else weights[:1])]
+    settings += [(0.0, m, weights[0]) for m in (args.smoothing or []) if m > 0]
     options = {"method": args.method, **({"flow_size": args.flow_size} if args.flow_size else {})}
     if args.method == "optimize":  # every frame optimized, from the last one carried along the motion
         from brushwork.methods.optimize import OptimizeOptions
@@ -275,19 +290,24 @@ def pan_benchmark(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "pan.mp4"
         truth = make_pan_clip(clip, width, height, n, args.noise)
+        # The same clip again, for the flow from each frame to the one LONG_GAP frames before: drift.
+        long_truth = make_pan_clip(clip, width, height, n, args.noise, gap=min(LONG_GAP, n - 1))
         source = read_frames(clip)
         estimated = farneback_flows(source)
         rows = [("input (the floor)", source, None, None)]
-        for stability, smoothing in settings:
-            out = Path(tmp) / f"out-{stability}-{smoothing}.mp4"
+        for stability, smoothing, weight in settings:
+            out = Path(tmp) / f"out-{stability}-{smoothing}-{weight}.mp4"
             result = stylize_video(clip, out, args.style, stability=stability, temporal_smoothing=smoothing,
-                                   audio=False, quality=DEFAULT_CRF, **options)
+                                   audio=False, quality=DEFAULT_CRF, temporal_weight=weight, **options)
             if stability == 0 and smoothing == 0:
                 label = "frame by frame (`--stability 0`)"
             elif smoothing:
                 label = f"`--stability 0 --temporal-smoothing {smoothing:g}`"
             else:
                 label = f"`--stability {stability:g}`{' (default)' if stability == DEFAULT_STABILITY else ''}"
+                if args.method == "optimize" and len(weights) > 1:
+                    default = " (default)" if weight == DEFAULT_TEMPORAL_WEIGHT else ""
+                    label += f" `--temporal-weight {weight:g}`{default}"
             rows.append((label, read_frames(out), result.frames / result.seconds, result.scene_cuts))
         hd = {}
         if args.hd_frames:
@@ -310,12 +330,14 @@ def pan_benchmark(args) -> None:
           f"--method {args.method}; style axes on frame {middle}, as ratios to frame by frame "
           f"(texture: style loss, lower is better; palette: distance to the painting's colours, lower is better; "
           f"structure: correlation with the input frame's edges, higher is better)\n")
-    print("| setting | warping error, true flow (0-255) | vs frame by frame | warping error, Farneback flow "
-          "| texture | palette | structure | frames/s | scene cuts |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    gap = min(LONG_GAP, n - 1)
+    print(f"| setting | warping error, true flow (0-255) | vs frame by frame | warping error, Farneback flow "
+          f"| long-term, t vs t-{gap} | texture | palette | structure | frames/s | scene cuts |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for label, frames, fps, cuts in rows:
         error = warping_error(frames, truth)
-        cells = [label, f"{error:.2f}", f"{base_error / error:.2f}x lower", f"{warping_error(frames, estimated):.2f}"]
+        cells = [label, f"{error:.2f}", f"{base_error / error:.2f}x lower", f"{warping_error(frames, estimated):.2f}",
+                 f"{warping_error(frames, long_truth, gap):.2f}"]
         if label in axes:
             a = axes[label]
             cells += [f"{a['texture'] / base['texture']:.2f}", f"{a['palette'] / base['palette']:.2f}",
@@ -338,6 +360,8 @@ def main() -> None:
                         help="a shipped model or, with --method, a style (default: %(default)s)")
     parser.add_argument("--method", default="auto", help="a one-pass method, or optimize")
     parser.add_argument("--optimize-steps", type=int, default=30, help="--method optimize: steps per frame")
+    parser.add_argument("--temporal-weight", type=float, nargs="+", default=None,
+                        help="--method optimize: temporal loss weights to compare (default: the library's)")
     parser.add_argument("--stability", type=float, nargs="+", default=None,
                         help="pan clip: the strengths to measure (default: 0 0.5 DEFAULT 0.9)")
     parser.add_argument("--smoothing", type=float, nargs="+", default=None,

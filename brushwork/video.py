@@ -61,6 +61,12 @@ DEFAULT_TEMPORAL_SMOOTHING = 0.0
 # (0.5, 0.7, 0.8, 0.9 in benchmarks/video_flicker.py, docs/performance.md) whose warping error is 3x below
 # frame by frame's; the style loss of a middle frame was about the same at 0.8 and 0.9.
 DEFAULT_STABILITY = 0.9
+# --method optimize: weight of Ruder et al.'s temporal loss (the mean of trust x (image - warped previous)^2,
+# pixels in 0-255). Measured (benchmarks/video_flicker.py --method optimize, 160 px, 20 steps a frame, with the
+# stabilizer's blend turned off so that only the start and this loss hold the frames together): 200 changed
+# nothing, 2000 lowered the warping error 5% at the same style loss, 20000 lowered it 17% but raised the style
+# loss 23%. With the blend on (the default) none of them moved the warping error more than 1%.
+DEFAULT_TEMPORAL_WEIGHT = 2000.0
 
 
 @dataclass
@@ -113,20 +119,28 @@ class FrameOptimizer:
     name = "optimize"
     backend = "torch"
 
-    def __init__(self, style, options: OptimizeOptions):
+    def __init__(self, style, options: OptimizeOptions, temporal_weight: float = DEFAULT_TEMPORAL_WEIGHT):
         styles = style if isinstance(style, (list, tuple)) else [style]
         options.validate(num_styles=len(styles))
-        self.styles, self.options = list(styles), options
+        if isinstance(temporal_weight, bool) or not isinstance(temporal_weight, (int, float)) \
+                or not 0 <= temporal_weight < math.inf:
+            raise BrushworkError(f"temporal weight must be a number of at least 0, got {temporal_weight!r}")
+        self.styles, self.options, self.temporal_weight = list(styles), options, float(temporal_weight)
         self.runtime = resolve_runtime(options.device, options.precision)
         self.vgg = self.runtime.prepare_module(load_vgg19(options.vgg_weights, pooling=options.pooling))
 
-    def paint(self, frame: torch.Tensor, init: torch.Tensor | None) -> torch.Tensor:
-        """`frame` (1 x 3 x H x W in [0, 1]) optimized at its own size, from `init` when given."""
+    def paint(self, frame: torch.Tensor, init: torch.Tensor | None, trust: torch.Tensor | None = None) -> torch.Tensor:
+        """`frame` (1 x 3 x H x W in [0, 1]) optimized at its own size, from `init` when given; with `trust`
+        (1 x 1 x H x W in [0, 1], where the motion carried `init` reliably) also held near `init` there by Ruder
+        et al.'s temporal loss."""
         h, w = frame.shape[-2:]
         # Coarse to fine only from the photo, and only as far as a small frame allows (16 px at the coarsest).
         fits = 1 + max(0, int(math.log2(max(h, w) / 16))) if max(h, w) >= 16 else 1
         options = replace(self.options, size=max(h, w), scales=min(self.options.scales, fits) if init is None else 1)
-        result = run_optimization(frame, self.styles, options, vgg=self.vgg, init_image=init)
+        temporal = None
+        if init is not None and trust is not None and self.temporal_weight > 0:
+            temporal = (init, self.temporal_weight * trust)
+        result = run_optimization(frame, self.styles, options, vgg=self.vgg, init_image=init, temporal=temporal)
         image = result.image
         return image if image.shape[-2:] == (h, w) else resize(image, (h, w)).clamp_(0.0, 1.0)
 
@@ -184,7 +198,7 @@ def stylize_video(input, output, style=None, *, method: str = "auto", options=No
                   quality: int = DEFAULT_QUALITY, audio: bool = True,
                   temporal_smoothing: float = DEFAULT_TEMPORAL_SMOOTHING, stability: float = DEFAULT_STABILITY,
                   flow_size: int = DEFAULT_FLOW_SIZE, optimize_options: OptimizeOptions | None = None,
-                  stylizer=None, **overrides) -> VideoResult:
+                  temporal_weight: float = DEFAULT_TEMPORAL_WEIGHT, stylizer=None, **overrides) -> VideoResult:
     """Stylize every frame of the video file `input` into `output` (its suffix picks the format:
     .mp4, .m4v, .mov, .mkv or .webm). `style`, `method` and the keyword options are `brushwork.stylize`'s
     (e.g. `strength=0.8, preserve_color="luminance", size=720`), or `options` a `StylizeOptions`.
@@ -194,8 +208,9 @@ def stylize_video(input, output, style=None, *, method: str = "auto", options=No
     below 1) keeps that share of the previous painted frame, carried along the input's optical flow, where
     the flow is reliable (0: every frame painted on its own); the flow runs on a copy at most `flow_size`
     px long. `method="optimize"` optimizes every frame (`optimize_options`: its steps, weights and layers;
-    the output size is the video's) from the previous one carried along the motion (`FrameOptimizer`):
-    minutes per frame on a CPU. `stylizer`: a one-pass stylizer already loaded (as `get_stylizer` returns;
+    the output size is the video's) from the previous one carried along the motion, held near it where the
+    motion is reliable by a temporal loss of weight `temporal_weight` (`FrameOptimizer`): minutes per frame
+    on a CPU. `stylizer`: a one-pass stylizer already loaded (as `get_stylizer` returns;
     the server keeps its own) to paint with instead of one built from the options. `progress` is called after
     each frame; its `image()` is the frame just painted. Returns a `VideoResult`."""
     av = _av()
@@ -225,7 +240,8 @@ def stylize_video(input, output, style=None, *, method: str = "auto", options=No
                                  f"got {type(stylizer).__name__}")
     elif opts.method == "optimize":
         stylizer = FrameOptimizer(opts.style, optimize_options or OptimizeOptions(device=opts.device,
-                                                                                   precision=opts.precision))
+                                                                                   precision=opts.precision),
+                                  temporal_weight)
     else:
         stylizer = get_stylizer(opts)
 
@@ -338,8 +354,8 @@ def _stylize_frame(stylizer, smoother: TemporalSmoother, stabilizer: FlowStabili
     if optimizing:  # starts from the last result where the motion carries it (`FrameOptimizer`)
         tracked = stabilizer.track(seen)
         # Everywhere, as Ruder et al. initialize: where the flow fails the optimization repaints from there.
-        init = None if tracked is None else tracked[0]
-        y = stabilizer.blend(stylizer.paint(seen, init))
+        init, trust = (None, None) if tracked is None else tracked
+        y = stabilizer.blend(stylizer.paint(seen, init, trust))
     else:
         y = stylizer.stylize_tensor(rgb, opts)[:, :, :height, :width]
         if stabilizer.stability > 0:

@@ -12,6 +12,7 @@ from brushwork.video import (
     DEFAULT_QUALITY,
     DEFAULT_STABILITY,
     DEFAULT_TEMPORAL_SMOOTHING,
+    DEFAULT_TEMPORAL_WEIGHT,
     VIDEO_FORMATS,
     stylize_video,
 )
@@ -48,6 +49,10 @@ def register(sub) -> None:
     p.add_argument("--optimize-steps", type=int, default=OptimizeOptions().steps, metavar="N",
                    help="--method optimize: optimizer steps per frame after the first (which is optimized coarse to "
                    "fine, as `brushwork optimize` does; default: %(default)s)")
+    p.add_argument("--temporal-weight", type=float, default=DEFAULT_TEMPORAL_WEIGHT, metavar="W",
+                   help="--method optimize: weight of the temporal loss that holds each frame near the last result "
+                   "carried along the motion, where the motion is reliable (Ruder et al. 2016; 0: only start from "
+                   "it; default: %(default)s)")
     add_common_flags(p)
     p.set_defaults(run=run)
 
@@ -60,7 +65,8 @@ def run(args) -> int:
                                            precision=options.precision) if options.method == "optimize" else None
         result = stylize_video(args.input, args.output, options=options, progress=bar, max_frames=args.max_frames,
                                quality=args.quality, audio=args.audio, temporal_smoothing=args.temporal_smoothing,
-                               stability=args.stability, optimize_options=optimize_options)
+                               stability=args.stability, optimize_options=optimize_options,
+                               temporal_weight=args.temporal_weight)
     finally:
         bar.close()
     if not args.quiet:

@@ -132,6 +132,7 @@ class _Objective:
         self.content_layers = {k: v for k, v in opts.content_layers.items() if v > 0}
         self.layers = set(self.style_layers) | set(self.content_layers)
         self.mask = mask
+        self.temporal: tuple[torch.Tensor, torch.Tensor] | None = None  # (target image, per-pixel weight)
         with torch.no_grad():
             self.content_targets = {k: v.detach() for k, v in self._features(content, self.content_layers).items()}
             # One blended Gram target per layer: minimizing sum_i w_i |G - G_i|^2 with sum w_i = 1
@@ -162,6 +163,11 @@ class _Objective:
         losses = {"content": float(c.detach()), "style": float(s.detach())}
         if tv is not None:
             losses["tv"] = float(tv.detach())
+        if self.temporal is not None:
+            target, weight = self.temporal
+            temporal = (weight * ((image.float() - target) * PIXEL_SCALE) ** 2).mean()
+            total = total + temporal
+            losses["temporal"] = float(temporal.detach())
         losses["total"] = float(total.detach())
         return total, losses
 
@@ -190,6 +196,7 @@ def run_optimization(
     progress: ProgressCallback | None = None,
     vgg=None,
     init_image: torch.Tensor | None = None,
+    temporal: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> OptimizeResult:
     """Optimize an image; `content` and each style may be a path, PIL image, array or tensor (a style also a
     preset name).
@@ -197,7 +204,10 @@ def run_optimization(
     Returns the result with the lowest total loss seen. A KeyboardInterrupt (Ctrl-C, or raised by
     the progress callback to cancel) stops early and returns that best image with `interrupted` set.
     `init_image` (1 x 3 x H x W in [0, 1]) replaces `options.init` as the start: for video, the previous
-    frame's result carried along the motion (Ruder et al. 2016).
+    frame's result carried along the motion (Ruder et al. 2016). `temporal` = (target 1 x 3 x H x W in [0, 1],
+    weight 1 x 1 x H x W) adds Ruder et al.'s short-term temporal loss at the final scale: the mean over
+    pixels of weight x (image - target)^2, in 0-255 units as VGG-19 sees the image; for video, the target
+    is the previous result warped to this frame and the weight the temporal weight where the flow holds.
     """
     opts = options or OptimizeOptions()
     if not isinstance(styles, (list, tuple)):
@@ -249,6 +259,8 @@ def run_optimization(
             ]
             mask_s = resize(mask_full, (h, w)).to(rt.device) if mask_full is not None else None
             objective = _Objective(vgg, rt, opts, content_s, styles_s, blend, mask_s)
+            if temporal is not None and scale_index == len(sizes) - 1:
+                objective.temporal = tuple(resize(t.float(), (h, w)).to(rt.device) for t in temporal)
 
             if image is None:
                 image = _initial_image(opts.init, content_s) if init_image is None else \

@@ -163,6 +163,30 @@ def test_optimize_starts_each_frame_from_the_last_result_carried_along_the_motio
     assert steadier
 
 
+def test_optimize_holds_each_frame_near_the_carried_result_where_the_motion_is_reliable(style_path, vgg,
+                                                                                      monkeypatch):
+    import brushwork.video as video
+
+    seen = []
+    real = video.run_optimization
+    monkeypatch.setattr(video, "run_optimization", lambda *a, **kw: seen.append(kw["temporal"]) or real(*a, **kw))
+    painter = FrameOptimizer(str(style_path), OptimizeOptions(steps=1, device="cpu", precision="fp32"), 300.0)
+    painter.vgg = vgg
+    photo, start = torch.rand(1, 3, 32, 48), torch.rand(1, 3, 32, 48)
+    trust = torch.rand(1, 1, 32, 48)
+    painter.paint(photo, None)  # the first frame: nothing to hold it to
+    painter.paint(photo, start, trust)
+    assert seen[0] is None
+    target, weight = seen[1]
+    assert target is start and torch.equal(weight, 300.0 * trust)
+
+
+@pytest.mark.parametrize("weight", [-1.0, float("nan"), float("inf"), True, "2"])
+def test_a_bad_temporal_weight_is_refused_with_one_line(style_path, weight):
+    with pytest.raises(BrushworkError, match="temporal weight must be a number of at least 0"):
+        FrameOptimizer(str(style_path), OptimizeOptions(steps=1, device="cpu", precision="fp32"), weight)
+
+
 def test_a_scene_cut_resets_the_stabilizer(tmp_path, model):
     first, second = _panning_frame(0), _panning_frame(1)
     clip = make_clip(tmp_path / "cut.mp4", frames=8, audio=False,
