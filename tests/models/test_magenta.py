@@ -25,8 +25,13 @@ EXAMPLE = "brushwork/assets/examples/astronaut.jpg"
 TORCH_CPU = dict(device="cpu", precision="fp32", backend="torch")
 
 
-def _session(name):
-    return ort.InferenceSession(str(magenta.wheel_file(name)), providers=["CPUExecutionProvider"])
+def _session(name, optimized=True):
+    """onnxruntime on one of the wheel's graphs; `optimized=False` runs the graph as written (each int8
+    rounding where the graph puts it) instead of through onnxruntime's fused int8 kernels."""
+    options = ort.SessionOptions()
+    if not optimized:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(str(magenta.wheel_file(name)), options, providers=["CPUExecutionProvider"])
 
 
 def _psnr(a, b) -> float:
@@ -48,8 +53,9 @@ def test_the_26_style_network_matches_the_wheels_graph(size):
 
 
 def test_the_arbitrary_port_matches_the_wheels_int8_graphs():
-    """The wheel's graphs also quantize their activations to int8; the port runs in float, so it matches
-    closely but not exactly: the embedding in direction, the image to about 28 dB (measured 28.0)."""
+    """The wheel's graphs also quantize their activations to int8; the port runs in float. The predictor's
+    embedding matches the graph as written almost exactly (cosine 0.99992 measured), and onnxruntime's own
+    fused int8 kernels, which round differently, only in direction (0.974); the image to about 28 dB."""
     painting = Image.open(resolve_style("water-lilies")).convert("RGB")
     side = min(painting.size)
     left, top = (painting.width - side) // 2, (painting.height - side) // 2
@@ -59,8 +65,12 @@ def test_the_arbitrary_port_matches_the_wheels_int8_graphs():
     stylizer = PredictStylizer("magenta-arbitrary", **TORCH_CPU)
     with torch.no_grad():
         embedding = stylizer.predictor.embed(torch.from_numpy(x).permute(0, 3, 1, 2))[0].numpy()
-    cosine = embedding @ reference_embedding / np.linalg.norm(embedding) / np.linalg.norm(reference_embedding)
-    assert cosine > 0.95
+    def cosine(a, b):
+        return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+    as_written = _session("arbitrary_predict.onnx", optimized=False).run(None, {"style_image": x})[0].reshape(-1)
+    assert cosine(embedding, as_written) > 0.999
+    assert cosine(embedding, reference_embedding) > 0.95
 
     photo = np.asarray(Image.open(EXAMPLE).convert("RGB").resize((384, 384), Image.LANCZOS), np.float32) / 255
     transform = _session("arbitrary_transform.onnx")
