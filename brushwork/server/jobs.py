@@ -18,6 +18,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from brushwork.errors import BrushworkError
@@ -60,8 +61,11 @@ class Job:
     preview_step: int = -1
     version: int = 0  # bumped on every change; event streams watch it
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
-    # Called once when the job ends, however it ends (done, failed, cancelled while queued or running, the
-    # server stopping): frees what the job holds outside memory, such as a video job's temporary folder.
+    # A result kept on disk instead of in `result` (a video): served from there until the job is discarded.
+    result_file: Path | None = None
+    # Called once when the job's files are no longer needed: when it fails or is cancelled, or, once done,
+    # when it is deleted or expires (or the server stops). Frees what the job holds outside memory, such as
+    # a video job's temporary folder with its upload and its result.
     cleanup: Callable[[], None] | None = field(default=None, repr=False)
 
     def update(self, **changes) -> None:
@@ -121,6 +125,8 @@ class JobManager:
             self._pending.clear()
             for job in self._jobs.values():
                 job.cancel.set()
+                if job.state in FINISHED:  # running ones clean up as they end
+                    self._clean_up(job)
             self._lock.notify_all()
             threads, self._threads = self._threads, []
         deadline = time.monotonic() + timeout
@@ -131,7 +137,8 @@ class JobManager:
     # The API the app uses
 
     def submit(self, kind: str, run: Callable[[Job], Any], cleanup: Callable[[], None] | None = None) -> Job:
-        """Queue `run(job)`; `cleanup()` runs once when the job ends, or at once when the queue is full."""
+        """Queue `run(job)`; `cleanup()` runs once when the job's files are no longer needed (`Job.cleanup`),
+        or at once when the queue is full."""
         with self._lock:
             self._purge()
             if self._stopping or len(self._pending) >= self.queue_size + max(0, self.workers - self._running):
@@ -180,7 +187,7 @@ class JobManager:
                 job.update()  # wake event streams
             else:
                 del self._jobs[job_id]
-                job.update(result=None, preview=None)
+                self._discard(job)
             return job
 
     def stats(self) -> dict:
@@ -229,7 +236,7 @@ class JobManager:
                 self._finish(job, FAILED, error=f"internal error: {type(exc).__name__}: {first}".rstrip(": "))
         else:
             with self._lock:
-                if job.cancel.is_set() and job.result is None:
+                if job.cancel.is_set() and job.result is None and job.result_file is None:
                     self._finish(job, CANCELLED, error="cancelled")
                 else:
                     self._finish(job, DONE)
@@ -238,12 +245,8 @@ class JobManager:
 
     def _finish(self, job: Job, state: str, error: str | None = None) -> None:
         job.run = None
-        cleanup, job.cleanup = job.cleanup, None
-        if cleanup is not None:
-            try:
-                cleanup()
-            except Exception:  # a leftover temporary file must not keep the job from ending
-                log.exception("cleaning up after job %s failed", job.id[:6])
+        if state != DONE:  # nothing to serve: its files can go now
+            self._clean_up(job)
         job.update(state=state, error=error, finished=time.time())
         self._lock.notify_all()
 
@@ -268,8 +271,20 @@ class JobManager:
             live = sorted((j for j in finished if j.id not in expired), key=lambda j: j.finished or 0)
             expired.update(j.id for j in live[:excess])
         for job_id in expired:
-            job = self._jobs.pop(job_id)
-            job.update(result=None, preview=None)
+            self._discard(self._jobs.pop(job_id))
+
+    def _discard(self, job: Job) -> None:
+        """A finished job leaves: its result and its files go."""
+        self._clean_up(job)
+        job.update(result=None, result_file=None, preview=None)
+
+    def _clean_up(self, job: Job) -> None:
+        cleanup, job.cleanup = job.cleanup, None
+        if cleanup is not None:
+            try:
+                cleanup()
+            except Exception:  # a leftover temporary file must not keep the job from ending
+                log.exception("cleaning up after job %s failed", job.id[:6])
 
     def _retry_after(self) -> int:
         typical = sum(self._durations) / len(self._durations) if self._durations else self.typical_seconds

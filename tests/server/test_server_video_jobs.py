@@ -68,7 +68,19 @@ def test_video_job_paints_every_frame_keeps_the_sound_and_returns_an_mp4(client,
     assert len(frames) == 6 and frames[0].shape == (24, 32, 3)
     assert times == pytest.approx([i / 12 for i in range(6)], abs=1e-3)
     assert audio == pytest.approx(0.5, abs=0.05)
-    assert not list(spool.iterdir())  # the upload and the painted file are gone once the job is done
+    # The painted video waits on disk, not in memory, until the job is deleted; then the job's folder is gone.
+    assert len(list(spool.iterdir())) == 1
+    assert client.delete(job["url"]).json()["deleted"] is True
+    assert not list(spool.iterdir())
+
+
+def test_an_expired_video_job_takes_its_files_with_it(app_factory, clip, spool):
+    with TestClient(app_factory(result_ttl=0.5)) as client:
+        job = post_video(client, clip, size=24).json()
+        wait_state(client, job["id"])
+        wait_for(lambda: client.get(job["url"]).status_code == 404, 30, what="the job to expire")
+        assert_error(client.get(job["result_url"] if job["result_url"] else job["url"] + "/result"), 404)
+        assert not list(spool.iterdir())
 
 
 def test_video_job_options_max_frames_no_sound_and_a_style_image(app_factory, clip, spool, tmp_path):
@@ -128,7 +140,8 @@ def test_a_clip_cut_short_is_painted_as_far_as_it_decodes(client, tmp_path, spoo
     cut = whole[:len(whole) // 2] + bytes(len(whole) - len(whole) // 2)
     done = wait_state(client, post_video(client, cut, size=32).json()["id"])
     assert done["state"] == "done" and 1 <= done["step"] < 24
-    wait_for(lambda: not list(spool.iterdir()), 30, what="the job's files to go")
+    client.delete(done["url"])
+    assert not list(spool.iterdir())
 
 
 def test_a_video_job_cancelled_while_queued_removes_its_files(app_factory, clip, spool):

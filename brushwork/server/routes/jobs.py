@@ -14,6 +14,7 @@ import inspect
 import io
 import json
 import math
+import os
 import time
 from dataclasses import MISSING, fields
 from typing import Optional
@@ -281,11 +282,19 @@ def job_status(job_id: str, jobs: JobsDep, config: ConfigDep):
                        409: {"description": "not finished, failed or cancelled"}})
 def job_result(job_id: str, jobs: JobsDep):
     job = get_job(jobs, job_id)
-    if job.state == DONE and job.result is not None:
+    result, result_file = job.result, job.result_file
+    if job.state == DONE and (result is not None or result_file is not None):
         suffix = RESULT_SUFFIXES.get(job.result_type, ".bin")
-        return Response(job.result, media_type=job.result_type,
-                        headers={"Cache-Control": "no-store",
-                                 "Content-Disposition": f'inline; filename="brushwork-{job.id[:8]}{suffix}"'})
+        headers = {"Cache-Control": "no-store",
+                   "Content-Disposition": f'inline; filename="brushwork-{job.id[:8]}{suffix}"'}
+        if result is not None:
+            return Response(result, media_type=job.result_type, headers=headers)
+        try:  # opened now: a job that expires while the file is sent still sends it whole
+            stream = open(result_file, "rb")  # noqa: SIM115 - closed by the response
+        except OSError:
+            fail(404, "the job's result is gone (deleted or expired)")
+        return StreamingResponse(_chunks(stream), media_type=job.result_type,
+                                 headers={**headers, "Content-Length": str(os.fstat(stream.fileno()).st_size)})
     if job.state == FAILED:
         fail(409, f"the job failed: {job.error}")
     if job.state == CANCELLED:
@@ -310,6 +319,12 @@ def delete_job(job_id: str, jobs: JobsDep, config: ConfigDep):
     body = job_json(job, jobs, config)
     body["deleted"] = jobs.get(job_id) is None
     return JSONResponse(body, status_code=202 if job.state == RUNNING else 200)
+
+
+def _chunks(stream, size: int = 1024 * 1024):
+    with stream:
+        while chunk := stream.read(size):
+            yield chunk
 
 
 def sse(event: str, data: dict, event_id: int | None = None) -> str:

@@ -4,7 +4,9 @@ The style is chosen as for `POST /v1/stylize` (a named style's trained model, or
 method that takes any style), every frame is painted by `brushwork.stylize_video` with its flicker
 removal (`stability`), and the job is watched, fetched (an MP4 with the sound kept) and cancelled
 through the `/v1/jobs/{id}` routes like an optimization job. The upload is checked before the job is
-queued: too large is a 413, a file FFmpeg cannot read as a video a 400.
+queued: too large is a 413, a file FFmpeg cannot read as a video a 400. The upload and the painted video
+live in a temporary folder of the job's, removed when the job fails or is cancelled, or, once done, when
+it is deleted or expires.
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ def video_runner(source: Path, stylizer, options: StylizeOptions, *, stability: 
         except BrushworkError as exc:  # the client sees its video, not the server's temporary paths
             raise BrushworkError(without_paths(str(exc), source, output)) from None
         job.check_cancelled()
-        job.update(result=output.read_bytes(), result_type="video/mp4", step=result.frames, total=result.frames,
+        # Served from its file until the job is deleted or expires: a video is not held in memory.
+        job.update(result_file=output, result_type="video/mp4", step=result.frames, total=result.frames,
                    info={**job.info, "audio": result.audio, "scene_cuts": result.scene_cuts})
 
     return run
