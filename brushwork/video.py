@@ -163,7 +163,8 @@ def _open_input(path: Path):
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
         raise BrushworkError(f"cannot read video {str(path)!r}: {_reason(exc)}") from None
     streams = container.streams.video
-    if not streams or not streams[0].codec_context.width or not streams[0].codec_context.height:
+    context = streams[0].codec_context if streams else None  # None where FFmpeg knows no decoder for the stream
+    if context is None or not context.width or not context.height:
         container.close()
         raise BrushworkError(f"cannot read video {str(path)!r}: no video stream FFmpeg can decode")
     return container
@@ -255,6 +256,8 @@ def stylize_video(input, output, style=None, *, method: str = "auto", options=No
                 v_in = source.streams.video[0]
                 v_in.thread_type = "AUTO"
                 a_in = source.streams.audio[0] if audio and source.streams.audio else None
+                if a_in is not None and a_in.codec_context is None:  # a sound FFmpeg knows no codec for: left out
+                    a_in = None
                 width, height = _output_size(v_in.codec_context.width, v_in.codec_context.height, opts.size)
                 try:
                     sink = av.open(str(tmp), mode="w", format=container_name)

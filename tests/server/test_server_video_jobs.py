@@ -112,6 +112,8 @@ def test_bad_video_uploads_and_options_get_one_clear_4xx_and_leave_no_files(app_
         assert_error(r, 400, "the video")
         assert "brushwork-video" not in r.text and str(spool) not in r.text
         assert_error(post_video(client, b"", ctype="video/mp4"), 400, "empty")
+        no_decoder = clip[:32] + clip[32:].replace(b"avc1", b"zzzz")  # a video stream FFmpeg has no decoder for
+        assert_error(post_video(client, no_decoder), 400, "no video stream FFmpeg can decode")
         assert_error(post_video(client, clip, ctype="image/png"), 415, "video")
         assert_error(post_video(client, clip, style="no-such-style"), 422, "unknown style")
         assert_error(post_video(client, clip, stability=1), 422, "stability")

@@ -237,12 +237,21 @@ def test_cli(tmp_path, capsys, model):
     assert len(read_clip(tmp_path / "out.mov")[0]) == 4
 
 
+def _without_a_decoder(path):
+    """The clip with its video track's codec renamed to one FFmpeg does not know (the stream is there, with no
+    decoder: PyAV gives it no codec context)."""
+    data = path.read_bytes()
+    path.write_bytes(data[:32] + data[32:].replace(b"avc1", b"zzzz"))  # past the file type box's brand list
+    return path
+
+
 @pytest.mark.parametrize("make_input, output, extra, message", [
     (lambda p: p / "missing.mp4", "out.mp4", [], "video not found"),
     (lambda p: (p / "junk.mp4").write_bytes(b"not a video at all" * 10) and p / "junk.mp4", "out.mp4", [],
      "cannot read video"),
     (lambda p: (p / "cut.mp4").write_bytes(make_clip(p / "in.mp4", frames=8).read_bytes()[:1500]) and p / "cut.mp4",
      "out.mp4", [], "cannot read video"),  # a truncated file
+    (lambda p: _without_a_decoder(make_clip(p / "in.mp4", frames=2)), "out.mp4", [], "no video stream FFmpeg can"),
     (lambda p: make_clip(p / "in.mp4", frames=2, audio=False), "out.avi", [], "unknown video format '.avi'"),
     (lambda p: make_clip(p / "in.mp4", frames=2, audio=False), "out.mp4", ["--quality", "99"], "quality must be"),
     (lambda p: make_clip(p / "in.mp4", frames=2, audio=False), "out.mp4", ["--strength", "2"], "strength must be"),
