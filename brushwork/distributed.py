@@ -13,11 +13,14 @@ needs of the whole batch (a normalizing statistic, another photo) comes from `me
 
 from __future__ import annotations
 
+import inspect
 import os
 
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
+
+_DDP_PARAMETERS = frozenset(inspect.signature(DistributedDataParallel.__init__).parameters)
 
 
 def launched_distributed() -> bool:
@@ -70,8 +73,12 @@ def data_parallel(module: torch.nn.Module, device: torch.device) -> torch.nn.Mod
     keep no running statistics, and the buffers brushwork's networks hold are set once, alike on every rank.
     """
     on_gpu = device.type == "cuda"
+    # Newer torch names the switch forward_sync_buffers (and warns about the old name); it also copies rank 0's
+    # buffers at the start, which is harmless here. Older torch (>= 2.4 is supported) knows only the old name.
+    no_buffer_sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in _DDP_PARAMETERS
+                      else {"broadcast_buffers": False})
     return DistributedDataParallel(module, device_ids=[device.index] if on_gpu else None,
-                                   output_device=device.index if on_gpu else None, broadcast_buffers=False)
+                                   output_device=device.index if on_gpu else None, **no_buffer_sync)
 
 
 def mean_over_ranks_tensor(t: torch.Tensor) -> torch.Tensor:
