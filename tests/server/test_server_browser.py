@@ -220,10 +220,51 @@ def test_optimization_job_shows_progress_and_cancels(page, live, files):
     assert page.errors == []
 
 
+def test_a_video_is_painted_as_a_job_and_shown_in_a_player(page, files, tmp_path):
+    """A video goes to POST /v1/video-jobs: only the fast method is offered, the steadiness slider appears,
+    progress counts frames, and the painted MP4 comes back as a player with a download link."""
+    pytest.importorskip("av")
+    from clips import make_clip
+
+    clip = make_clip(tmp_path / "holiday.mp4", w=64, h=48, frames=8, audio=True)
+    page.set_input_files("#photo-input", str(clip))
+    page.wait_for_function("document.getElementById('photo-dims').textContent.startsWith('64 × 48')")
+    assert page.locator("#video-preview").is_visible() and page.locator("#photo-preview").is_hidden()
+    page.click(".style-card[data-style='starry-night']")
+    assert page.locator("#method-optimize").is_disabled() and page.is_checked("#method-fast")
+    assert "frame by frame" in page.locator("#method-note").text_content()
+    assert page.locator("#stability-field").is_visible()
+    set_range(page, "#stability", 50)
+    assert page.locator("#stability-out").text_content() == "50%"
+    set_range(page, "#size", 64)
+    requests = []
+    page.on("request", lambda r: requests.append((r.method, r.url)) if r.method == "POST" else None)
+    page.click("#go")
+    page.wait_for_selector("#result-box:not([hidden])", timeout=120000)
+    assert any(url.endswith("/v1/video-jobs") for _, url in requests)
+    assert page.locator("#result-video").is_visible() and page.locator("#compare").is_hidden()
+    page.wait_for_function("document.getElementById('result-video').readyState >= 1", timeout=30000)
+    size = page.evaluate("[document.getElementById('result-video').videoWidth, "
+                         "document.getElementById('result-video').videoHeight]")
+    assert size == [64, 48]
+    link = page.locator("#download")
+    assert link.get_attribute("download") == "brushwork-starry-night.mp4"
+    assert link.text_content() == "Download MP4"
+    assert "Video: 8 frames" in page.locator("#result-info").text_content()
+    assert page.locator("#status").text_content() == "Done."
+    # A photo afterwards is painted as a photo again, shown against the original.
+    page.set_input_files("#photo-input", str(files["photo"]))
+    assert page.locator("#stability-field").is_hidden() and page.is_enabled("#method-optimize")
+    assert _run_and_get_result_size(page) == [64, 43]
+    assert page.locator("#compare").is_visible() and page.locator("#result-video").is_hidden()
+    assert link.text_content() == "Download PNG"
+    assert page.errors == []
+
+
 def test_bad_photos_show_an_error(page, files):
     page.set_input_files("#photo-input", str(files["notes"]))
     page.wait_for_selector("#error:not([hidden])")
-    assert "not an image" in page.locator("#error").text_content()
+    assert "neither an image nor a video" in page.locator("#error").text_content()
     page.set_input_files("#photo-input", str(files["corrupt"]))  # looks like a JPEG; the server says no
     page.click(".style-card[data-style='starry-night']")
     page.click("#go")

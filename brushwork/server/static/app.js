@@ -5,9 +5,10 @@ const $ = (id) => document.getElementById(id);
 const UPLOAD = "__upload__";
 
 const state = {
-  limits: { max_upload_bytes: 25 * 1024 * 1024, max_size: 1024, max_steps: 500 },
+  limits: { max_upload_bytes: 25 * 1024 * 1024, max_size: 1024, max_steps: 500, max_video_bytes: 200 * 1024 * 1024 },
   styles: [],
-  photo: null,          // File
+  photo: null,          // File: a photo, or a video when `video` is true
+  video: false,         // the chosen file is a video: painted frame by frame by a video job
   photoUrl: null,       // object URL of the photo (the browser applies its EXIF orientation)
   style: null,          // preset name or UPLOAD
   styleFile: null,      // File, for "your own style"
@@ -43,6 +44,8 @@ function formatBytes(n) {
   return `${Math.max(1, Math.round(n / 1024))} KB`;
 }
 
+function seconds(v) { return v < 10 ? v.toFixed(1) : String(Math.round(v)); }
+
 function fmt(v) {
   if (v === undefined || v === null || !isFinite(v)) return "–";
   const a = Math.abs(v);
@@ -67,22 +70,46 @@ function isImageFile(file) {
   return !file.type || file.type.startsWith("image/");
 }
 
+const VIDEO_EXTENSIONS = /\.(mp4|m4v|mov|mkv|webm|avi|mpe?g|ogv)$/i;
+
+function isVideoFile(file) {
+  return (file.type || "").startsWith("video/") || VIDEO_EXTENSIONS.test(file.name || "");
+}
+
 function setPhoto(file) {
   showError("");
   if (!file) return;
-  if (!isImageFile(file)) { showError(`${file.name} is not an image.`); return; }
-  if (file.size > state.limits.max_upload_bytes) {
-    showError(`${file.name} is ${formatBytes(file.size)}; the limit is ${formatBytes(state.limits.max_upload_bytes)}.`);
+  const video = isVideoFile(file);
+  if (!video && !isImageFile(file)) { showError(`${file.name} is neither an image nor a video.`); return; }
+  const limit = video ? state.limits.max_video_bytes : state.limits.max_upload_bytes;
+  if (file.size > limit) {
+    showError(`${file.name} is ${formatBytes(file.size)}; the limit for ${video ? "a video" : "a photo"} is ${formatBytes(limit)}.`);
     return;
   }
   state.photo = file;
+  state.video = video;
   if (state.photoUrl) URL.revokeObjectURL(state.photoUrl);
   state.photoUrl = URL.createObjectURL(file);
   const img = $("photo-preview");
-  img.onload = () => { $("photo-dims").textContent = `${img.naturalWidth} × ${img.naturalHeight}`; };
-  img.onerror = () => { $("photo-dims").textContent = "no preview in this browser; the server will read it"; };
-  img.src = state.photoUrl;
-  $("photo-name").textContent = file.name || "photo";
+  const clip = $("video-preview");
+  img.hidden = video;
+  clip.hidden = !video;
+  const unreadable = () => { $("photo-dims").textContent = "no preview in this browser; the server will read it"; };
+  if (video) {
+    img.removeAttribute("src");
+    clip.onloadedmetadata = () => {
+      $("photo-dims").textContent = `${clip.videoWidth} × ${clip.videoHeight}, ${clip.duration.toFixed(1)} s`;
+    };
+    clip.onerror = unreadable;
+    clip.src = state.photoUrl;
+  } else {
+    clip.removeAttribute("src");
+    img.onload = () => { $("photo-dims").textContent = `${img.naturalWidth} × ${img.naturalHeight}`; };
+    img.onerror = unreadable;
+    img.src = state.photoUrl;
+  }
+  $("photo-dims").textContent = "";
+  $("photo-name").textContent = file.name || (video ? "video" : "photo");
   $("drop-empty").hidden = true;
   $("drop-full").hidden = false;
   updateControls();
@@ -221,8 +248,8 @@ function updateControls() {
   fastRadio.disabled = !fastOk;
   $("method-fast-card").classList.toggle("disabled", !fastOk);
   if (!fastOk && fastRadio.checked) $("method-optimize").checked = true;
-  // A network's own style (no painting behind it) has only the fast method.
-  const optimizeOk = !preset || preset.methods.includes("optimize");
+  // A network's own style (no painting behind it) has only the fast method, and so has a video.
+  const optimizeOk = !state.video && (!preset || preset.methods.includes("optimize"));
   const optimizeRadio = $("method-optimize");
   optimizeRadio.disabled = !optimizeOk;
   $("method-optimize-card").classList.toggle("disabled", !optimizeOk);
@@ -230,7 +257,8 @@ function updateControls() {
   const method = selectedMethod();
 
   let note = "";
-  if (state.style === UPLOAD && !fastOk) note = "Your own style image works with Optimize.";
+  if (state.video && !fastOk) note = "A video is painted by the fast method, which has no model for this painting here.";
+  else if (state.style === UPLOAD && !fastOk) note = "Your own style image works with Optimize.";
   else if (state.style === UPLOAD && method === "fast") {
     note = `Paints your style in one pass (${state.anyStyle.name}).`;
   }
@@ -245,7 +273,10 @@ function updateControls() {
   else if (method === "fast" && preset.fast_model) note = `Uses the trained model “${preset.fast_model}”.`;
   else if (method === "fast") note = `No trained model for this painting: paints it in one pass (${state.anyStyle.name}).`;
   else if (preset) note = "Optimize follows the painting step by step: minutes, not seconds.";
+  if (state.video && fastOk) note += " A video is painted frame by frame, each frame steadied by the one before along the motion.";
   $("method-note").textContent = note;
+  $("stability-field").hidden = !state.video;
+  $("stability-out").textContent = `${$("stability").value}%`;
 
   $("advanced").hidden = method !== "optimize";
   const size = Number($("size").value);
@@ -256,10 +287,11 @@ function updateControls() {
   const total = steps * (2 ** scales - 1);
   $("steps-note").textContent = `${scales} scale${scales > 1 ? "s" : ""} (coarse to fine): ${total} steps in all.`;
 
-  const ready = !!state.photo && (state.style === UPLOAD ? !!state.styleFile : !!preset);
+  const ready = !!state.photo && (state.style === UPLOAD ? !!state.styleFile : !!preset)
+    && (!state.video || fastOk);
   $("go").disabled = !ready || state.busy;
   if (!state.busy) {
-    setStatus(!state.photo ? "Choose a photo." : !ready ? "Choose a painting." : "Ready to paint.");
+    setStatus(!state.photo ? "Choose a photo or a video." : !ready ? "Choose a painting." : "Ready to paint.");
   }
 }
 
@@ -286,18 +318,28 @@ function setProgress(step, total, text) {
   $("progress-text").textContent = text;
 }
 
-function showResult(blob, info) {
+// A painted photo is shown against the photo (a before/after slider), a painted video as a player.
+function showResult(blob, info, video) {
   if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
   state.resultUrl = URL.createObjectURL(blob);
-  $("result-before").src = state.photoUrl;
-  $("result-after").src = state.resultUrl;
+  $("compare").hidden = video;
+  const player = $("result-video");
+  player.hidden = !video;
+  if (video) {
+    player.src = state.resultUrl;
+  } else {
+    player.removeAttribute("src");
+    $("result-before").src = state.photoUrl;
+    $("result-after").src = state.resultUrl;
+    setCompare(50);
+    $("compare-slider").value = 50;
+  }
   const label = state.style === UPLOAD ? "custom" : state.style;
   const link = $("download");
   link.href = state.resultUrl;
-  link.download = `brushwork-${label}.png`;
+  link.download = `brushwork-${label}.${video ? "mp4" : "png"}`;
+  link.textContent = video ? "Download MP4" : "Download PNG";
   $("result-info").textContent = info;
-  setCompare(50);
-  $("compare-slider").value = 50;
   showStage("result");
 }
 
@@ -311,7 +353,8 @@ function setCompare(pct) {
 
 function buildForm(method) {
   const form = new FormData();
-  form.append("photo", state.photo, state.photo.name || "photo");
+  if (state.video) form.append("video", state.photo, state.photo.name || "video");
+  else form.append("photo", state.photo, state.photo.name || "photo");
   if (state.style === UPLOAD) form.append("style_image", state.styleFile, state.styleFile.name || "style");
   else form.append("style", state.style);
   const size = Number($("size").value);
@@ -322,6 +365,7 @@ function buildForm(method) {
     // auto: a painting's trained model when it has one, else the server's one-pass method for any style.
     form.append("method", "auto");
     form.append("strength", String(strength));
+    if (state.video) form.append("stability", String(Number($("stability").value) / 100));
   } else {
     // Optimize has no blend: strength sets how much the painting's texture weighs (10 to 1000).
     form.append("style_weight", String(Math.round(10 * 100 ** strength)));
@@ -340,8 +384,9 @@ async function paint() {
   $("live-placeholder").hidden = false;
   setProgress(0, 1, "");
   try {
-    if (method === "fast") await paintFast();
-    else await startJob();
+    if (state.video) await startJob("/v1/video-jobs", buildForm("fast"));
+    else if (method === "fast") await paintFast();
+    else await startJob("/v1/jobs", buildForm("optimize"));
   } catch (err) {
     finish(false);
     showError(`Could not reach the server: ${err.message || err}`);
@@ -364,14 +409,15 @@ async function paintFast() {
   const model = response.headers.get("X-Brushwork-Model") || state.style;
   const used = response.headers.get("X-Brushwork-Method");
   finish(true);
-  showResult(blob, `Fast: ${model}${used && used !== "feedforward" ? ` (${used})` : ""}, ${secs} s.`);
+  showResult(blob, `Fast: ${model}${used && used !== "feedforward" ? ` (${used})` : ""}, ${secs} s.`, false);
   setStatus("Done.");
 }
 
-async function startJob() {
-  setStatus("Starting the job…");
+// An optimization (/v1/jobs) or a video (/v1/video-jobs): a background job, watched until it ends.
+async function startJob(url, form) {
+  setStatus(state.video ? "Uploading the video…" : "Starting the job…");
   $("live-placeholder").textContent = "Waiting for a free painter…";
-  const response = await fetch("/v1/jobs", { method: "POST", body: buildForm("optimize") });
+  const response = await fetch(url, { method: "POST", body: form });
   if (!response.ok) {
     finish(false);
     const retry = response.headers.get("Retry-After");
@@ -430,6 +476,16 @@ function onJobUpdate(job) {
     setProgress(0, 1, "Waiting for a free painter.");
     return;
   }
+  if (job.state === "running" && job.method === "video") {
+    const parts = [`Frame ${job.step} / ${job.total || "?"}`];
+    if (job.width) parts.push(`${job.width}×${job.height}`);
+    if (job.frames_per_s) parts.push(`${fmt(job.frames_per_s)} frames/s`);
+    parts.push(`${Math.round(job.elapsed)} s`);
+    setProgress(job.step, job.total, parts.join(" · "));
+    setStatus(job.cancelling ? "Cancelling…" : `Painting the video… ${Math.round(100 * (job.progress || 0))}%`);
+    if (job.step > 0) $("live-placeholder").textContent = "Painting…";
+    return;
+  }
   if (job.state === "running") {
     const losses = job.losses || {};
     const parts = [`Step ${job.step} / ${job.total}`];
@@ -448,14 +504,17 @@ async function onJobEnd(job) {
   const id = state.job;
   state.job = null;
   $("cancel").hidden = true;
+  const video = job.method ? job.method === "video" : state.video;
+  const unit = video ? "frames" : "steps";
   if (job.state === "done") {
-    setProgress(job.total, job.total, `Step ${job.total} / ${job.total}`);
+    setProgress(job.total, job.total, `${video ? "Frame" : "Step"} ${job.total} / ${job.total}`);
     try {
       const response = await fetch(`/v1/jobs/${encodeURIComponent(id)}/result`);
       if (!response.ok) throw new Error(await errorText(response));
       const blob = await response.blob();
       finish(true);
-      showResult(blob, `Optimized: ${job.total} steps in ${Math.round(job.elapsed)} s.`);
+      showResult(blob, video ? `Video: ${job.total} frames in ${seconds(job.elapsed)} s${job.model ? ` (${job.model})` : ""}.`
+        : `Optimized: ${job.total} steps in ${Math.round(job.elapsed)} s.`, video);
       setStatus("Done.");
     } catch (err) {
       finish(false);
@@ -464,7 +523,7 @@ async function onJobEnd(job) {
   } else if (job.state === "cancelled") {
     finish(false, true);
     setStatus("Cancelled.");
-    if (job.step !== undefined) $("progress-text").textContent = `Cancelled after ${job.step} of ${job.total} steps.`;
+    if (job.step !== undefined) $("progress-text").textContent = `Cancelled after ${job.step} of ${job.total} ${unit}.`;
   } else {
     finish(false);
     showError(job.error || "The job failed.");
@@ -503,7 +562,7 @@ async function init() {
     state.userPickedMethod = true;
     updateControls();
   }));
-  ["strength", "size", "steps"].forEach((id) => $(id).addEventListener("input", updateControls));
+  ["strength", "size", "steps", "stability"].forEach((id) => $(id).addEventListener("input", updateControls));
   $("go").addEventListener("click", paint);
   $("cancel").addEventListener("click", cancelJob);
   $("compare-slider").addEventListener("input", (e) => setCompare(Number(e.target.value)));
