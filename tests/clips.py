@@ -12,9 +12,9 @@ def gradient_frame(i, w, h):
     return np.stack([(x * 4 + i * 10) % 256, (y * 5) % 256, np.full_like(x, 128 + i * 5)], -1).astype(np.uint8)
 
 
-def make_clip(path, w=64, h=48, frames=8, audio=True, pts_step=1, frame=None):
+def make_clip(path, w=64, h=48, frames=8, audio=True, pts_step=1, frame=None, tone_from=0.0):
     """An H.264 clip of moving gradients at FPS frames per second (pts_step > 1: gaps, a variable rate),
-    with a sine tone in AAC. `frame(i, w, h)` draws other frames."""
+    with a sine tone in AAC, silent before `tone_from` seconds. `frame(i, w, h)` draws other frames."""
     frame_image = frame or gradient_frame
     import av
 
@@ -32,8 +32,8 @@ def make_clip(path, w=64, h=48, frames=8, audio=True, pts_step=1, frame=None):
         out.mux(p)
     if sound is not None:
         t = np.arange(int(16000 * frames * pts_step / FPS)) / 16000
-        tone = av.AudioFrame.from_ndarray((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None], format="flt",
-                                          layout="mono")
+        wave = np.where(t >= tone_from, 0.3 * np.sin(2 * np.pi * 440 * t), 0.0)
+        tone = av.AudioFrame.from_ndarray(wave.astype(np.float32)[None], format="flt", layout="mono")
         tone.sample_rate, tone.pts = 16000, 0
         for p in sound.encode(tone):
             out.mux(p)
@@ -58,3 +58,17 @@ def read_clip(path):
             rate = c.streams.audio[0].rate
             audio = sum(f.samples for f in c.decode(audio=0)) / rate
     return frames, times, audio
+
+
+def sound_onset(path):
+    """Seconds from the first frame's time to where the tone of `make_clip(tone_from=...)` starts."""
+    import av
+
+    with av.open(str(path)) as c:
+        first = next(float(f.pts * f.time_base) for f in c.decode(video=0))
+    with av.open(str(path)) as c:
+        for f in c.decode(audio=0):
+            loud = np.nonzero(np.abs(f.to_ndarray()[0]) > 0.1)[0]
+            if len(loud):
+                return float(f.pts * f.time_base) + loud[0] / f.sample_rate - first
+    return None
