@@ -14,7 +14,7 @@ from brushwork.imaging.io import (
     save_image,
     tensor_to_image,
 )
-from brushwork.imaging.resize import centre_square, fit_long_side, resize, resize_long_side
+from brushwork.imaging.resize import fit_long_side, painting_views, resize, resize_long_side
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -25,7 +25,7 @@ __all__ = [
     "open_image",
     "resize",
     "resize_long_side",
-    "centre_square",
+    "painting_views",
     "rgb_to_yiq",
     "save_image",
     "tensor_to_image",

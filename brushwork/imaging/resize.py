@@ -57,10 +57,16 @@ def resize_long_side(t: torch.Tensor, long_side: int) -> torch.Tensor:
     return resize(t, fit_long_side(int(h), int(w), long_side))
 
 
-def centre_square(t: torch.Tensor, size: int) -> torch.Tensor:
-    """The centre square of an N x C x H x W image, resized to `size` x `size` (what a network trained on
-    square crops takes: Magenta's style predictor)."""
+def painting_views(t: torch.Tensor, size: int) -> torch.Tensor:
+    """A 1 x C x H x W painting as the `size` x `size` views a network trained on square crops sees it whole
+    by (Magenta's style predictor, which averages their embeddings): the whole painting squashed to a square
+    (Magenta's own usage) and the three squares at the start, middle and end of its long side, so no part
+    is left out and none is distorted alone. V x C x size x size; a square painting is one view."""
     h, w = t.shape[-2:]
+    if h == w:
+        return resize(t, (size, size)).clamp(0.0, 1.0)
     side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    return resize(t[..., top:top + side, left:left + side], (size, size)).clamp(0.0, 1.0)
+    views = [resize(t, (size, size))]
+    for top, left in ((0, 0), ((h - side) // 2, (w - side) // 2), (h - side, w - side)):
+        views.append(resize(t[..., top:top + side, left:left + side], (size, size)))
+    return torch.cat(views).clamp(0.0, 1.0)

@@ -38,7 +38,7 @@ WHEEL_VERSION = "0.1.0"
 ARBITRARY_MODEL = "magenta-arbitrary"
 MULTI_MODEL = "magenta-26"
 MAGENTA_MODELS = (ARBITRARY_MODEL, MULTI_MODEL)
-STYLE_IMAGE_SIZE = 256  # the predictor's input: the painting's centre square at 256 x 256
+STYLE_IMAGE_SIZE = 256  # the predictor's input: squares of 256 x 256 (`MobileNetStylePredictor.embed_painting`)
 RESIDUAL_BLOCKS = 5
 ARBITRARY_CONFIG = TransformerConfig(width=8, num_residual=RESIDUAL_BLOCKS, channels=(8, 16, 32, 16, 8),
                                      contract_norm=False, output_norm=True, output_activation="sigmoid")
@@ -213,7 +213,9 @@ def magenta_network(name: str) -> tuple[str, dict, dict, dict[str, torch.Tensor]
             "any painting, by Magenta: Ghiasi et al. 2017's style-prediction network (MobileNet-v2, 100-number "
             "embedding) and its conditioned transformer, trained by Magenta on ~80,000 paintings",
             "int8 weights dequantized (scale x (q - zero point), per output channel) from the ONNX initializers; "
-            "the graphs' activation quantization is not reproduced: this port runs in float",
+            "the graphs' activation quantization is not reproduced: this port runs in float (the predictor in "
+            "float32 at every precision) and embeds a painting as the mean of its square views (the whole painting "
+            "squashed, and three squares along its long side) rather than its centre square alone",
             "against onnxruntime on the wheel's int8 graphs at 384 x 384: embedding cosine 0.9999 with the graph "
             "run as written, 0.97-0.98 through onnxruntime's fused int8 kernels (which round differently), "
             "image PSNR 28 dB (tests/models/test_magenta.py)")

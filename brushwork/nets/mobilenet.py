@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from brushwork.imaging import painting_views
+
 # (expansion factor, output channels, repeats, stride of the first) per stage: MobileNet-v2's table.
 MOBILENET_V2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
                        (6, 160, 3, 2), (6, 320, 1, 1))
@@ -80,7 +82,8 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetStylePredictor(nn.Module):
-    """RGB [0, 1] paintings (N x 3 x S x S) -> embeddings (`embed`) -> flat norm parameters (`norm_params`)."""
+    """RGB [0, 1] paintings (N x 3 x S x S) -> embeddings (`embed`) -> flat norm parameters (`norm_params`);
+    `embed_painting` takes a whole painting of any shape."""
 
     def __init__(self, config: MobileNetPredictorConfig):
         super().__init__()
@@ -100,6 +103,14 @@ class MobileNetStylePredictor(nn.Module):
         y = F.relu6(self.stem(images))
         y = F.relu6(self.top(self.blocks(y)))
         return self.bottleneck(y.mean(dim=(2, 3)))
+
+    def embed_painting(self, painting: torch.Tensor) -> torch.Tensor:
+        """1 x 3 x H x W painting of any shape -> 1 x embedding: the mean embedding of its square views
+        (`painting_views`). Against the centre square alone, on the 8 held-out photo x painting pairs of
+        benchmarks/any_style.py and 16 pairs of 8 other paintings, it lowered the style loss (201,794 ->
+        200,690; 73,185 -> 72,558) and the palette distance (3.55 -> 3.49; 3.64 -> 3.30) and kept more of
+        the subject (structure 0.772 -> 0.779; 0.822 -> 0.839)."""
+        return self.embed(painting_views(painting, self.config.image_size)).mean(0, keepdim=True)
 
     def norm_params(self, embedding: torch.Tensor) -> torch.Tensor:
         return self.to_params(embedding)

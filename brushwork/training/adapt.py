@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from brushwork.errors import BrushworkError
-from brushwork.imaging import centre_square, load_image
+from brushwork.imaging import load_image
 from brushwork.models.registry import ModelFile, find_model
 from brushwork.nets.magenta import ARBITRARY_MODEL
 from brushwork.nets.mobilenet import MobileNetPredictorConfig, MobileNetStylePredictor, TrainableEmbedding
@@ -65,9 +65,8 @@ class AdaptObjective(PerceptualObjective):
         self.config = net.config
         # The start: the style-prediction network's parameters for the painting.
         painting, _ = load_image(resolve_style(options.style))
-        square = centre_square(painting, predictor.config.image_size)
         with torch.no_grad():
-            embedding = predictor.embed(square)
+            embedding = predictor.embed_painting(painting)
         net.requires_grad_(False)
         self.embedding = None
         if options.adapt_params == "embedding":

@@ -18,6 +18,7 @@ from brushwork.imaging import (
     image_to_tensor,
     load_image,
     open_image,
+    painting_views,
     resize,
     resize_long_side,
     save_image,
@@ -351,6 +352,23 @@ def test_resize_any_channels_and_antialias():
     assert resize(x, (64, 64)) is x
     assert resize_long_side(torch.zeros(1, 1, 30, 60), 20).shape == (1, 1, 10, 20)
     assert resize(torch.zeros(3, 4, 4), (8, 8)).shape == (3, 8, 8)
+
+
+def test_painting_views_see_the_whole_painting_as_squares():
+    # A wide painting: its left, middle and right thirds in three colours.
+    wide = torch.zeros(1, 3, 40, 120)
+    for i in range(3):
+        wide[:, i, :, 40 * i:40 * (i + 1)] = 1.0
+    views = painting_views(wide, 16)
+    assert views.shape == (4, 3, 16, 16)
+    # The whole painting squashed (every colour), then the start, middle and end squares (one colour each).
+    assert torch.allclose(views[0].mean((1, 2)), torch.full((3,), 1 / 3), atol=0.02)
+    for view, channel in zip(views[1:], range(3)):
+        assert torch.allclose(view[channel], torch.ones(16, 16)) and view.sum() == view[channel].sum()
+    tall = painting_views(wide.transpose(-1, -2), 16)  # the long side may be the height
+    assert torch.allclose(tall[1:], views[1:].transpose(-1, -2), atol=1e-5)
+    square = painting_views(torch.rand(1, 3, 30, 30), 16)
+    assert square.shape == (1, 3, 16, 16)  # one view: the others would be the same
 
 
 def test_load_image_shrinks_rgb_and_alpha_together(tmp_path):

@@ -83,6 +83,20 @@ def test_the_arbitrary_port_matches_the_wheels_int8_graphs():
     assert _psnr(ours.numpy(), reference[0]) > 25
 
 
+def test_the_style_embedding_sees_the_whole_painting_in_float32_at_any_precision():
+    """What lies outside the centre square changes the embedding; and the predictor runs in float32 even where
+    the run is bf16 (its bf16 embedding moved a palette distance from 2.8 to 4.5)."""
+    grey = torch.full((1, 3, 96, 288), 0.5)
+    red_edge = grey.clone()
+    red_edge[:, 1:, :, :48] = 0.0  # a red strip, far left: outside the centre square
+    fp32 = PredictStylizer("magenta-arbitrary", **TORCH_CPU)
+    a, b = fp32.embed_image(grey), fp32.embed_image(red_edge)
+    assert float((a - b).norm()) > 0.05 * float(a.norm())
+    painting = load_image(resolve_style("in-bed"))[0]
+    bf16 = PredictStylizer("magenta-arbitrary", device="cpu", precision="bf16", backend="torch")
+    assert torch.allclose(bf16.embed_image(painting), fp32.embed_image(painting), atol=1e-5)
+
+
 def test_a_painting_file_is_painted_by_the_port_at_any_size_and_tiles_join_exactly(tmp_path):
     painting = resolve_style("in-bed")
     assert dispatch.resolve_method(dispatch_options(style=str(painting))) == "predict"
