@@ -3,6 +3,7 @@
     python benchmarks/adapt.py --data ../shared/data/content                     # 5 and 15 minutes, two paintings
     python benchmarks/adapt.py --data PHOTOS --minutes 5,15,30 --paintings water-lilies,in-bed --parallel 2
     python benchmarks/adapt.py --data PHOTOS --minutes 5 --adapt-params norms,embedding   # which to train
+    python benchmarks/adapt.py --data PHOTOS --minutes "" --default-run        # what `brushwork train` gives
 
 For each painting (default: two held out of every training run here; Magenta's networks never saw them
 either) one run of `--kind adapt` trains on the photos of `--data`, stopped at each of `--minutes` of
@@ -36,22 +37,31 @@ OUT = ROOT / "out" / "benchmarks"
 
 
 def _train_to(painting: str, params: str, run_dir: Path, minutes: list[float],
-              args) -> list[tuple[float, Path, int]]:
-    """Train in one process per mark (`--time-limit` to the mark, then `--resume`); the model at each mark."""
+              args) -> list[tuple[str, Path, int]]:
+    """Train in one process per mark (`--time-limit` to the mark, then `--resume`); the model at each mark,
+    and with `--default-run` one more run of the kind's own defaults (where it stops by itself)."""
     done, marks = 0.0, []
-    for mark in minutes:
-        output = run_dir.parent / f"{run_dir.name}-{mark:g}min.safetensors"
+
+    def train(output: Path, run: Path, *flags: str) -> int:
         cmd = [sys.executable, "-m", "brushwork.cli", "train", "--kind", "adapt", "--style", painting,
-               "--data", args.data, "-o", str(output), "--run-dir", str(run_dir), "--steps", "100000",
-               "--time-limit", str(60 * (mark - done)), "--batch-size", str(args.batch_size),
+               "--data", args.data, "-o", str(output), "--run-dir", str(run), "--batch-size", str(args.batch_size),
                "--image-size", str(args.image_size), "--learning-rate", str(args.learning_rate),
                "--checkpoint-every", "0", "--preview-every", "0", "--log-every", "10", "--threads",
-               str(args.threads), "--seed", "0", "--adapt-params", params, "-q", *(["--resume"] if done else []),
-               *args.train_flags]
+               str(args.threads), "--seed", "0", "--adapt-params", params, "-q", *flags, *args.train_flags]
         subprocess.run(cmd, check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-        steps = json.loads((run_dir / "card.json").read_text())["steps"]
-        marks.append((mark, output, steps))
+        return json.loads((run / "card.json").read_text())["steps"]
+
+    for mark in minutes:
+        output = run_dir.parent / f"{run_dir.name}-{mark:g}min.safetensors"
+        steps = train(output, run_dir, "--steps", "100000", "--time-limit", str(60 * (mark - done)),
+                      *(["--resume"] if done else []))
+        marks.append((f"{mark:g} min ({steps} steps)", output, steps))
         done = mark
+    if args.default_run:
+        output = run_dir.parent / f"{run_dir.name}-default.safetensors"
+        start = time.monotonic()
+        steps = train(output, run_dir.with_name(run_dir.name + "-default"))
+        marks.append((f"default stop ({steps} steps, {(time.monotonic() - start) / 60:.1f} min)", output, steps))
     return marks
 
 
@@ -69,11 +79,13 @@ def main() -> None:
                    "(one run of each per painting)")
     p.add_argument("--parallel", type=int, default=2, help="training runs at once")
     p.add_argument("--skip-optimize", action="store_true")
+    p.add_argument("--default-run", action="store_true", help="also train with the kind's own defaults, which stop "
+                   "by themselves (what `brushwork train` does unasked), and measure that model")
     p.add_argument("--train-flags", nargs=argparse.REMAINDER, default=[], help="more flags for brushwork train")
     args = p.parse_args()
     if not Path(args.data).is_dir():
         raise SystemExit(f"no such folder of photos: {args.data}")
-    minutes = sorted(float(m) for m in args.minutes.split(","))
+    minutes = sorted(float(m) for m in args.minutes.split(",") if m)
     paintings = args.paintings.split(",")
     work = OUT / "adapt-runs" / time.strftime("%Y%m%d-%H%M%S")
     work.mkdir(parents=True, exist_ok=True)
@@ -112,7 +124,7 @@ def measure(args, runs: dict) -> None:
         methods = [("zero-shot prediction (step 0)", None, lambda c: dispatch.stylize_tensor(
             c, painting, method="predict"))]
         for variant, mark, output, steps in marks:
-            methods.append((f"adapt, {variant}{mark:g} min ({steps} steps)", None,
+            methods.append((f"adapt, {variant}{mark}", None,
                             lambda c, o=output: dispatch.stylize_tensor(c, str(o), method="feedforward")))
         if model_path(Path(painting).stem) is not None:
             methods.append((f"shipped model {Path(painting).stem}", None,

@@ -14,9 +14,9 @@ from brushwork.options import option as _opt
 
 # Used when neither --steps nor --epochs is given.
 DEFAULT_STEPS = 20000
-# --kind adapt stops where its measured quality peaks: at 82 steps (15 minutes on one core) the style loss was
-# 0.45x and 0.30x the zero-shot prediction's with the subject kept (structure within 0.06), and by 175 steps
-# the subject had faded (structure down 0.18 and 0.15): benchmarks/adapt.py, docs/performance.md.
+# --kind adapt stops where its measured quality peaks: at 80 steps (10-15 minutes on one core) the style loss
+# was 0.45-0.49x and 0.30-0.32x the zero-shot prediction's with the subject kept (structure within 0.1), and by
+# 115-175 steps the subject had faded (structure down 0.10-0.18): benchmarks/adapt.py, docs/performance.md.
 DEFAULT_KIND_STEPS = {"adapt": 80}
 
 SAVE_PRECISIONS = ("fp32", "fp16")
