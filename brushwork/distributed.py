@@ -49,12 +49,14 @@ def start(device: str) -> str:
     return device
 
 
-def finish() -> None:
-    """Leave the process group, at the end of a command run by torchrun. A process that exits with the group
-    still open can abort ("terminate called without an active exception", SIGABRT) as the group's
-    communication threads are torn down with the interpreter."""
+def finish() -> bool:
+    """Leave the process group, at the end of a command run by torchrun; True when there was one. A process
+    that exits with the group still open can abort ("terminate called without an active exception", SIGABRT)
+    as the group's communication threads are torn down with the interpreter."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+        return True
+    return False
 
 
 def rank_and_size() -> tuple[int, int]:

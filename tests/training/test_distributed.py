@@ -29,8 +29,9 @@ pytest.importorskip("torch.distributed.run")
 # Each kind's settings on top of `tiny`, and the share of its weights' elements that may differ by more than
 # float tolerance (see `assert_same_training`).
 KINDS = {
-    "feedforward": ({}, 0.0),
-    "multi": ({"style": None, "styles": "starry-night,udnie,great-wave"}, 0.0),  # one painting per photo in turn
+    "feedforward": ({}, 0.01),  # 0 of 34,080 weights on an AMD EPYC, 1 on an Intel Xeon (the unreadable-photo run)
+    # One painting per photo in turn. Its share: 0 of 34,560 weights on an AMD EPYC, 640 (1.9%) on an Intel Xeon.
+    "multi": ({"style": None, "styles": "starry-night,udnie,great-wave"}, 0.03),
     "adapt": ({"style": "water-lilies", "style_size": 64, "width": None, "num_residual": None}, 0.01),
     # At 1e-2 the tiny predictor's losses grow 1e8-fold in four steps: runs that far apart differ in rounding.
     "arbitrary": ({"style": None, "styles": "starry-night,udnie,great-wave", "embedding_size": 16,
@@ -97,19 +98,24 @@ def outputs(model, vgg) -> list[torch.Tensor]:
 
 
 def assert_same_training(run_a: Path, run_b: Path, kind: str, vgg) -> None:
-    """Two runs trained the same network: the same output within 1e-3, the same losses at every step within
-    1e-4 relative, and the same weights within float tolerance (1e-3 relative, 1e-4 absolute) but for those
-    without effect and a share of the others no larger than the kind's (KINDS). Why a share: Adam moves a weight
-    by about the learning rate whatever its gradient's size, so a weight whose gradient is zero up to rounding
-    (a unit on the edge of a ReLU) takes steps whose sign the rounding picks, and rounding differs with the
-    order of the sums. Those weights barely change the output, which the first check holds to 1e-3."""
+    """Two runs trained the same network. Their losses agree within 1e-5 relative over the first two steps: the
+    same photos, the same shares of the batch and the same first averaged update (measured: 1e-7). From then on
+    they agree within 1e-2, their outputs within 2e-2 and their weights within float tolerance (1e-3 relative,
+    1e-4 absolute) but for those without effect and a share of the others no larger than the kind's (KINDS).
+    Why looser later: Adam moves a weight by about the learning rate whatever its gradient's size, so a weight
+    whose gradient is zero up to rounding (a unit on the edge of a ReLU) takes steps whose sign the rounding picks,
+    and rounding differs with the order of the sums; each step amplifies that. How much depends on the CPU's
+    kernels: multi's step-4 losses 3.6e-3 apart and outputs 9.8e-3 apart on an Intel Xeon with AVX-512 BF16,
+    outputs 4.9e-4 apart on an AMD EPYC. A wrong batch, share or reduction shows at the first steps instead."""
     a, b = read_model(run_a.with_suffix(".safetensors")), read_model(run_b.with_suffix(".safetensors"))
     assert a.tensors.keys() == b.tensors.keys()
-    for x, y in zip(outputs(a, vgg), outputs(b, vgg), strict=True):
-        torch.testing.assert_close(y, x, rtol=1e-3, atol=1e-3)
     logs = [[r["losses"] for r in read_log(run)] for run in (run_a, run_b)]
-    for one, two in zip(*logs, strict=True):  # the whole batch's losses, not rank 0's share
-        assert one.keys() == two.keys() and all(abs(two[k] - one[k]) <= 1e-4 * abs(one[k]) for k in one), (one, two)
+    for step, (one, two) in enumerate(zip(*logs, strict=True), 1):  # the whole batch's losses, not rank 0's share
+        tolerance = 1e-5 if step <= 2 else 1e-2
+        assert one.keys() == two.keys() and all(abs(two[k] - one[k]) <= tolerance * abs(one[k]) for k in one), \
+            (step, one, two)
+    for x, y in zip(outputs(a, vgg), outputs(b, vgg), strict=True):
+        torch.testing.assert_close(y, x, rtol=1e-2, atol=2e-2)
     skip = without_effect(a)
     outside = compared = 0
     for k in a.tensors:

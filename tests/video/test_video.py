@@ -172,8 +172,12 @@ def test_optimize_starts_each_frame_from_the_last_result_carried_along_the_motio
         frames, times, _ = read_clip(out)
         assert len(frames) == 4 and times == pytest.approx(read_clip(clip)[1])
         outputs[stability] = np.stack(frames).astype(np.float64)
-    steadier = np.abs(np.diff(outputs[0.9], axis=0)).mean() < np.abs(np.diff(outputs[0.0], axis=0)).mean()
-    assert steadier
+
+    def warping_error(frames):  # frame t against frame t-1 moved 2 px left (the known motion), inside
+        return np.abs(frames[1:, 4:-4, 4:-6] - frames[:-1, 4:-4, 6:-4]).mean()
+
+    errors = {stability: warping_error(frames) for stability, frames in outputs.items()}
+    assert errors[0.9] < 0.8 * errors[0.0], errors
 
 
 def test_optimize_holds_each_frame_near_the_carried_result_where_the_motion_is_reliable(style_path, vgg,
