@@ -209,8 +209,8 @@ class PredictStylizer:
 
             image = resolve_style(image)
         rgb, _ = load_image(image)
-        h, w = rgb.shape[-2:]
         if not self.reads_pixels:
+            h, w = rgb.shape[-2:]
             # Training showed the predictor crops of up to the painting's whole short side, resized to
             # style_size: the whole image with its short side at style_size has the same stroke scale.
             scale = self.style_size / min(h, w)
